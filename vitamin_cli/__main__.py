@@ -1,0 +1,3 @@
+from vitamin_cli.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The `vitamin` command: a thin root that assembles one module per command.
+
+Errors raised as VitaminError become one message on stderr and the exit code of docs/exit-codes.md.
+Heavy libraries (torch, open_clip, timm, huggingface_hub) are imported only inside the commands that
+need them, so `vitamin ls` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Optional
+
+import typer
+
+from vitamin_cli import __version__
+from vitamin_cli.commands import ls, show
+from vitamin_cli.errors import VitaminError
+
+app = typer.Typer(
+    name="vitamin",
+    help="The ViTamin model zoo, managed: list, inspect, fetch, verify and benchmark its 61 CLIP models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"vitamin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """The ViTamin model zoo, managed: list, inspect, fetch, verify and benchmark its 61 CLIP models."""
+
+
+app.command("ls", epilog=ls.EXAMPLES)(ls.ls)
+app.command("list", hidden=True, help="Alias of `vitamin ls`.")(ls.ls)
+app.command("show", epilog=show.EXAMPLES)(show.show)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="vitamin")
+    except VitaminError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

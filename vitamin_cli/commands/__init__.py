@@ -1,0 +1,1 @@
+"""One module per command; `vitamin_cli.cli` assembles them."""

@@ -1,0 +1,91 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vitamin_cli import zoo
+
+
+class Size(str, Enum):
+    S = "S"
+    B = "B"
+    L = "L"
+    L2 = "L2"
+    XL = "XL"
+
+
+class Family(str, Enum):
+    vit = "vit"
+    convnext = "convnext"
+    coatnet = "coatnet"
+    vitamin = "vitamin"
+
+
+ZooPath = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--zoo",
+        envvar=zoo.ZOO_ENV,
+        help="Zoo file to use instead of the bundled zoo.yaml (also $VITAMIN_ZOO).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+Names = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="Model names, aliases, Hugging Face repos or globs such as 'ViTamin-L*'.", show_default=False),
+]
+SizeFilter = Annotated[
+    Optional[list[Size]],
+    typer.Option("--size", case_sensitive=False, help="Size class (repeatable).", show_default=False),
+]
+FamilyFilter = Annotated[
+    Optional[list[Family]],
+    typer.Option("--family", case_sensitive=False, help="Model family (repeatable).", show_default=False),
+]
+SamplesFilter = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--samples",
+        help="Seen samples, as printed or as a total: 128M, 1.28B, 12.8B+0.5B, 13.3B (repeatable).",
+        show_default=False,
+    ),
+]
+ResolutionFilter = Annotated[
+    Optional[list[int]],
+    typer.Option("--resolution", min=1, help="Image size in pixels (repeatable).", show_default=False),
+]
+ReleasedFilter = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--released/--unreleased", help="Only models with (or without) public weights.", show_default=False
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout (docs/json.md).")]
+
+
+def select(
+    names: list[str] | None,
+    zoo_path: Path | None,
+    size: list[Size] | None,
+    family: list[Family] | None,
+    samples: list[str] | None,
+    resolution: list[int] | None,
+    released: bool | None,
+) -> tuple[zoo.Zoo, list[zoo.Model]]:
+    """Load the zoo and apply the `vitamin ls` filters, as every command that takes them does."""
+    registry = zoo.load(zoo_path)
+    models = registry.select(
+        names or (),
+        size=[s.value for s in size or ()],
+        family=[f.value for f in family or ()],
+        samples=samples or (),
+        resolution=resolution or (),
+        released=released,
+    )
+    return registry, models

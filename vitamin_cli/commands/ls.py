@@ -1,0 +1,79 @@
+"""`vitamin ls`: the zoo as a table, or as JSON, CSV or markdown."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from vitamin_cli import output, render
+from vitamin_cli.commands import _options as opt
+from vitamin_cli.errors import UsageError
+from vitamin_cli.texttable import terminal_width, use_color
+
+
+class SortColumn(str, Enum):
+    image_size = "image_size"
+    num_patches = "num_patches"
+    text_depth = "text_depth"
+    text_width = "text_width"
+    seen_samples = "seen_samples"
+    params_image_m = "params_image_m"
+    params_text_m = "params_text_m"
+    macs_image_g = "macs_image_g"
+    macs_text_g = "macs_text_g"
+    imagenet = "imagenet"
+    avg38 = "avg38"
+    dist_shift = "dist_shift"
+    vtab = "vtab"
+    retrieval = "retrieval"
+
+
+EXAMPLES = """
+Examples:
+
+  vitamin ls --size L                  # the 22 large models
+  vitamin ls 'ViTamin-L*' --released   # released ViTamin-L and -L2 models
+  vitamin ls --sort imagenet --reverse # best ImageNet accuracy first
+  vitamin ls --family vitamin --json   # machine-readable (docs/json.md)
+"""
+
+
+def ls(
+    names: opt.Names = None,
+    size: opt.SizeFilter = None,
+    family: opt.FamilyFilter = None,
+    samples: opt.SamplesFilter = None,
+    resolution: opt.ResolutionFilter = None,
+    released: opt.ReleasedFilter = None,
+    sort: Annotated[
+        Optional[SortColumn], typer.Option("--sort", help="Sort by this numeric column (ascending).", show_default=False)
+    ] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Sort descending.")] = False,
+    as_json: opt.JsonFlag = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+    as_markdown: Annotated[bool, typer.Option("--markdown", help="Write a markdown table to stdout.")] = False,
+    zoo_path: opt.ZooPath = None,
+) -> None:
+    """List the zoo: one row per model, grouped like the zoo table, winners of each block highlighted."""
+    if as_json + as_csv + as_markdown > 1:
+        raise UsageError("choose one of --json, --csv and --markdown")
+    if reverse and sort is None:
+        raise UsageError("--reverse needs --sort COLUMN")
+    registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
+    if sort is not None:
+        column = sort.value
+        present = sorted((m for m in models if m.value(column) is not None), key=lambda m: m.value(column), reverse=reverse)  # type: ignore[arg-type,return-value]
+        models = present + [m for m in models if m.value(column) is None]
+    if as_json:
+        output.write_json([m.to_json() for m in models])
+    elif as_csv:
+        output.write_text(render.to_csv(models))
+    elif as_markdown:
+        output.write_text(render.to_markdown(registry, models))
+    elif not models:
+        output.err_console().print("no model matches these filters; `vitamin ls` shows them all")
+    else:
+        table = render.ls_table(registry, models, grouped=sort is None)
+        output.write_text(table.render(color=use_color(), width=terminal_width()))

@@ -1,0 +1,44 @@
+"""The one error hierarchy of vitamin, and its exit codes (docs/exit-codes.md)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the command ran and something is wrong: a checksum mismatch, a failed download
+EXIT_USAGE = 2  # the command cannot run as asked: a bad flag, an unknown model, a malformed zoo.yaml
+
+
+class VitaminError(Exception):
+    """An error that the CLI turns into a one-paragraph message and an exit code, never a traceback."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(VitaminError):
+    """The user asked for something that cannot be done as asked."""
+
+    exit_code = EXIT_USAGE
+
+
+class UnknownModelError(UsageError):
+    """A model name that is neither a canonical name nor an alias."""
+
+
+class ZooFileError(UsageError):
+    """zoo.yaml cannot be read, or it breaks the schema (docs/zoo-schema.md)."""
+
+    def __init__(self, path: str, line: int | None, field: str | None, problem: str) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        subject = f"field '{field}': " if field else ""
+        super().__init__(
+            f"{where}: {subject}{problem}",
+            hint="fix the file (docs/zoo-schema.md describes every field), or drop --zoo / VITAMIN_ZOO "
+            "to use the bundled zoo",
+        )
+        self.path = path
+        self.line = line
+        self.field = field

@@ -1,0 +1,278 @@
+"""Zoo rows as text: the `vitamin ls` table, markdown, CSV, and the `vitamin show` view.
+
+Numbers are printed as the zoo table prints them: the benchmarked table gives params and MACs to two
+decimals, the long-schedule table to one; every accuracy has one decimal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from vitamin_cli.zoo import METRICS, Model, Zoo
+
+from vitamin_cli.texttable import TextTable
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+METRIC_TITLES = {
+    "imagenet": "ImageNet",
+    "avg38": "Avg 38",
+    "dist_shift": "Dist. shift",
+    "vtab": "VTAB",
+    "retrieval": "Retrieval",
+}
+LS_TITLES = {"imagenet": "ImageNet", "avg38": "Avg38", "dist_shift": "Shift", "vtab": "VTAB", "retrieval": "Retr."}
+SIZE_TITLES = {"S": "Small", "B": "Base", "L": "Large", "L2": "Large-2", "XL": "Extra-large"}
+CSV_COLUMNS = (
+    "name",
+    "aliases",
+    "encoder",
+    "family",
+    "size",
+    "image_size",
+    "num_patches",
+    "text_depth",
+    "text_width",
+    "seen_samples",
+    "seen_samples_total",
+    "params_image_m",
+    "params_text_m",
+    "macs_image_g",
+    "macs_text_g",
+    *METRICS,
+    "weights_repo",
+    "weights_filename",
+    "weights_revision",
+    "weights_sha256",
+    "weights_size_bytes",
+    "weights_note",
+)
+
+
+def cost_decimals(model: Model) -> int:
+    return 2 if model.schedule == "benchmark" else 1
+
+
+def params_text(model: Model, sep: str = "+") -> str:
+    d = cost_decimals(model)
+    return f"{model.params_image_m:.{d}f}{sep}{model.params_text_m:.{d}f}"
+
+
+def macs_text(model: Model, sep: str = "+") -> str:
+    d = cost_decimals(model)
+    return f"{model.macs_image_g:.{d}f}{sep}{model.macs_text_g:.{d}f}"
+
+
+def metric_text(model: Model, metric: str) -> str:
+    return f"{getattr(model, metric):.1f}"
+
+
+def group_title(model: Model) -> str:
+    """The title of the model's group; short enough for the Model column."""
+    if model.schedule == "long":
+        return "Long schedule"
+    return f"{SIZE_TITLES[model.size]} ({model.size})"
+
+
+def block_key(model: Model) -> tuple[str, ...]:
+    """Rows between two separators: one data scale of a size class, or one long-schedule encoder."""
+    if model.schedule == "benchmark":
+        return (model.schedule, model.size, model.seen_samples)
+    return (model.schedule, model.encoder)
+
+
+def to_csv(models: Sequence[Model]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for model in models:
+        row = model.to_json()
+        weights = row.pop("weights") or {}
+        row["aliases"] = ";".join(row["aliases"])
+        row.update({f"weights_{key}": value for key, value in weights.items()})
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def to_markdown(zoo: Zoo, models: Sequence[Model]) -> str:
+    """A markdown table in the zoo table's own columns, its winners in bold."""
+    header = (
+        "| name | image encoder | image size | num patches | text depth/width | seen samples "
+        "| params Image+Text (M) | MACs Image+Text (G) | "
+        + " | ".join(METRIC_TITLES[m] for m in METRICS)
+        + " | weights |"
+    )
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for model in models:
+        wins = zoo.winners[model.name]
+        metrics = [
+            f"**{metric_text(model, m)}**" if m in wins else metric_text(model, m) for m in METRICS
+        ]
+        cells = [
+            model.name,
+            model.encoder,
+            str(model.image_size),
+            "" if model.num_patches is None else str(model.num_patches),
+            f"{model.text_depth} / {model.text_width}",
+            model.seen_samples,
+            params_text(model, " + "),
+            macs_text(model, " + "),
+            *metrics,
+            model.weights.repo if model.weights else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ls_table(zoo: Zoo, models: Sequence[Model], grouped: bool) -> TextTable:
+    """The `vitamin ls` table, under 80 columns; grouped like the zoo table unless the rows were sorted.
+
+    Names carry the data scale (and the resolution of the long-schedule rows), so no column repeats them.
+    """
+    titles = ["Model", "Params M\nimg+txt", "MACs G\nimg+txt", *(LS_TITLES[m] for m in METRICS), "Hub"]
+    table = TextTable(titles, right=set(range(1, len(titles) - 1)))
+    for index, model in enumerate(models):
+        previous = models[index - 1] if index else None
+        if grouped and previous is not None and block_key(previous) != block_key(model):
+            table.add_gap()
+        if grouped and (previous is None or group_title(previous) != group_title(model)):
+            table.add_title(group_title(model))
+        wins = zoo.winners[model.name]
+        table.add_row(
+            [
+                (model.name, "bold" if model.family == "vitamin" else ""),
+                (params_text(model), ""),
+                (macs_text(model), ""),
+                *((metric_text(model, m), "bold green" if m in wins else "") for m in METRICS),
+                ("yes", "") if model.released else ("-", "dim"),
+            ]
+        )
+    return table
+
+
+# ---------------------------------------------------------------------------------------------------
+# vitamin show
+
+
+def show_json(zoo: Zoo, model: Model) -> dict[str, object]:
+    inline = zoo.inline_architecture(model)
+    return {
+        **model.to_json(),
+        "schedule": model.schedule,
+        "architecture": {"name": model.arch, "upstream": inline is None, "config": inline},
+        "wins": [m for m in METRICS if m in zoo.winners[model.name]],
+        "siblings": [m.name for m in zoo.siblings(model)],
+        "snippet": open_clip_snippet(zoo, model),
+    }
+
+
+def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
+    from rich.table import Table
+
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    schedule = "benchmarked (the 48-model table)" if model.schedule == "benchmark" else "long-schedule"
+    facts.add_row("encoder", f"{model.encoder} ({model.family}, size {model.size}, {schedule})")
+    if model.aliases:
+        facts.add_row("aliases", ", ".join(model.aliases))
+    image = f"{model.image_size} px"
+    if model.num_patches is not None:
+        image += f", {model.num_patches} patches"
+    facts.add_row("image", image)
+    facts.add_row("text", f"{model.text_depth} layers, width {model.text_width}, context 77")
+    facts.add_row("seen samples", f"{model.seen_samples} ({model.seen_samples_total:,} in all)")
+    facts.add_row("params (M)", f"image {params_text(model, ' + text ')}")
+    facts.add_row(
+        "MACs (G)", f"image {macs_text(model, ' + text ')}  (paper convention: attention matmuls left out)"
+    )
+    wins = zoo.winners[model.name]
+    facts.add_row(
+        "accuracy (%)",
+        "  ".join(
+            f"{METRIC_TITLES[m]} " + (f"[bold green]{metric_text(model, m)}[/]*" if m in wins else metric_text(model, m))
+            for m in METRICS
+        ),
+    )
+    if wins:
+        facts.add_row("", "[dim]* best of its block in the zoo table[/]")
+    inline = zoo.inline_architecture(model)
+    facts.add_row(
+        "architecture",
+        f"open_clip config '{model.arch}'"
+        if inline is None
+        else f"'{model.arch}', an open_clip config defined in {zoo.path.name} (upstream has none that fits)",
+    )
+    facts.add_row("weights", _weights_line(model))
+    if model.weights_note:
+        facts.add_row("", model.weights_note)
+    parts: list[RenderableType] = [f"[bold]{model.name}[/]", facts]
+    siblings = zoo.siblings(model)
+    if siblings:
+        table = Table(title="Same encoder, other data scales or resolutions", title_justify="left", box=None)
+        for title in ("Model", "Res", "Samples", "ImageNet", "Weights"):
+            table.add_column(title, justify="left" if title in ("Model", "Weights") else "right")
+        for other in siblings:
+            same = other.image_size == model.image_size
+            table.add_row(
+                other.name + (" [yellow](same resolution)[/]" if same else ""),
+                str(other.image_size),
+                other.seen_samples,
+                metric_text(other, "imagenet"),
+                "hub" if other.released else "-",
+            )
+        parts.append(table)
+    parts.append("[bold]open_clip[/]")
+    return parts
+
+
+def _weights_line(model: Model) -> str:
+    if model.weights is None:
+        return "none published"
+    w = model.weights
+    pins = ", ".join(
+        f"{label} {value}" for label, value in (("revision", w.revision), ("sha256", w.sha256), ("size", w.size_bytes)) if value
+    )
+    return f"hf://{w.repo}/{w.filename} ({pins or 'not pinned yet'})"
+
+
+def open_clip_snippet(zoo: Zoo, model: Model) -> str:
+    """Python that builds the model with plain open_clip (and huggingface_hub for released weights)."""
+    import json
+    import pprint
+
+    lines = ["import open_clip"]
+    inline = zoo.inline_architecture(model)
+    if inline is not None:
+        lines[0:0] = ["import json", "import pathlib", "import tempfile", ""]
+        lines += [
+            "",
+            f"# open_clip has no correct config for '{model.arch}': register the one from zoo.yaml",
+            "config = " + pprint.pformat(inline, width=100, sort_dicts=False).replace("\n", "\n         "),
+            "config_dir = pathlib.Path(tempfile.mkdtemp())",
+            f"(config_dir / {json.dumps(model.arch + '.json')}).write_text(json.dumps(config))",
+            "open_clip.add_model_config(config_dir)",
+        ]
+    if model.weights is not None:
+        w = model.weights
+        revision = f", revision={json.dumps(w.revision)}" if w.revision else ""
+        lines.insert(lines.index("import open_clip") + 1, "from huggingface_hub import hf_hub_download")
+        lines += [
+            "",
+            f"checkpoint = hf_hub_download({json.dumps(w.repo)}, {json.dumps(w.filename)}{revision})",
+            f"model, _, preprocess = open_clip.create_model_and_transforms({json.dumps(model.arch)}, "
+            "pretrained=checkpoint)",
+        ]
+    else:
+        lines += [
+            "",
+            "# no public checkpoint: this builds the architecture with random weights",
+            f"model, _, preprocess = open_clip.create_model_and_transforms({json.dumps(model.arch)})",
+        ]
+    lines.append(f"tokenizer = open_clip.get_tokenizer({json.dumps(model.arch)})")
+    return "\n".join(lines) + "\n"
