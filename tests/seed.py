@@ -97,7 +97,7 @@ def parse_seed(path: Path = SEED) -> list[SeedRow]:
                 dist_shift=plain[2][0],
                 vtab=plain[3][0],
                 retrieval=plain[4][0],
-                bold=frozenset(m for m, (_, is_bold) in zip(METRICS, plain) if is_bold),
+                bold=frozenset(m for m, (_, is_bold) in zip(METRICS, plain, strict=True) if is_bold),
                 has_link=has_link,
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ from vitamin_cli.errors import VitaminError
 
 app = typer.Typer(
     name="vitamin",
-    help="The ViTamin model zoo, managed: list, inspect, fetch, verify and benchmark its 61 CLIP models.",
+    help="The ViTamin model zoo, managed: its 61 CLIP models, their reported numbers, architectures and weights.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,11 +36,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    """The ViTamin model zoo, managed: list, inspect, fetch, verify and benchmark its 61 CLIP models."""
+    """The ViTamin model zoo, managed: its 61 CLIP models, their reported numbers, architectures and weights."""
 
 
 app.command("ls", epilog=ls.EXAMPLES)(ls.ls)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from vitamin_cli.zoo import METRICS, Model, Zoo
-
 from vitamin_cli.texttable import TextTable
+from vitamin_cli.zoo import METRICS, Model, Zoo
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -110,9 +109,7 @@ def to_markdown(zoo: Zoo, models: Sequence[Model]) -> str:
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for model in models:
         wins = zoo.winners[model.name]
-        metrics = [
-            f"**{metric_text(model, m)}**" if m in wins else metric_text(model, m) for m in METRICS
-        ]
+        metrics = [f"**{metric_text(model, m)}**" if m in wins else metric_text(model, m) for m in METRICS]
         cells = [
             model.name,
             model.encoder,
@@ -177,8 +174,8 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
-    schedule = "benchmarked (the 48-model table)" if model.schedule == "benchmark" else "long-schedule"
-    facts.add_row("encoder", f"{model.encoder} ({model.family}, size {model.size}, {schedule})")
+    schedule = "benchmarked table" if model.schedule == "benchmark" else "long-schedule table"
+    facts.add_row("encoder", f"{model.encoder} · family {model.family} · size {model.size} · {schedule}")
     if model.aliases:
         facts.add_row("aliases", ", ".join(model.aliases))
     image = f"{model.image_size} px"
@@ -188,14 +185,13 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
     facts.add_row("text", f"{model.text_depth} layers, width {model.text_width}, context 77")
     facts.add_row("seen samples", f"{model.seen_samples} ({model.seen_samples_total:,} in all)")
     facts.add_row("params (M)", f"image {params_text(model, ' + text ')}")
-    facts.add_row(
-        "MACs (G)", f"image {macs_text(model, ' + text ')}  (paper convention: attention matmuls left out)"
-    )
+    facts.add_row("MACs (G)", f"image {macs_text(model, ' + text ')}  (paper convention: attention matmuls left out)")
     wins = zoo.winners[model.name]
     facts.add_row(
         "accuracy (%)",
         "  ".join(
-            f"{METRIC_TITLES[m]} " + (f"[bold green]{metric_text(model, m)}[/]*" if m in wins else metric_text(model, m))
+            f"{METRIC_TITLES[m]} "
+            + (f"[bold green]{metric_text(model, m)}[/]*" if m in wins else metric_text(model, m))
             for m in METRICS
         ),
     )
@@ -206,7 +202,7 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
         "architecture",
         f"open_clip config '{model.arch}'"
         if inline is None
-        else f"'{model.arch}', an open_clip config defined in {zoo.path.name} (upstream has none that fits)",
+        else f"'{model.arch}', an open_clip config defined in {zoo.path.name} (open_clip's own is missing or wrong)",
     )
     facts.add_row("weights", _weights_line(model))
     if model.weights_note:
@@ -215,15 +211,15 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
     siblings = zoo.siblings(model)
     if siblings:
         table = Table(title="Same encoder, other data scales or resolutions", title_justify="left", box=None)
-        for title in ("Model", "Res", "Samples", "ImageNet", "Weights"):
-            table.add_column(title, justify="left" if title in ("Model", "Weights") else "right")
+        for title in ("Model", "Res", "Samples", "ImageNet", "Network", "Weights"):
+            table.add_column(title, justify="right" if title in ("Res", "Samples", "ImageNet") else "left")
         for other in siblings:
-            same = other.image_size == model.image_size
             table.add_row(
-                other.name + (" [yellow](same resolution)[/]" if same else ""),
+                other.name,
                 str(other.image_size),
                 other.seen_samples,
                 metric_text(other, "imagenet"),
+                "[yellow]same[/]" if other.arch == model.arch else "other",
                 "hub" if other.released else "-",
             )
         parts.append(table)
@@ -236,7 +232,9 @@ def _weights_line(model: Model) -> str:
         return "none published"
     w = model.weights
     pins = ", ".join(
-        f"{label} {value}" for label, value in (("revision", w.revision), ("sha256", w.sha256), ("size", w.size_bytes)) if value
+        f"{label} {value}"
+        for label, value in (("revision", w.revision), ("sha256", w.sha256), ("size", w.size_bytes))
+        if value
     )
     return f"hf://{w.repo}/{w.filename} ({pins or 'not pinned yet'})"
 

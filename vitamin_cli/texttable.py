@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import TextIO, Union
+from typing import TextIO
 
 _ANSI = {"bold": "1", "dim": "2", "green": "32", "cyan": "36"}
 
 # A cell is its text and a style: space-separated names of _ANSI, or "".
 Cell = tuple[str, str]
 # A row is a list of cells, a group title, or None for an empty line.
-Row = Union[list[Cell], str, None]
+Row = list[Cell] | str | None
 
 
 class TextTable:

@@ -165,9 +165,7 @@ class Zoo:
         """A model by canonical name, alias or Hugging Face repo (`org/name` or `name`), ignoring case."""
         model = self._index.get(name.strip().lower())
         if model is None:
-            raise UnknownModelError(
-                f"unknown model '{name}'", hint=suggest(name, self._display_names())
-            )
+            raise UnknownModelError(f"unknown model '{name}'", hint=suggest(name, self._display_names()))
         return model
 
     def _display_names(self) -> list[str]:
@@ -212,9 +210,7 @@ class Zoo:
                 matched.add(self.get(pattern).name)
                 continue
             glob = pattern.lower()
-            matched.update(
-                m.name for m in self.models if any(fnmatch.fnmatchcase(k, glob) for k in lookup_keys(m))
-            )
+            matched.update(m.name for m in self.models if any(fnmatch.fnmatchcase(k, glob) for k in lookup_keys(m)))
         return matched
 
     def siblings(self, model: Model) -> list[Model]:
@@ -267,8 +263,8 @@ def suggest(name: str, candidates: Sequence[str]) -> str:
 def _parse_samples_arg(text: str) -> int:
     try:
         return parse_samples(text.strip().upper())
-    except ValueError as err:
-        raise UsageError(f"--samples: {err}") from None
+    except ValueError:
+        raise UsageError(f"--samples: '{text}' is not a sample count like 128M, 1.28B or 12.8B+0.5B") from None
 
 
 def _thaw(value: Any) -> Any:
@@ -544,7 +540,9 @@ class _Parser:
             result[key_node.value] = {key: self.value(field_node) for key, field_node in fields.items()}
         return result
 
-    def checked(self, checks: Mapping[str, Callable[[Any], Any]], fields: Mapping[str, yaml.Node], label: str, where: str) -> dict[str, Any]:
+    def checked(
+        self, checks: Mapping[str, Callable[[Any], Any]], fields: Mapping[str, yaml.Node], label: str, where: str
+    ) -> dict[str, Any]:
         """Each present field's value, converted by its check; a failed check names the line and field."""
         values: dict[str, Any] = {}
         for key, node in fields.items():
@@ -558,7 +556,7 @@ class _Parser:
         fields = self.mapping(node, None, required=_MODEL_KEYS_REQUIRED, optional=_MODEL_KEYS_OPTIONAL)
         name = self.value(fields["name"])
         where = f"model '{name}'" if isinstance(name, str) else "model"
-        values = {"aliases": (), "num_patches": None, "weights_note": None}
+        values: dict[str, Any] = {"aliases": (), "num_patches": None, "weights_note": None}
         values.update(self.checked(_MODEL_CHECKS, {k: v for k, v in fields.items() if k != "weights"}, "", where))
         values["weights"] = self.weights(fields["weights"], where)
         model = Model(**values, line=fields["name"].start_mark.line + 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,7 +27,7 @@ class Family(str, Enum):
 
 
 ZooPath = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--zoo",
         envvar=zoo.ZOO_ENV,
@@ -37,19 +37,19 @@ ZooPath = Annotated[
     ),
 ]
 Names = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Argument(help="Model names, aliases, Hugging Face repos or globs such as 'ViTamin-L*'.", show_default=False),
 ]
 SizeFilter = Annotated[
-    Optional[list[Size]],
+    list[Size] | None,
     typer.Option("--size", case_sensitive=False, help="Size class (repeatable).", show_default=False),
 ]
 FamilyFilter = Annotated[
-    Optional[list[Family]],
+    list[Family] | None,
     typer.Option("--family", case_sensitive=False, help="Model family (repeatable).", show_default=False),
 ]
 SamplesFilter = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--samples",
         help="Seen samples, as printed or as a total: 128M, 1.28B, 12.8B+0.5B, 13.3B (repeatable).",
@@ -57,14 +57,12 @@ SamplesFilter = Annotated[
     ),
 ]
 ResolutionFilter = Annotated[
-    Optional[list[int]],
+    list[int] | None,
     typer.Option("--resolution", min=1, help="Image size in pixels (repeatable).", show_default=False),
 ]
 ReleasedFilter = Annotated[
-    Optional[bool],
-    typer.Option(
-        "--released/--unreleased", help="Only models with (or without) public weights.", show_default=False
-    ),
+    bool | None,
+    typer.Option("--released/--unreleased", help="Only models with (or without) public weights.", show_default=False),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout (docs/json.md).")]
 

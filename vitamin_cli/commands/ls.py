@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -48,7 +48,16 @@ def ls(
     resolution: opt.ResolutionFilter = None,
     released: opt.ReleasedFilter = None,
     sort: Annotated[
-        Optional[SortColumn], typer.Option("--sort", help="Sort by this numeric column (ascending).", show_default=False)
+        SortColumn | None,
+        typer.Option(
+            "--sort",
+            metavar="COLUMN",
+            show_choices=False,
+            help="Sort by a numeric column (ascending): image_size, num_patches, text_depth, text_width, "
+            "seen_samples, params_image_m, params_text_m, macs_image_g, macs_text_g, imagenet, avg38, "
+            "dist_shift, vtab, retrieval.",
+            show_default=False,
+        ),
     ] = None,
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Sort descending.")] = False,
     as_json: opt.JsonFlag = False,
@@ -64,7 +73,8 @@ def ls(
     registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
     if sort is not None:
         column = sort.value
-        present = sorted((m for m in models if m.value(column) is not None), key=lambda m: m.value(column), reverse=reverse)  # type: ignore[arg-type,return-value]
+        present = [m for m in models if m.value(column) is not None]
+        present.sort(key=lambda m: m.value(column) or 0, reverse=reverse)
         models = present + [m for m in models if m.value(column) is None]
     if as_json:
         output.write_json([m.to_json() for m in models])

@@ -1,0 +1,76 @@
+"""docs/ stays true: the CLI reference is regenerated and compared, the JSON contract page matches the code."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+from vitamin_cli import zoo
+
+DOCS = ROOT / "docs"
+
+
+def test_cli_reference_is_current(tmp_path: Path) -> None:
+    fresh = tmp_path / "cli.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "vitamin_cli.cli",
+            "utils",
+            "docs",
+            "--name",
+            "vitamin",
+            "--output",
+            str(fresh),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (DOCS / "cli.md").read_text() == fresh.read_text(), (
+        "docs/cli.md is stale: run `typer vitamin_cli.cli utils docs --name vitamin --output docs/cli.md`"
+    )
+
+
+def table_keys(markdown: str, heading: str) -> list[str]:
+    """The backquoted keys of the first table under a heading."""
+    section = markdown.split(heading, 1)[1]
+    keys = []
+    for line in section.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        match = re.match(r"\| `(\w+)` \|", line)
+        if match:
+            keys.append(match.group(1))
+        elif keys and not line.startswith("|"):
+            break
+    return keys
+
+
+def test_json_page_lists_exactly_the_ls_keys() -> None:
+    page = (DOCS / "json.md").read_text()
+    model = zoo.get("ViTamin-S")
+    assert table_keys(page, "## `vitamin ls --json`") == list(model.to_json())
+    assert table_keys(page, "`weights`:") == list(model.to_json()["weights"])
+
+
+def test_schema_page_lists_every_model_key() -> None:
+    page = (DOCS / "zoo-schema.md").read_text()
+    documented = set(re.findall(r"`(\w+)`", page.split("## `models`", 1)[1].split("## Names", 1)[0]))
+    from vitamin_cli.zoo import (
+        _MODEL_KEYS_OPTIONAL,
+        _MODEL_KEYS_REQUIRED,
+        _WEIGHTS_KEYS_OPTIONAL,
+        _WEIGHTS_KEYS_REQUIRED,
+    )
+
+    for key in (*_MODEL_KEYS_REQUIRED, *_MODEL_KEYS_OPTIONAL, *_WEIGHTS_KEYS_REQUIRED, *_WEIGHTS_KEYS_OPTIONAL):
+        assert key in documented, key

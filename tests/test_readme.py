@@ -1,0 +1,64 @@
+"""README.md stays true: its commands are the ones CI runs, and its sample output is what the tool prints."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import ROOT, Run
+
+README = (ROOT / "README.md").read_text()
+
+
+def commands() -> list[str]:
+    """The indented commands that open the README, before the first section."""
+    intro = README.split("\n## ", 1)[0]
+    return [line.strip() for line in intro.splitlines() if line.startswith("    ")]
+
+
+def test_readme_opens_with_install_and_test_commands() -> None:
+    install, test = commands()
+    assert install == "pip install . && vitamin ls --size L"
+    assert test.startswith('pip install -e ".[test]"') and test.endswith("pytest")
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands()[1] in ci.splitlines()
+
+
+def sample(command: str) -> list[str]:
+    """The output lines the README shows after `$ command`, up to the next blank line."""
+    block = README.split(f"    $ {command}\n", 1)[1].split("\n\n", 1)[0]
+    return [line[4:] for line in block.splitlines()]
+
+
+def test_ls_sample_output_is_real(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # the README shows an 80-column terminal
+    actual = run("ls", "--size", "L").stdout.splitlines()
+    shown = [line for line in sample("vitamin ls --size L") if line != "..."]
+    assert len(shown) > 10
+    for line in shown:
+        assert line in actual, line
+
+
+def test_show_sample_output_is_real(run: Run) -> None:
+    actual = [line.rstrip() for line in run("show", "ViTamin-XL-384").stdout.splitlines()]
+    for line in sample("vitamin show ViTamin-XL-384"):
+        if line != "...":
+            assert line.rstrip() in actual, line
+
+
+def test_typo_sample_output_is_real(run: Run) -> None:
+    result = run("show", "ViTamin-XL-348")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == sample("vitamin show ViTamin-XL-348")
+
+
+def test_python_sample_runs() -> None:
+    code = re.search(r"```python\n(.*?)```", README, re.S)
+    assert code is not None
+    source = code.group(1).replace('zoo.load("lab-zoo.yaml")', "zoo.load()")
+    scope: dict[str, object] = {}
+    exec(source, scope)  # noqa: S102 - the README's own example
+    assert scope["model"].name == "ViTamin-XL-384-s41B"  # type: ignore[attr-defined]
