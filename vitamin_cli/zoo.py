@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -298,13 +299,13 @@ def default_path() -> Path:
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Zoo:
-    """Load and validate a zoo file (default: `default_path()`). Results are cached per file version."""
+    """Load and validate a zoo file (default: `default_path()`)."""
     resolved = Path(path) if path is not None else default_path()
     try:
-        stamp = resolved.stat().st_mtime_ns
+        data = resolved.read_bytes()
     except OSError as err:
         raise ZooFileError(str(resolved), None, None, f"cannot read the zoo file: {err.strerror}") from None
-    return _load_cached(str(resolved), stamp)
+    return _load(str(resolved), data)
 
 
 def get(name: str) -> Model:
@@ -318,8 +319,62 @@ def select(names: Sequence[str] = (), **filters: Any) -> list[Model]:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, _stamp: int) -> Zoo:
-    return _Parser(path).parse()
+def _load(path: str, data: bytes) -> Zoo:
+    """Parse and validate, or reuse the validated result of the same bytes from the on-disk cache.
+
+    Validating node by node takes most of `vitamin ls`'s own time; the cache entry is JSON named after a hash
+    of the file's bytes and of this module, so any change to either makes a new one.
+    """
+    cache_file = _cache_dir() / f"zoo-{_cache_key(data)}.json"
+    try:
+        return _from_cache(path, json.loads(cache_file.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    zoo = _Parser(path, data).parse()
+    _write_cache(cache_file, zoo)
+    return zoo
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitamin"
+
+
+def _cache_key(data: bytes) -> str:
+    import hashlib
+
+    me = Path(__file__).stat()
+    digest = hashlib.sha256(f"{SCHEMA_VERSION}:{me.st_mtime_ns}:{me.st_size}:".encode() + data)
+    return digest.hexdigest()[:32]
+
+
+def _from_cache(path: str, cached: dict[str, Any]) -> Zoo:
+    models = tuple(
+        Model(**{**m, "aliases": tuple(m["aliases"]), "weights": m["weights"] and Weights(**m["weights"])})
+        for m in cached["models"]
+    )
+    return Zoo(path=Path(path), models=models, architectures=_freeze(cached["architectures"]))
+
+
+def _write_cache(cache_file: Path, zoo: Zoo) -> None:
+    """Best effort: a read-only or full disk only costs the next start its speed."""
+    import dataclasses
+    import tempfile
+
+    payload = {
+        "models": [dataclasses.asdict(m) for m in zoo.models],
+        "architectures": _thaw(zoo.architectures),
+    }
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".zoo-", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(payload, out)
+        os.replace(tmp, cache_file)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 _YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -460,8 +515,9 @@ _WEIGHTS_CHECKS: dict[str, Callable[[Any], Any]] = {
 class _Parser:
     """Walks the YAML node tree (not plain dicts) so every error can name its line."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, data: bytes) -> None:
         self.path = path
+        self.data = data
         self.constructor = yaml.constructor.SafeConstructor()
 
     def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ZooFileError:
@@ -475,9 +531,9 @@ class _Parser:
 
     def parse(self) -> Zoo:
         try:
-            text = Path(self.path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise self.fail(None, None, f"cannot read the zoo file: {err}") from None
+            text = self.data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise self.fail(None, None, f"not UTF-8 text: {err}") from None
         try:
             root = yaml.compose(text, Loader=_YamlLoader)
         except yaml.MarkedYAMLError as err:

@@ -1,0 +1,64 @@
+"""The on-disk cache of a validated zoo: same result as parsing, and never trusted for other bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ZOO_YAML
+
+from vitamin_cli import zoo
+
+
+def cache_files() -> list[Path]:
+    return sorted(zoo._cache_dir().glob("zoo-*.json"))
+
+
+def fresh_load(path: Path) -> zoo.Zoo:
+    zoo._load.cache_clear()
+    return zoo.load(path)
+
+
+def test_cached_zoo_equals_parsed_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = fresh_load(ZOO_YAML)
+    (cache_file,) = cache_files()
+
+    def no_parsing(*args: object) -> None:
+        raise AssertionError("parsed although the cache holds these bytes")
+
+    monkeypatch.setattr(zoo, "_Parser", no_parsing)
+    cached = fresh_load(ZOO_YAML)
+    assert cached == parsed
+    assert cached.models[0].line == parsed.models[0].line
+    assert isinstance(cached.get("ViTamin-S").weights, zoo.Weights)
+    assert cached.get("ViTamin-S").aliases == ("ViTamin-S",)
+    assert cached.inline_architecture(cached.get("ViTamin-XL-384")) == parsed.inline_architecture(
+        parsed.get("ViTamin-XL-384")
+    )
+    assert cache_files() == [cache_file]
+
+
+def test_changed_bytes_are_parsed_again(zoo_copy: Path) -> None:
+    fresh_load(zoo_copy)
+    zoo_copy.write_text(zoo_copy.read_text().replace("imagenet: 32.1", "imagenet: 32.2"))
+    assert fresh_load(zoo_copy).get("ViT-S-32-s128M").imagenet == 32.2
+    assert len(cache_files()) == 2
+    zoo_copy.write_text(zoo_copy.read_text().replace("imagenet: 32.2", "imagenet: high"))
+    with pytest.raises(zoo.ZooFileError):
+        fresh_load(zoo_copy)
+
+
+def test_corrupt_cache_is_ignored() -> None:
+    fresh_load(ZOO_YAML)
+    (cache_file,) = cache_files()
+    cache_file.write_text('{"models": [{"name": 1}]')
+    assert len(fresh_load(ZOO_YAML).models) == 61
+    assert len(fresh_load(ZOO_YAML).models) == 61
+
+
+def test_cache_dir_that_is_a_file_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert len(fresh_load(ZOO_YAML).models) == 61
+    assert list(tmp_path.iterdir()) == [blocker]
