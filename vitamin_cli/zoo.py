@@ -379,28 +379,6 @@ def _write_cache(cache_file: Path, zoo: Zoo) -> None:
 
 _YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_MODEL_KEYS_REQUIRED = (
-    "name",
-    "encoder",
-    "family",
-    "size",
-    "schedule",
-    "image_size",
-    "text_depth",
-    "text_width",
-    "seen_samples",
-    "params_image_m",
-    "params_text_m",
-    "macs_image_g",
-    "macs_text_g",
-    *METRICS,
-    "arch",
-    "weights",
-)
-_MODEL_KEYS_OPTIONAL = ("aliases", "num_patches", "weights_note")
-_WEIGHTS_KEYS_REQUIRED = ("repo", "filename")
-_WEIGHTS_KEYS_OPTIONAL = ("revision", "sha256", "size_bytes")
-
 
 class _Problem(ValueError):
     """A value that breaks the schema; the parser adds the file, line and field."""
@@ -468,7 +446,9 @@ def _filename(value: Any) -> str:
     text = _text(value)
     parts = PurePosixPath(text).parts
     if text.startswith("/") or "\\" in text or ".." in parts or "." in parts:
-        raise _Problem(f"expected a relative file path inside the repo (no '/', '..' or '\\' tricks), got {value!r}")
+        raise _Problem(
+            f"expected a relative file path inside the repo, without '..', '\\' or a leading '/', got {value!r}"
+        )
     return text
 
 
@@ -510,6 +490,12 @@ _WEIGHTS_CHECKS: dict[str, Callable[[Any], Any]] = {
     "sha256": _optional(_sha256),
     "size_bytes": _optional(_integer),
 }
+
+
+_MODEL_KEYS_OPTIONAL = ("aliases", "num_patches", "weights_note")
+_MODEL_KEYS_REQUIRED = tuple(key for key in (*_MODEL_CHECKS, "weights") if key not in _MODEL_KEYS_OPTIONAL)
+_WEIGHTS_KEYS_REQUIRED = ("repo", "filename")
+_WEIGHTS_KEYS_OPTIONAL = tuple(key for key in _WEIGHTS_CHECKS if key not in _WEIGHTS_KEYS_REQUIRED)
 
 
 class _Parser:
