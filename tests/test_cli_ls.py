@@ -76,7 +76,7 @@ def test_table_is_grouped_like_the_seed(run: Run) -> None:
     titles = [line for line in lines if line in ("Small (S)", "Base (B)", "Large (L)", "Long schedule")]
     assert titles == ["Small (S)", "Base (B)", "Large (L)", "Long schedule"]
     assert table_names(result.stdout) == [r.canonical_name for r in parse_seed()]
-    assert "ImageNet" in lines[1]
+    assert "ImgNet" in lines[1]
     assert "\x1b[" not in result.stdout  # NO_COLOR
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, Run
 
 from vitamin_cli import zoo
 
@@ -74,3 +75,22 @@ def test_schema_page_lists_every_model_key() -> None:
 
     for key in (*_MODEL_KEYS_REQUIRED, *_MODEL_KEYS_OPTIONAL, *_WEIGHTS_KEYS_REQUIRED, *_WEIGHTS_KEYS_OPTIONAL):
         assert key in documented, key
+
+
+def test_json_page_lists_exactly_the_show_keys(run: Run) -> None:
+    page = (DOCS / "json.md").read_text()
+    shown = json.loads(run("show", "ViTamin-S", "--json").stdout)
+    extra = table_keys(page, "One object: every key of `vitamin ls --json`, plus")
+    assert list(shown) == [*zoo.get("ViTamin-S").to_json(), *extra]
+
+
+def test_json_page_describes_the_csv_columns(run: Run) -> None:
+    header = run("ls", "--csv").stdout.splitlines()[0].split(",")
+    page = (DOCS / "json.md").read_text().split("## `vitamin ls --csv`", 1)[1].split("##", 1)[0]
+    flattened = [f"weights_{key}" for key in zoo.get("ViTamin-S").to_json()["weights"]]
+    assert header == [k for k in zoo.get("ViTamin-S").to_json() if k not in ("weights", "weights_note")] + [
+        *flattened,
+        "weights_note",
+    ]
+    for column in flattened:
+        assert f"`{column}`" in page

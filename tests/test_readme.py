@@ -36,6 +36,7 @@ def sample(command: str) -> list[str]:
 def test_ls_sample_output_is_real(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")  # the README shows an 80-column terminal
     actual = run("ls", "--size", "L").stdout.splitlines()
+    assert max(len(line) for line in run("ls").stdout.splitlines()) <= 80
     shown = [line for line in sample("vitamin ls --size L") if line != "..."]
     assert len(shown) > 10
     for line in shown:

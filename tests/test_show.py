@@ -24,7 +24,7 @@ def test_show_text(run: Run) -> None:
         "image 281.9 + text 33.1",
         "ImageNet 82.9",
         "hf://jienengchen/ViTamin-XL-384px/pytorch_model.bin (not pinned yet)",
-        "an open_clip config defined in zoo.yaml",
+        "open_clip config 'ViTamin-XL-384', defined in zoo.yaml",
     ):
         assert expected in out, expected
     # the other XL-384 row: the same network, trained on fewer samples
@@ -76,16 +76,26 @@ def test_snippet_pins_revision_when_zoo_does(zoo_copy: Any) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "image_params_m"), [("ConvNeXt-T-s128M", 28.12), ("ViT-S-32-s1.28B", 22.64)])
-def test_snippet_builds_the_model(name: str, image_params_m: float) -> None:
-    """The snippet, run as pasted, builds the architecture with open_clip (random weights)."""
+@pytest.mark.parametrize("name", ["ConvNeXt-T-s128M", "ViT-S-32-s1.28B"])
+def test_snippet_builds_the_model(name: str) -> None:
+    """The snippet, run as pasted, builds the zoo's architecture with open_clip (random weights)."""
     registry = zoo.load()
-    model_entry = registry.get(name)
+    entry = registry.get(name)
     scope: dict[str, Any] = {}
-    exec(render.open_clip_snippet(registry, model_entry), scope)  # noqa: S102 - our own generated code
+    exec(render.open_clip_snippet(registry, entry), scope)  # noqa: S102 - our own generated code
     model = scope["model"]
-    assert model.visual.image_size in (model_entry.image_size, (model_entry.image_size,) * 2)
-    params = sum(p.numel() for p in model.visual.parameters()) / 1e6
-    assert round(params, 2) == image_params_m
+    assert model.visual.image_size in (entry.image_size, (entry.image_size,) * 2)
+    assert model.token_embedding.embedding_dim == entry.text_width
+    assert len(model.transformer.resblocks) == entry.text_depth
     tokens = scope["tokenizer"](["a photo of a cat"])
     assert tuple(tokens.shape) == (1, 77)
+
+
+def test_zoo_text_is_never_read_as_markup(run: Run, zoo_copy: Any) -> None:
+    text = zoo_copy.read_text()
+    zoo_copy.write_text(
+        text.replace("released; the repo's file list is not yet confirmed", "see [/x] and [red]notes[/red]")
+    )
+    result = run("show", "ViTamin-XL-256-s13.3B", "--zoo", str(zoo_copy))
+    assert result.exit_code == 0, result.stderr
+    assert "see [/x] and [red]notes[/red]" in result.stdout

@@ -13,9 +13,11 @@ from vitamin_cli.errors import ZooFileError
 ORIGINAL = ZOO_YAML.read_text(encoding="utf-8")
 
 
-def line_of(text: str, needle: str) -> int:
-    """1-based line of the first `needle`."""
-    return next(i for i, line in enumerate(text.splitlines()) if needle in line) + 1
+def line_of(text: str, needle: str, after: str | None = None) -> int:
+    """1-based line of the first `needle` (below the first line holding `after`, if given)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if after in line) if after else 0
+    return next(i for i in range(start, len(lines)) if needle in lines[i]) + 1
 
 
 def broken(path: Path, old: str, new: str, count: int = 1) -> str:
@@ -42,7 +44,8 @@ CASES = [
     ("bad-int", "    image_size: 224\n", "    image_size: 224.5\n", "image_size", "whole number", "224.5"),
     (
         "no-weights-note",
-        "    weights_note: no public checkpoint; the seed's link is a placeholder\n",
+        "    weights_note: no public checkpoint yet (the authors say more will come); "
+        "the seed's link is a placeholder\n",
         "",
         "weights_note",
         "why there are no weights",
@@ -111,18 +114,68 @@ def test_duplicate_name(zoo_copy: Path) -> None:
     assert "already a name, alias or repo of 'ViT-S-32-s128M'" in caught.value.message
 
 
-def test_duplicate_alias(zoo_copy: Path) -> None:
-    broken(zoo_copy, "    aliases: [ViTamin-B]\n", "    aliases: [ViTamin-S]\n")
+def test_duplicate_alias_names_the_alias_line(zoo_copy: Path) -> None:
+    text = broken(zoo_copy, "    aliases: [ViTamin-B]\n", "    aliases: [ViTamin-S]\n")
     with pytest.raises(ZooFileError) as caught:
         zoo.load(zoo_copy)
     assert caught.value.field == "aliases"
-    assert "'vitamin-s'" in caught.value.message
+    assert caught.value.line == line_of(text, "aliases: [ViTamin-S]", after="name: ViTamin-B-s1.28B")
+    assert "'ViTamin-S' is already a name, alias or repo of 'ViTamin-S-s1.28B'" in caught.value.message
+
+
+def test_alias_repeating_the_models_own_name(zoo_copy: Path) -> None:
+    broken(zoo_copy, "    aliases: [ViTamin-B]\n", "    aliases: [ViTamin-B, vitamin-b]\n")
+    with pytest.raises(ZooFileError, match="already its name or alias") as caught:
+        zoo.load(zoo_copy)
+    assert caught.value.field == "aliases"
+
+
+def test_duplicate_repo_names_the_weights(zoo_copy: Path) -> None:
+    text = broken(zoo_copy, "repo: jienengchen/ViTamin-B,", "repo: jienengchen/ViTamin-S,")
+    with pytest.raises(ZooFileError) as caught:
+        zoo.load(zoo_copy)
+    assert caught.value.field == "weights.repo"
+    assert caught.value.line == line_of(text, "repo: jienengchen/ViTamin-S,", after="name: ViTamin-B-s1.28B")
 
 
 def test_alias_may_not_shadow_another_models_repo(zoo_copy: Path) -> None:
     broken(zoo_copy, "    aliases: [ViTamin-B]\n", "    aliases: [ViTamin-B, ViTamin-XL-384px]\n")
     with pytest.raises(ZooFileError, match="ViTamin-XL-384-s41B"):
         zoo.load(zoo_copy)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("    imagenet: 32.1\n", "    imagenet: =\n", "imagenet"),
+        ("    imagenet: 32.1\n", "    imagenet: !foo 32.1\n", "imagenet"),
+        ("    imagenet: 32.1\n", "    imagenet: !!python/object:os.system {}\n", "imagenet"),
+        ("    aliases: [ViTamin-B]\n", "    aliases: !foo [ViTamin-B]\n", "aliases"),
+        ("    embed_dim: 768\n", "    embed_dim: &e [1, *e]\n", "architectures.ViT-L-32.embed_dim"),
+        ("version: 1\n", "version: true\n", "version"),
+        ("version: 1\n", "version: 1.0\n", "version"),
+        ("    params_image_m: 21.81\n", "    params_image_m: .inf\n", "params_image_m"),
+        ("    seen_samples: 128M\n", "    seen_samples: 0M\n", "seen_samples"),
+        ("  - name: ViT-S-16-s128M\n", '  - name: " ViT-S-16-s128M"\n', "name"),
+        ("  - name: ViT-S-16-s128M\n", "  - name: ViT-S-[16]-s128M\n", "name"),
+        ("  - name: ViT-S-16-s128M\n", "  - name: ViT-S-16-[red]s128M\n", "name"),
+        ("    aliases: [ViTamin-B]\n", "    aliases: [ViTamin B]\n", "aliases"),
+        ("    avg38: 34.1\n", "    avg38: 34.1\n    [a, b]: 1\n", None),
+    ],
+)
+def test_odd_yaml_is_a_zoo_error_not_a_crash(zoo_copy: Path, old: str, new: str, field: str | None) -> None:
+    text = broken(zoo_copy, old, new)
+    with pytest.raises(ZooFileError) as caught:
+        zoo.load(zoo_copy)
+    assert caught.value.field == field
+    assert caught.value.line == line_of(text, new.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "."])
+def test_not_a_regular_file(run: Run, special: str) -> None:
+    result = run("ls", "--zoo", special)
+    assert result.exit_code == 2
+    assert "not a regular file" in result.stderr
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -154,11 +154,6 @@ def test_names_and_aliases_resolve(name: str, canonical: str) -> None:
     assert ZOO.get(name.lower()).name == canonical
 
 
-def test_every_name_and_alias_is_unique() -> None:
-    keys = [k for m in ZOO.models for k in dict.fromkeys(zoo.lookup_keys(m))]
-    assert len(keys) == len(set(keys))
-
-
 def test_architectures() -> None:
     # the three data scales of an encoder are one network: 16 benchmarked + 10 more long-schedule ones
     assert len({m.arch for m in ZOO.models}) == 26

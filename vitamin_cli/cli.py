@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import __version__
-from vitamin_cli.commands import ls, show
+from vitamin_cli import __version__, output
+from vitamin_cli.commands import ls, pull, show
 from vitamin_cli.errors import VitaminError
 
 app = typer.Typer(
@@ -46,15 +46,14 @@ def root(
 app.command("ls", epilog=ls.EXAMPLES)(ls.ls)
 app.command("list", hidden=True, help="Alias of `vitamin ls`.")(ls.ls)
 app.command("show", epilog=show.EXAMPLES)(show.show)
+app.command("pull", epilog=pull.EXAMPLES)(pull.pull)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         app(args=list(argv) if argv is not None else None, prog_name="vitamin")
     except VitaminError as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
+        output.report_error(err)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

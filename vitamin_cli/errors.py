@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILURE = 1  # the command ran and something is wrong: a checksum mismatch, a failed download
 EXIT_USAGE = 2  # the command cannot run as asked: a bad flag, an unknown model, a malformed zoo.yaml
 

@@ -1,13 +1,19 @@
-"""Where output goes: data on stdout, everything else (tables for people, hints, errors) on stderr."""
+"""Where output goes: what the command was asked for (data, tables, views) on stdout; progress, hints and
+errors on stderr."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
+
+    from vitamin_cli.errors import VitaminError
 
 
 def console() -> Console:
@@ -30,3 +36,45 @@ def write_json(data: Any) -> None:
 
 def write_text(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def report_error(err: VitaminError) -> None:
+    """An error as the user sees it: `error: ...` and, when there is one, `hint: ...`, on stderr."""
+    print(f"error: {err.message}", file=sys.stderr)
+    if err.hint:
+        print(f"hint: {err.hint}", file=sys.stderr)
+
+
+def human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def transfer_progress(transient: bool) -> Progress:
+    """A rich progress display for bytes (done, rate, time left) on stderr."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console(),
+        transient=transient,
+    )
+
+
+@contextmanager
+def byte_progress(label: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None] | None]:
+    """A bar over `total` bytes on stderr, when stderr is a terminal; yields the callback that advances it."""
+    if not enabled or not sys.stderr.isatty() or total <= 0:
+        yield None
+        return
+    with transfer_progress(transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda count: progress.advance(task, count)

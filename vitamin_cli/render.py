@@ -22,7 +22,7 @@ METRIC_TITLES = {
     "vtab": "VTAB",
     "retrieval": "Retrieval",
 }
-LS_TITLES = {"imagenet": "ImageNet", "avg38": "Avg38", "dist_shift": "Shift", "vtab": "VTAB", "retrieval": "Retr."}
+LS_TITLES = {"imagenet": "ImgNet", "avg38": "Avg38", "dist_shift": "Shift", "vtab": "VTAB", "retrieval": "Retr."}
 SIZE_TITLES = {"S": "Small", "B": "Base", "L": "Large", "L2": "Large-2", "XL": "Extra-large"}
 CSV_COLUMNS = (
     "name",
@@ -169,45 +169,45 @@ def show_json(zoo: Zoo, model: Model) -> dict[str, object]:
 
 
 def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
+    """The `vitamin show` view. Text from the zoo file goes in as plain Text, never parsed as rich markup."""
     from rich.table import Table
+    from rich.text import Text
 
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
+
+    def fact(label: str, *parts: str | tuple[str, str]) -> None:
+        facts.add_row(label, Text.assemble(*parts))
+
     schedule = "benchmarked table" if model.schedule == "benchmark" else "long-schedule table"
-    facts.add_row("encoder", f"{model.encoder} · family {model.family} · size {model.size} · {schedule}")
+    fact("encoder", f"{model.encoder} · family {model.family} · size {model.size} · {schedule}")
     if model.aliases:
-        facts.add_row("aliases", ", ".join(model.aliases))
-    image = f"{model.image_size} px"
-    if model.num_patches is not None:
-        image += f", {model.num_patches} patches"
-    facts.add_row("image", image)
-    facts.add_row("text", f"{model.text_depth} layers, width {model.text_width}, context 77")
-    facts.add_row("seen samples", f"{model.seen_samples} ({model.seen_samples_total:,} in all)")
-    facts.add_row("params (M)", f"image {params_text(model, ' + text ')}")
-    facts.add_row("MACs (G)", f"image {macs_text(model, ' + text ')}  (paper convention: attention matmuls left out)")
+        fact("aliases", ", ".join(model.aliases))
+    patches = "" if model.num_patches is None else f", {model.num_patches} patches"
+    fact("image", f"{model.image_size} px{patches}")
+    fact("text", f"{model.text_depth} layers, width {model.text_width}")
+    fact("seen samples", f"{model.seen_samples} ({model.seen_samples_total:,} in all)")
+    fact("params (M)", f"image {params_text(model, ' + text ')}")
+    fact("MACs (G)", f"image {macs_text(model, ' + text ')}")
+    fact("", ("the paper's convention: attention matmuls left out", "dim"))
     wins = zoo.winners[model.name]
-    facts.add_row(
-        "accuracy (%)",
-        "  ".join(
-            f"{METRIC_TITLES[m]} "
-            + (f"[bold green]{metric_text(model, m)}[/]*" if m in wins else metric_text(model, m))
-            for m in METRICS
-        ),
-    )
+    scores: list[str | tuple[str, str]] = []
+    for metric in METRICS:
+        scores.append(f"  {METRIC_TITLES[metric]} " if scores else f"{METRIC_TITLES[metric]} ")
+        scores.append(
+            (metric_text(model, metric) + "*", "bold green") if metric in wins else metric_text(model, metric)
+        )
+    fact("accuracy (%)", *scores)
     if wins:
-        facts.add_row("", "[dim]* best of its block in the zoo table[/]")
+        fact("", ("* best of its block (docs/zoo-schema.md, Winners)", "dim"))
     inline = zoo.inline_architecture(model)
-    facts.add_row(
-        "architecture",
-        f"open_clip config '{model.arch}'"
-        if inline is None
-        else f"'{model.arch}', an open_clip config defined in {zoo.path.name} (open_clip's own is missing or wrong)",
-    )
-    facts.add_row("weights", _weights_line(model))
+    where = f"defined in {zoo.path.name}, as open_clip's own is missing or wrong"
+    fact("architecture", f"open_clip config '{model.arch}'" + ("" if inline is None else f", {where}"))
+    fact("weights", _weights_line(model))
     if model.weights_note:
-        facts.add_row("", model.weights_note)
-    parts: list[RenderableType] = [f"[bold]{model.name}[/]", facts]
+        fact("", model.weights_note)
+    parts: list[RenderableType] = [Text(model.name, style="bold"), facts]
     siblings = zoo.siblings(model)
     if siblings:
         table = Table(title="Same encoder, other data scales or resolutions", title_justify="left", box=None)
@@ -215,15 +215,15 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
             table.add_column(title, justify="right" if title in ("Res", "Samples", "ImageNet") else "left")
         for other in siblings:
             table.add_row(
-                other.name,
+                Text(other.name),
                 str(other.image_size),
-                other.seen_samples,
+                Text(other.seen_samples),
                 metric_text(other, "imagenet"),
-                "[yellow]same[/]" if other.arch == model.arch else "other",
+                Text("same", style="yellow") if other.arch == model.arch else "other",
                 "hub" if other.released else "-",
             )
         parts.append(table)
-    parts.append("[bold]open_clip[/]")
+    parts.append(Text("open_clip", style="bold"))
     return parts
 
 

@@ -49,9 +49,13 @@ class TextTable:
 
         def line(cells: list[Cell]) -> str:
             parts = []
+            last = len(cells) - 1
             for index, (text, style) in enumerate(cells):
-                padded = text.rjust(widths[index]) if index in self.right else text.ljust(widths[index])
-                parts.append(_paint(padded, style, color))
+                if index in self.right:
+                    text = text.rjust(widths[index])
+                elif index < last:
+                    text = text.ljust(widths[index])
+                parts.append(_paint(text, style, color))
             return (" " * gap).join(parts).rstrip()
 
         out = [line([(lines[i], "bold") for lines in header]) for i in range(depth)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +52,7 @@ _UNITS = {"M": 10**6, "B": 10**9}
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PATCH_RE = re.compile(r"/(\d+)$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$")
 # ViTamin, ConvNeXt and CoAtNet towers reach their token grid with a stride of 16 px.
 DEFAULT_PATCH_STRIDE = 16
 
@@ -174,30 +176,31 @@ class Zoo:
 
     def select(
         self,
-        names: Sequence[str] = (),
+        names: str | Sequence[str] = (),
         *,
-        size: Iterable[str] = (),
-        family: Iterable[str] = (),
-        samples: Iterable[str] = (),
-        resolution: Iterable[int] = (),
+        size: str | Iterable[str] = (),
+        family: str | Iterable[str] = (),
+        samples: str | Iterable[str] = (),
+        resolution: int | Iterable[int] = (),
         released: bool | None = None,
     ) -> list[Model]:
         """The models matching every given filter, in table order. Values of one filter are alternatives.
 
         `names` are names, aliases or repos (an unknown one raises UnknownModelError) or shell-style
-        globs ('ViTamin-L*') matched against names and aliases.
+        globs ('ViTamin-L*') matched against names and aliases. A filter takes one value or several.
         """
-        chosen = self.models
-        if names:
-            chosen = tuple(m for m in chosen if m.name in self._match_names(names))
-        sizes = {s.upper() for s in size}
-        families = {f.lower() for f in family}
-        totals = {_parse_samples_arg(s) for s in samples}
-        resolutions = set(resolution)
+        sizes = {s.upper() for s in _several(size)}
+        families = {f.lower() for f in _several(family)}
+        _check_known("size", sizes, SIZES)
+        _check_known("family", families, FAMILIES)
+        totals = {_parse_samples_arg(s) for s in _several(samples)}
+        resolutions = set(_several(resolution))
+        matched = self._match_names(list(_several(names))) if names else None
         return [
             m
-            for m in chosen
-            if (not sizes or m.size.upper() in sizes)
+            for m in self.models
+            if (matched is None or m.name in matched)
+            and (not sizes or m.size.upper() in sizes)
             and (not families or m.family in families)
             and (not totals or m.seen_samples_total in totals)
             and (not resolutions or m.image_size in resolutions)
@@ -261,6 +264,17 @@ def suggest(name: str, candidates: Sequence[str]) -> str:
     return "did you mean: " + ", ".join(by_lower[c] for c in close) + "?"
 
 
+def _several(value: Any) -> Iterable[Any]:
+    """One filter value or several."""
+    return (value,) if isinstance(value, (str, int)) else value
+
+
+def _check_known(what: str, given: set[str], known: Sequence[str]) -> None:
+    unknown = given - {k.lower() if what == "family" else k.upper() for k in known}
+    if unknown:
+        raise UsageError(f"unknown {what} {', '.join(sorted(unknown))}; expected one of {', '.join(known)}")
+
+
 def _parse_samples_arg(text: str) -> int:
     try:
         return parse_samples(text.strip().upper())
@@ -302,6 +316,10 @@ def load(path: str | os.PathLike[str] | None = None) -> Zoo:
     """Load and validate a zoo file (default: `default_path()`)."""
     resolved = Path(path) if path is not None else default_path()
     try:
+        if not resolved.exists():
+            raise ZooFileError(str(resolved), None, None, "cannot read the zoo file: no such file")
+        if not resolved.is_file():  # a folder, a device or a pipe would fail late or never end
+            raise ZooFileError(str(resolved), None, None, "not a regular file; expected a zoo YAML file")
         data = resolved.read_bytes()
     except OSError as err:
         raise ZooFileError(str(resolved), None, None, f"cannot read the zoo file: {err.strerror}") from None
@@ -313,7 +331,7 @@ def get(name: str) -> Model:
     return load().get(name)
 
 
-def select(names: Sequence[str] = (), **filters: Any) -> list[Model]:
+def select(names: str | Sequence[str] = (), **filters: Any) -> list[Model]:
     """Models of the default zoo matching the `vitamin ls` filters (see Zoo.select)."""
     return load().select(names, **filters)
 
@@ -333,6 +351,9 @@ def _load(path: str, data: bytes) -> Zoo:
     zoo = _Parser(path, data).parse()
     _write_cache(cache_file, zoo)
     return zoo
+
+
+CACHE_ENTRIES = 8  # validated zoo files kept: the bundled one and a few of a lab's own
 
 
 def _cache_dir() -> Path:
@@ -373,6 +394,9 @@ def _write_cache(cache_file: Path, zoo: Zoo) -> None:
         with os.fdopen(fd, "w") as out:
             json.dump(payload, out)
         os.replace(tmp, cache_file)
+        older = sorted(cache_file.parent.glob("zoo-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in older[CACHE_ENTRIES:]:
+            stale.unlink()
     except OSError:
         Path(tmp).unlink(missing_ok=True)
 
@@ -397,7 +421,7 @@ def _integer(value: Any) -> int:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _Problem(f"expected a number, got {value!r}")
     if value < 0:
         raise _Problem(f"expected a number of at least 0, got {value!r}")
@@ -423,16 +447,26 @@ def _choice(options: Sequence[str]) -> Callable[[Any], str]:
 def _samples(value: Any) -> str:
     text = _text(value)
     try:
-        parse_samples(text)
+        total = parse_samples(text)
     except ValueError as err:
         raise _Problem(str(err)) from None
+    if total <= 0:
+        raise _Problem(f"expected a positive sample count, got {value!r}")
+    return text
+
+
+def _name(value: Any) -> str:
+    """Names are typed on command lines and matched by globs: no spaces, no glob or markup characters."""
+    text = _text(value)
+    if not _NAME_RE.match(text):
+        raise _Problem(f"expected a name of letters, digits and . _ + / - only, got {value!r}")
     return text
 
 
 def _aliases(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _Problem(f"expected a list of names, got {value!r}")
-    return tuple(_text(v) for v in value)
+    return tuple(_name(v) for v in value)
 
 
 def _repo(value: Any) -> str:
@@ -464,7 +498,7 @@ def _sha256(value: Any) -> str:
 
 
 _MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "name": _text,
+    "name": _name,
     "aliases": _aliases,
     "encoder": _text,
     "family": _choice(FAMILIES),
@@ -505,15 +539,23 @@ class _Parser:
         self.path = path
         self.data = data
         self.constructor = yaml.constructor.SafeConstructor()
+        self.owners: dict[str, tuple[str, int]] = {}  # lower-case name, alias or repo -> (model, line)
 
     def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ZooFileError:
         line = node.start_mark.line + 1 if node is not None else None
         return ZooFileError(self.path, line, field, problem)
 
-    def value(self, node: yaml.Node) -> Any:
+    def value(self, node: yaml.Node, field: str | None) -> Any:
+        """The plain value of a node; tags beyond YAML's own (`!foo`, `!!python/...`) are errors."""
         if isinstance(node, yaml.ScalarNode):  # the common case; skips construct_object's bookkeeping
-            return self.constructor.yaml_constructors[node.tag](self.constructor, node)
-        return self.constructor.construct_object(node, deep=True)
+            construct = self.constructor.yaml_constructors.get(node.tag)
+            if construct is None:
+                raise self.fail(node, field, f"unsupported YAML tag or value {node.tag!r}")
+            return construct(self.constructor, node)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as err:
+            raise self.fail(node, field, f"unsupported YAML value: {getattr(err, 'problem', None) or err}") from None
 
     def parse(self) -> Zoo:
         try:
@@ -529,17 +571,16 @@ class _Parser:
         except yaml.YAMLError as err:
             raise ZooFileError(self.path, None, None, f"invalid YAML: {err}") from None
         if root is None:
-            raise self.fail(None, None, "the file is empty; expected 'version', 'architectures' and 'models'")
+            raise self.fail(None, None, "the file is empty; expected 'version' and 'models'")
         top = self.mapping(root, None, required=("version", "models"), optional=("architectures",))
-        version = self.value(top["version"])
-        if version != SCHEMA_VERSION:
+        version = self.value(top["version"], "version")
+        if type(version) is not int or version != SCHEMA_VERSION:
             raise self.fail(top["version"], "version", f"expected {SCHEMA_VERSION}, got {version!r}")
         architectures = self.architectures(top.get("architectures"))
         models_node = top["models"]
         if not isinstance(models_node, yaml.SequenceNode) or not models_node.value:
             raise self.fail(models_node, "models", "expected a non-empty list of models")
         models = tuple(self.model(node, architectures) for node in models_node.value)
-        self.check_unique(models)
         return Zoo(path=Path(self.path), models=models, architectures=_freeze(architectures))
 
     def mapping(
@@ -550,6 +591,8 @@ class _Parser:
             raise self.fail(node, where, "expected a mapping of field: value")
         found: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(key_node, where, "expected a plain field name")
             key = key_node.value
             label = f"{where}.{key}" if where else key
             if key not in required and key not in optional:
@@ -564,7 +607,7 @@ class _Parser:
         return found
 
     def architectures(self, node: yaml.Node | None) -> dict[str, dict[str, Any]]:
-        if node is None or self.value(node) is None:
+        if node is None or (isinstance(node, yaml.ScalarNode) and self.value(node, "architectures") is None):
             return {}
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, "architectures", "expected a mapping of name: open_clip config")
@@ -579,7 +622,7 @@ class _Parser:
             for key in ("vision_cfg", "text_cfg"):
                 if not isinstance(fields[key], yaml.MappingNode):
                     raise self.fail(fields[key], f"{label}.{key}", "expected a mapping (an open_clip config)")
-            result[key_node.value] = {key: self.value(field_node) for key, field_node in fields.items()}
+            result[key_node.value] = {key: self.value(node, f"{label}.{key}") for key, node in fields.items()}
         return result
 
     def checked(
@@ -589,24 +632,25 @@ class _Parser:
         values: dict[str, Any] = {}
         for key, node in fields.items():
             try:
-                values[key] = checks[key](self.value(node))
+                values[key] = checks[key](self.value(node, label + key))
             except _Problem as problem:
                 raise self.fail(node, label + key, f"{where}: {problem}") from None
         return values
 
     def model(self, node: yaml.Node, architectures: Mapping[str, Mapping[str, Any]]) -> Model:
         fields = self.mapping(node, None, required=_MODEL_KEYS_REQUIRED, optional=_MODEL_KEYS_OPTIONAL)
-        name = self.value(fields["name"])
+        name = self.value(fields["name"], "name")
         where = f"model '{name}'" if isinstance(name, str) else "model"
         values: dict[str, Any] = {"aliases": (), "num_patches": None, "weights_note": None}
         values.update(self.checked(_MODEL_CHECKS, {k: v for k, v in fields.items() if k != "weights"}, "", where))
         values["weights"] = self.weights(fields["weights"], where)
         model = Model(**values, line=fields["name"].start_mark.line + 1)
         self.check_consistent(model, fields, architectures, where)
+        self.check_unique(model, fields)
         return model
 
     def weights(self, node: yaml.Node, where: str) -> Weights | None:
-        if self.value(node) is None:
+        if self.value(node, "weights") is None:
             return None
         fields = self.mapping(node, "weights", required=_WEIGHTS_KEYS_REQUIRED, optional=_WEIGHTS_KEYS_OPTIONAL)
         return Weights(**self.checked(_WEIGHTS_CHECKS, fields, "weights.", where))
@@ -642,16 +686,27 @@ class _Parser:
                     f"{model.image_size} px",
                 )
 
-    def check_unique(self, models: Sequence[Model]) -> None:
-        owner: dict[str, Model] = {}
-        for model in models:
-            for key in dict.fromkeys(lookup_keys(model)):
-                other = owner.setdefault(key, model)
-                if other is not model:
-                    raise ZooFileError(
-                        self.path,
-                        model.line,
-                        "name" if key == model.name.lower() else "aliases",
-                        f"'{key}' of model '{model.name}' is already a name, alias or repo of "
-                        f"'{other.name}' (line {other.line}); names must be unique, ignoring case",
-                    )
+    def check_unique(self, model: Model, fields: Mapping[str, yaml.Node]) -> None:
+        """Names, aliases and repos (full and short) identify one model each, ignoring case."""
+        claims = [("name", model.name), *(("aliases", alias) for alias in model.aliases)]
+        if model.weights is not None:
+            claims += [("weights.repo", model.weights.repo), ("weights.repo", model.weights.repo.split("/", 1)[1])]
+        mine: set[str] = set()
+        for field_name, key in claims:
+            lowered = key.lower()
+            node = fields["weights" if field_name == "weights.repo" else field_name]
+            if lowered in mine:
+                if field_name == "aliases":
+                    raise self.fail(node, field_name, f"model '{model.name}': '{key}' is already its name or alias")
+                continue  # a repo named like the model's own alias is that same model
+            other = self.owners.get(lowered)
+            if other is not None:
+                raise self.fail(
+                    node,
+                    field_name,
+                    f"model '{model.name}': '{key}' is already a name, alias or repo of '{other[0]}' "
+                    f"(line {other[1]}); names must be unique, ignoring case",
+                )
+            mine.add(lowered)
+        for lowered in mine:
+            self.owners[lowered] = (model.name, model.line)

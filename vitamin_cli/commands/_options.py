@@ -32,7 +32,6 @@ ZooPath = Annotated[
         "--zoo",
         envvar=zoo.ZOO_ENV,
         help="Zoo file to use instead of the bundled zoo.yaml (also $VITAMIN_ZOO).",
-        dir_okay=False,
         show_default=False,
     ),
 ]
@@ -65,6 +64,16 @@ ReleasedFilter = Annotated[
     typer.Option("--released/--unreleased", help="Only models with (or without) public weights.", show_default=False),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout (docs/json.md).")]
+AllFlag = Annotated[bool, typer.Option("--all", help="Every model of the zoo (or every pulled one, for verify).")]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="Hugging Face cache folder (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub).",
+        file_okay=False,
+        show_default=False,
+    ),
+]
 
 
 def select(

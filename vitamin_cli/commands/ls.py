@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
-from vitamin_cli import output, render
+from vitamin_cli import output, render, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
 from vitamin_cli.texttable import terminal_width, use_color
 
 
-class SortColumn(str, Enum):
-    image_size = "image_size"
-    num_patches = "num_patches"
-    text_depth = "text_depth"
-    text_width = "text_width"
-    seen_samples = "seen_samples"
-    params_image_m = "params_image_m"
-    params_text_m = "params_text_m"
-    macs_image_g = "macs_image_g"
-    macs_text_g = "macs_text_g"
-    imagenet = "imagenet"
-    avg38 = "avg38"
-    dist_shift = "dist_shift"
-    vtab = "vtab"
-    retrieval = "retrieval"
+def _sort_column(value: str | None) -> str | None:
+    if value is not None and value not in zoo.NUMERIC_COLUMNS:
+        raise typer.BadParameter(f"'{value}' is not a numeric column; choose one of {', '.join(zoo.NUMERIC_COLUMNS)}")
+    return value
 
 
 EXAMPLES = """
@@ -48,14 +36,12 @@ def ls(
     resolution: opt.ResolutionFilter = None,
     released: opt.ReleasedFilter = None,
     sort: Annotated[
-        SortColumn | None,
+        str | None,
         typer.Option(
             "--sort",
             metavar="COLUMN",
-            show_choices=False,
-            help="Sort by a numeric column (ascending): image_size, num_patches, text_depth, text_width, "
-            "seen_samples, params_image_m, params_text_m, macs_image_g, macs_text_g, imagenet, avg38, "
-            "dist_shift, vtab, retrieval.",
+            callback=_sort_column,
+            help="Sort by a numeric column (ascending): " + ", ".join(zoo.NUMERIC_COLUMNS) + ".",
             show_default=False,
         ),
     ] = None,
@@ -72,10 +58,9 @@ def ls(
         raise UsageError("--reverse needs --sort COLUMN")
     registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
     if sort is not None:
-        column = sort.value
-        present = [m for m in models if m.value(column) is not None]
-        present.sort(key=lambda m: m.value(column) or 0, reverse=reverse)
-        models = present + [m for m in models if m.value(column) is None]
+        present = [m for m in models if m.value(sort) is not None]
+        present.sort(key=lambda m: cast(float, m.value(sort)), reverse=reverse)
+        models = present + [m for m in models if m.value(sort) is None]
     if as_json:
         output.write_json([m.to_json() for m in models])
     elif as_csv:

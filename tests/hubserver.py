@@ -1,0 +1,226 @@
+"""A real Hugging Face-compatible server for the tests: olah, serving git repos built here, behind a proxy.
+
+olah (a self-hosted Hub mirror from PyPI) serves `<mirrors>/models/<org>/<repo>` git repos in offline mode; a
+git-LFS pointer whose object sits in `.git/lfs/objects/aa/bb/<sha256>` is served with that sha256 as its
+ETag, like the Hub. olah ignores `Range`, so the client talks to `FaultProxy`, which answers ranges itself
+and injects the failures a real network has: 500s, a connection cut mid-file, slow bytes, a flipped byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_repo(mirrors: Path, repo: str, lfs_files: dict[str, bytes], plain_files: dict[str, str] | None = None) -> str:
+    """A git repo on branch main holding LFS pointers (objects in .git/lfs) and plain files; returns its commit."""
+    path = mirrors / "models" / repo
+    path.mkdir(parents=True)
+    subprocess.run([*GIT, "init", "-q", "-b", "main", str(path)], check=True)
+    for name, data in lfs_files.items():
+        sha = hashlib.sha256(data).hexdigest()
+        obj = path / ".git" / "lfs" / "objects" / sha[:2] / sha[2:4] / sha
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        obj.write_bytes(data)
+        (path / name).write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {len(data)}\n")
+    (path / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    for name, text in (plain_files or {"README.md": f"# {repo}\n"}).items():
+        (path / name).write_text(text)
+    subprocess.run([*GIT, "-C", str(path), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(path), "commit", "-q", "-m", "checkpoint"], check=True)
+    return subprocess.run(
+        [*GIT, "-C", str(path), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@contextmanager
+def olah_server(workdir: Path) -> Iterator[tuple[str, Path]]:
+    """Start olah on a free port; yields (its URL, the mirrors folder to build repos in)."""
+    port = free_port()
+    mirrors = workdir / "mirrors"
+    mirrors.mkdir(parents=True)
+    config = workdir / "olah.toml"
+    config.write_text(
+        "[basic]\n"
+        f'host = "127.0.0.1"\nport = {port}\n'
+        f'repos-path = "{workdir / "repos"}"\n'
+        'mirror-scheme = "http"\n'
+        f'mirror-netloc = "127.0.0.1:{port}"\nmirror-lfs-netloc = "127.0.0.1:{port}"\n'
+        f'mirrors-path = ["{mirrors}"]\n'
+        "[accessibility]\noffline = true\n"
+    )
+    olah_cli = Path(sys.executable).with_name("olah-cli")
+    log = open(workdir / "olah.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([str(olah_cli), "-c", str(config)], cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"olah did not start: {(workdir / 'olah.log').read_text()}") from None
+                time.sleep(0.2)
+        yield url, mirrors
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@dataclass
+class Faults:
+    """What the proxy does to the next requests; tests set these and read the counters."""
+
+    statuses: list[int] = field(default_factory=list)  # answer the next file requests with these codes
+    cut_after: int | None = None  # close the connection after sending this many body bytes (once)
+    chunk_delay_s: float = 0.0  # pause after each 64 KiB of body
+    flip_byte_at: int | None = None  # corrupt the byte at this offset of the file
+    honour_range: bool = True
+    body_bytes: int = 0  # body bytes sent for file downloads
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
+
+
+class FaultProxy:
+    """An HTTP proxy in front of olah that honours Range and injects faults into /resolve/ requests."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.removeprefix("http://")
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                proxy.handle(self, "HEAD")
+
+            def do_GET(self) -> None:  # noqa: N802
+                proxy.handle(self, "GET")
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # clients that hang up mid-answer are part of the tests
+
+        self.server = Server(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self) -> Faults:
+        with self.lock:
+            self.faults = Faults()
+            return self.faults
+
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        faults = self.faults
+        range_header = request.headers.get("Range")
+        is_file = "/resolve/" in request.path
+        with self.lock:
+            faults.requests.append((method, request.path, range_header))
+            status = faults.statuses.pop(0) if is_file and faults.statuses else None
+        if status is not None:
+            body = b"injected failure"
+            request.send_response(status)
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+            return
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "range", "accept-encoding")}
+        connection = http.client.HTTPConnection(self.upstream, timeout=30)
+        connection.request(method, request.path, headers=headers)
+        upstream = connection.getresponse()
+        body = upstream.read()
+        connection.close()
+        dropped = ("content-length", "transfer-encoding", "connection", "date", "server")
+        keep = {k: v for k, v in upstream.getheaders() if k.lower() not in dropped}
+        if method == "HEAD" or not is_file or upstream.status != 200:
+            request.send_response(upstream.status)
+            for key, value in keep.items():
+                request.send_header(key, value)
+            length = upstream.getheader("content-length") if method == "HEAD" else str(len(body))
+            request.send_header("Content-Length", length or "0")
+            request.end_headers()
+            if method == "GET":
+                request.wfile.write(body)
+            return
+        if faults.flip_byte_at is not None and faults.flip_byte_at < len(body):
+            at = faults.flip_byte_at
+            body = body[:at] + bytes([body[at] ^ 0xFF]) + body[at + 1 :]
+        start = 0
+        if range_header and faults.honour_range and range_header.startswith("bytes="):
+            first, _, last = range_header[6:].partition("-")
+            start = int(first)
+            end = int(last) if last else len(body) - 1
+            request.send_response(206)
+            request.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+            payload = body[start : end + 1]
+        else:
+            request.send_response(200)
+            payload = body
+        for key, value in keep.items():
+            request.send_header(key, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        sent = 0
+        try:
+            for offset in range(0, len(payload), self.CHUNK):
+                piece = payload[offset : offset + self.CHUNK]
+                with self.lock:
+                    cut = faults.cut_after
+                    if cut is not None and sent + len(piece) > cut:
+                        piece = piece[: cut - sent]
+                        faults.cut_after = None
+                    else:
+                        cut = None
+                request.wfile.write(piece)
+                sent += len(piece)
+                with self.lock:
+                    faults.body_bytes += len(piece)
+                if cut is not None:
+                    request.wfile.flush()
+                    request.connection.shutdown(socket.SHUT_RDWR)
+                    request.close_connection = True
+                    return
+                if faults.chunk_delay_s:
+                    time.sleep(faults.chunk_delay_s)
+        except (BrokenPipeError, ConnectionResetError):
+            request.close_connection = True

@@ -1,0 +1,128 @@
+"""`vitamin pull`: fetch checkpoints into the Hugging Face cache, resumable and hashed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from vitamin_cli import output
+from vitamin_cli.commands import _options as opt
+from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from vitamin_cli.hub import ProgressCallback, PullResult
+
+EXAMPLES = """
+Examples:
+
+  vitamin pull ViTamin-L                    # the 224 px, 12.8B model
+  vitamin pull --size L --released          # every released large model
+  vitamin pull --all --json                 # all 15 released checkpoints; 46 unreleased are skipped
+  HF_ENDPOINT=https://my-mirror vitamin pull ViTamin-XL-384
+"""
+
+
+def pull(
+    names: opt.Names = None,
+    all_models: opt.AllFlag = False,
+    size: opt.SizeFilter = None,
+    family: opt.FamilyFilter = None,
+    samples: opt.SamplesFilter = None,
+    resolution: opt.ResolutionFilter = None,
+    released: opt.ReleasedFilter = None,
+    revision: Annotated[
+        str | None,
+        typer.Option("--revision", help="Branch, tag or commit to fetch (default: zoo.yaml's pin, else main)."),
+    ] = None,
+    cache_dir: opt.CacheDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the summary.")] = False,
+    as_json: opt.JsonFlag = False,
+    zoo_path: opt.ZooPath = None,
+) -> None:
+    """Download checkpoints into the Hugging Face cache, where open_clip and timm find them.
+
+    A model already present and intact is not downloaded again; an interrupted download continues where it
+    stopped. Every file is checked against the Hub's sha256 (and zoo.yaml's pin) before it is kept.
+    """
+    from vitamin_cli import hub
+    from vitamin_cli.hub import PullResult
+
+    # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    filtered = bool(all_models or size or family or samples or resolution or released is not None)
+    if not names and not filtered:
+        raise UsageError("name the models to pull, or use --all or a filter such as --size L")
+    _registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
+    explicit = bool(names) and not any(any(ch in n for ch in "*?[") for n in names or ())
+
+    results: list[PullResult] = []
+    with _progress_display(quiet or as_json) as show:
+        for model in models:
+            try:
+                result = hub.pull(model, cache_dir=cache_dir, revision=revision, progress=show(model.name))
+            except VitaminError as err:
+                result = PullResult(name=model.name, status="failed", error=err.message)
+                output.report_error(err)
+            if result.status == "unreleased" and explicit:
+                output.report_error(
+                    VitaminError(
+                        f"{model.name} has no public checkpoint: {result.error}",
+                        hint="`vitamin ls --released` lists the 15 models whose weights are published",
+                    )
+                )
+                result.status = "failed"
+            results.append(result)
+
+    if as_json:
+        output.write_json([r.to_json() for r in results])
+    else:
+        _summary(results)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _summary(results: list[PullResult]) -> None:
+    from collections import Counter
+
+    lines = []
+    for r in results:
+        if r.status in ("downloaded", "resumed", "cached"):
+            lines.append(f"{r.status:10s} {r.name:24s} {output.human_bytes(r.size_bytes or 0):>10s}  {r.path}")
+    counts = Counter(r.status for r in results)
+    done = counts["downloaded"] + counts["resumed"] + counts["cached"]
+    how = f"{counts['downloaded']} downloaded, {counts['resumed']} resumed, {counts['cached']} already cached"
+    parts = [f"{done} present ({how})"]
+    if counts["unreleased"]:
+        parts.append(f"{counts['unreleased']} skipped without public weights")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} failed")
+    lines.append(", ".join(parts))
+    output.write_text("\n".join(lines))
+
+
+@contextmanager
+def _progress_display(silent: bool) -> Iterator[Callable[[str], ProgressCallback | None]]:
+    """Per model, a callback that draws its download as a bar on stderr (when that is a terminal)."""
+    if silent or not sys.stderr.isatty():
+        yield lambda name: None
+        return
+    with output.transfer_progress(transient=False) as bars:
+
+        def for_model(name: str) -> ProgressCallback:
+            task: list[TaskID] = []  # the bar appears with the first bytes: a cached model draws none
+
+            def update(done: int, total: int) -> None:
+                if not task:
+                    task.append(bars.add_task(name, total=total))
+                bars.update(task[0], completed=done, total=total)
+
+            return update
+
+        yield for_model

@@ -1,0 +1,93 @@
+"""Pin released checkpoints in zoo.yaml: the commit, sha256 and size the Hub serves now.
+
+The file is edited as text, one `weights:` value at a time, so its comments, order and layout stay as they
+are; the result is validated before it replaces the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vitamin_cli.cache import is_sha256, write_atomic
+from vitamin_cli.errors import VitaminError
+from vitamin_cli.zoo import Model, Weights
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    repo: str
+    revision: str
+    sha256: str
+    size_bytes: int
+
+
+def fetch_pins(models: Sequence[Model], revision: str | None = None, token: str | bool | None = None) -> list[Pin]:
+    """Ask the Hub what each model's checkpoint is now (network)."""
+    from vitamin_cli.hub import PullError, metadata
+
+    pins = []
+    for model in models:
+        assert model.weights is not None
+        meta = metadata(model, revision or "main", token)
+        if not is_sha256(meta.etag):
+            raise PullError(f"{model.name}: the Hub gave ETag {meta.etag!r}, not a sha256: is the file in Git LFS?")
+        pins.append(Pin(model.name, model.weights.repo, meta.commit_hash, meta.etag, meta.size))
+    return pins
+
+
+def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
+    """Replace the `weights:` value of each pinned model in the file, keeping everything else byte for byte."""
+    from vitamin_cli import zoo
+
+    text = zoo_file.read_text(encoding="utf-8")
+    spans = _weights_spans(text)
+    by_name = {pin.name: pin for pin in pins}
+    for name, (start, end) in sorted(spans.items(), key=lambda item: item[1][0], reverse=True):
+        pin = by_name.get(name)
+        if pin is None:
+            continue
+        current = zoo.load(zoo_file).get(name).weights
+        assert current is not None
+        text = (
+            text[:start]
+            + _flow(Weights(current.repo, current.filename, pin.revision, pin.sha256, pin.size_bytes))
+            + text[end:]
+        )
+    zoo._Parser(str(zoo_file), text.encode("utf-8")).parse()  # never write a file that does not load
+    write_atomic(zoo_file, text)
+
+
+def _weights_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Character spans of each model's `weights:` value, by model name."""
+    root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert root is not None
+    models = next(value for key, value in root.value if key.value == "models")
+    spans = {}
+    for node in models.value:
+        fields = {key.value: value for key, value in node.value}
+        weights = fields["weights"]
+        if isinstance(weights, yaml.MappingNode):
+            spans[fields["name"].value] = (weights.start_mark.index, weights.end_mark.index)
+    return spans
+
+
+def _flow(w: Weights) -> str:
+    def scalar(value: object) -> str:
+        return "null" if value is None else str(value)
+
+    return (
+        f"{{repo: {w.repo}, filename: {w.filename}, revision: {scalar(w.revision)}, "
+        f"sha256: {scalar(w.sha256)}, size_bytes: {scalar(w.size_bytes)}}}"
+    )
+
+
+def check_pinnable(models: Sequence[Model]) -> list[Model]:
+    released = [m for m in models if m.weights is not None]
+    if not released:
+        raise VitaminError("none of these models has public weights to pin")
+    return released

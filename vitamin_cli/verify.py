@@ -1,0 +1,86 @@
+"""Prove pulled checkpoints intact, offline: re-hash every file and compare it with what is on record.
+
+Three records must agree with the file's sha256: the manifest (hashed when it was pulled), the blob's name in
+the cache (for an LFS file, its sha256), and zoo.yaml's pin when there is one. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vitamin_cli.cache import Pulled, is_sha256
+from vitamin_cli.errors import UnknownModelError
+from vitamin_cli.hashing import sha256_files
+from vitamin_cli.zoo import Zoo
+
+
+@dataclass
+class Check:
+    name: str
+    path: str | None
+    size_bytes: int | None
+    expected_sha256: str | None
+    actual_sha256: str | None = None
+    status: str = "ok"  # ok, corrupt or missing
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def verify(
+    zoo: Zoo,
+    manifest: dict[str, Pulled],
+    names: Sequence[str] = (),
+    on_bytes: Callable[[int], None] | None = None,
+) -> list[Check]:
+    """Check the named models (default: every pulled one); a named model that was never pulled is missing."""
+    checks: list[Check] = []
+    targets: list[tuple[Check, Pulled]] = []
+    wanted = [zoo.get(n).name for n in names] if names else sorted(manifest)
+    for name in wanted:
+        entry = manifest.get(name)
+        if entry is None:
+            checks.append(Check(name, None, None, None, status="missing", problems=["not pulled"]))
+            continue
+        check = Check(name, entry.path, entry.size_bytes, entry.sha256)
+        checks.append(check)
+        blob = Path(entry.path).resolve()
+        if not blob.is_file():
+            check.status = "missing"
+            check.problems.append(f"no file at {entry.path}")
+            continue
+        size = blob.stat().st_size
+        if size != entry.size_bytes:
+            check.status = "corrupt"
+            check.problems.append(f"size {size} bytes, recorded {entry.size_bytes}")
+        targets.append((check, entry))
+    digests = sha256_files([Path(entry.path).resolve() for _, entry in targets], on_bytes=on_bytes)
+    for (check, entry), digest in zip(targets, digests, strict=True):
+        if isinstance(digest, OSError):
+            check.status = "missing"
+            check.problems.append(f"cannot read: {digest}")
+            continue
+        check.actual_sha256 = digest
+        expected = {"manifest": entry.sha256}
+        if is_sha256(entry.etag):
+            expected["blob name"] = entry.etag
+        pin = _pinned_sha256(zoo, entry.name)
+        if pin:
+            expected["zoo.yaml pin"] = pin
+        for source, sha in expected.items():
+            if digest != sha:
+                check.status = "corrupt"
+                check.problems.append(f"sha256 {digest} differs from the {source} {sha}")
+    return checks
+
+
+def _pinned_sha256(zoo: Zoo, name: str) -> str | None:
+    try:
+        weights = zoo.get(name).weights
+    except UnknownModelError:  # pulled with another zoo file
+        return None
+    return weights.sha256 if weights else None
