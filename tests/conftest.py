@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hubserver import FaultProxy, build_repo, olah_server
 
 from vitamin_cli import cli
 
@@ -62,3 +66,67 @@ def zoo_copy(tmp_path: Path) -> Path:
     path = tmp_path / "zoo.yaml"
     shutil.copy(ZOO_YAML, path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# A real Hub-compatible server (olah) with the zoo's repos, behind a fault-injecting proxy
+
+
+@dataclass
+class Hub:
+    url: str  # what HF_ENDPOINT points at: the proxy
+    proxy: FaultProxy
+    mirrors: Path
+    files: dict[str, bytes]  # repo -> the checkpoint it serves
+    commits: dict[str, str]  # repo -> commit on main
+
+
+SMALL_REPO = "jienengchen/ViTamin-L-224px"  # ViTamin-L
+BIG_REPO = "jienengchen/ViTamin-B"  # ViTamin-B
+EMPTY_REPO = "jienengchen/ViTamin-XL-384px-s13B"  # ViTamin-XL-384-s13.3B: a repo without the checkpoint
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    import random
+
+    work = tmp_path_factory.mktemp("hub")
+    rng = random.Random(7)
+    files = {SMALL_REPO: rng.randbytes(3 * 2**20), BIG_REPO: rng.randbytes(24 * 2**20)}
+    with olah_server(work) as (olah_url, mirrors):
+        commits = {repo: build_repo(mirrors, repo, {"pytorch_model.bin": data}) for repo, data in files.items()}
+        commits[EMPTY_REPO] = build_repo(mirrors, EMPTY_REPO, {})
+        with FaultProxy(olah_url) as proxy:
+            yield Hub(proxy.url, proxy, mirrors, files, commits)
+
+
+@pytest.fixture
+def hub(hub_server: Hub, monkeypatch: pytest.MonkeyPatch) -> Hub:
+    """The server, with no faults armed, and the environment of the tests pointed at it."""
+    hub_server.proxy.reset()
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("VITAMIN_RETRY_WAIT", "0.05")
+    return hub_server
+
+
+def vitamin_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+    """Run `python -m vitamin_cli ARGS...` in a new process, as a user's shell would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vitamin_cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(result.returncode, result.stdout, result.stderr)
+
+
+def start_vitamin(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vitamin_cli", *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -99,6 +99,8 @@ class Faults:
     cut_after: int | None = None  # close the connection after sending this many body bytes (once)
     chunk_delay_s: float = 0.0  # pause after each 64 KiB of body
     flip_byte_at: int | None = None  # corrupt the byte at this offset of the file
+    stall_once_s: float = 0.0  # wait this long before the next file body (once)
+    etag: str | None = None  # send this ETag instead of the real one
     honour_range: bool = True
     body_bytes: int = 0  # body bytes sent for file downloads
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
@@ -172,6 +174,8 @@ class FaultProxy:
         connection.close()
         dropped = ("content-length", "transfer-encoding", "connection", "date", "server")
         keep = {k: v for k, v in upstream.getheaders() if k.lower() not in dropped}
+        if faults.etag is not None and is_file:
+            keep = {k: (faults.etag if k.lower() in ("etag", "x-linked-etag") else v) for k, v in keep.items()}
         if method == "HEAD" or not is_file or upstream.status != 200:
             request.send_response(upstream.status)
             for key, value in keep.items():
@@ -200,6 +204,9 @@ class FaultProxy:
             request.send_header(key, value)
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()
+        with self.lock:
+            stall, faults.stall_once_s = faults.stall_once_s, 0.0
+        time.sleep(stall)
         sent = 0
         try:
             for offset in range(0, len(payload), self.CHUNK):

@@ -14,12 +14,12 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import __version__, output
-from vitamin_cli.commands import ls, pull, show
+from vitamin_cli.commands import cache, ls, pin, pull, rm, show, verify
 from vitamin_cli.errors import VitaminError
 
 app = typer.Typer(
     name="vitamin",
-    help="The ViTamin model zoo, managed: its 61 CLIP models, their reported numbers, architectures and weights.",
+    help="The ViTamin model zoo, managed: its 61 CLIP models listed, inspected, fetched and verified.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,13 +40,17 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    """The ViTamin model zoo, managed: its 61 CLIP models, their reported numbers, architectures and weights."""
+    """The ViTamin model zoo, managed: its 61 CLIP models listed, inspected, fetched and verified."""
 
 
 app.command("ls", epilog=ls.EXAMPLES)(ls.ls)
 app.command("list", hidden=True, help="Alias of `vitamin ls`.")(ls.ls)
 app.command("show", epilog=show.EXAMPLES)(show.show)
 app.command("pull", epilog=pull.EXAMPLES)(pull.pull)
+app.command("verify", epilog=verify.EXAMPLES)(verify.verify)
+app.command("rm", epilog=rm.EXAMPLES)(rm.rm)
+app.command("cache")(cache.cache)
+app.command("pin", epilog=pin.EXAMPLES)(pin.pin)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -258,8 +258,9 @@ def _download(
     progress: ProgressCallback | None,
 ) -> tuple[str, str, int]:
     """Fetch the blob into its partial file, resuming what is there; returns (status, sha256, bytes fetched)."""
-    from huggingface_hub import build_hf_headers, constants
+    from huggingface_hub import constants
     from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
     from huggingface_hub.utils.tqdm import silent_tqdm
 
     # http_get hands over 10 MB at a time; a cut or a kill loses what has not been handed over yet, so

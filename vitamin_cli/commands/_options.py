@@ -76,6 +76,14 @@ CacheDir = Annotated[
 ]
 
 
+PulledFilter = Annotated[
+    bool | None,
+    typer.Option(
+        "--pulled/--not-pulled", help="Only models whose checkpoint is (or is not) in the cache.", show_default=False
+    ),
+]
+
+
 def select(
     names: list[str] | None,
     zoo_path: Path | None,
@@ -84,6 +92,8 @@ def select(
     samples: list[str] | None,
     resolution: list[int] | None,
     released: bool | None,
+    pulled: bool | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[zoo.Zoo, list[zoo.Model]]:
     """Load the zoo and apply the `vitamin ls` filters, as every command that takes them does."""
     registry = zoo.load(zoo_path)
@@ -95,4 +105,9 @@ def select(
         resolution=resolution or (),
         released=released,
     )
+    if pulled is not None:
+        from vitamin_cli.cache import hub_cache_dir, read_manifest
+
+        present = read_manifest(hub_cache_dir(cache_dir))
+        models = [m for m in models if (m.name in present) == pulled]
     return registry, models

@@ -35,6 +35,7 @@ def ls(
     samples: opt.SamplesFilter = None,
     resolution: opt.ResolutionFilter = None,
     released: opt.ReleasedFilter = None,
+    pulled: opt.PulledFilter = None,
     sort: Annotated[
         str | None,
         typer.Option(
@@ -50,13 +51,14 @@ def ls(
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_markdown: Annotated[bool, typer.Option("--markdown", help="Write a markdown table to stdout.")] = False,
     zoo_path: opt.ZooPath = None,
+    cache_dir: opt.CacheDir = None,
 ) -> None:
     """List the zoo: one row per model, grouped like the zoo table, winners of each block highlighted."""
     if as_json + as_csv + as_markdown > 1:
         raise UsageError("choose one of --json, --csv and --markdown")
     if reverse and sort is None:
         raise UsageError("--reverse needs --sort COLUMN")
-    registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
+    registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released, pulled, cache_dir)
     if sort is not None:
         present = [m for m in models if m.value(sort) is not None]
         present.sort(key=lambda m: cast(float, m.value(sort)), reverse=reverse)
