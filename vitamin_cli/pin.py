@@ -77,12 +77,15 @@ def _weights_spans(text: str) -> dict[str, tuple[int, int]]:
 
 
 def _flow(w: Weights) -> str:
-    def scalar(value: object) -> str:
-        return "null" if value is None else str(value)
+    """The one-line form zoo.yaml uses; hex digests are quoted, as one of only digits would read as a number."""
 
+    def quoted(value: str | None) -> str:
+        return "null" if value is None else f'"{value}"'
+
+    size = "null" if w.size_bytes is None else str(w.size_bytes)
     return (
-        f"{{repo: {w.repo}, filename: {w.filename}, revision: {scalar(w.revision)}, "
-        f"sha256: {scalar(w.sha256)}, size_bytes: {scalar(w.size_bytes)}}}"
+        f"{{repo: {w.repo}, filename: {w.filename}, revision: {quoted(w.revision)}, "
+        f"sha256: {quoted(w.sha256)}, size_bytes: {size}}}"
     )
 
 
