@@ -94,3 +94,12 @@ def test_json_page_describes_the_csv_columns(run: Run) -> None:
     ]
     for column in flattened:
         assert f"`{column}`" in page
+
+
+def test_json_page_lists_the_pull_and_verify_keys() -> None:
+    from vitamin_cli.hub import PullResult
+    from vitamin_cli.verify import Check
+
+    page = (DOCS / "json.md").read_text()
+    assert table_keys(page, "## `vitamin pull --json`") == list(PullResult(name="x").to_json())
+    assert table_keys(page, "## `vitamin verify --json`") == list(Check("x", None, None, None).to_json())

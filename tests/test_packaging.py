@@ -21,7 +21,19 @@ def python(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproce
     )
 
 
-@pytest.mark.parametrize("argv", [["ls"], ["ls", "--json"], ["show", "ViTamin-L"], ["--help"], ["ls", "nope"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ls"],
+        ["ls", "--json"],
+        ["show", "ViTamin-L"],
+        ["--help"],
+        ["ls", "nope"],
+        ["ls", "--pulled"],
+        ["verify"],
+        ["cache"],
+    ],
+)
 def test_light_commands_never_import_heavy_libraries(argv: list[str], tmp_path: Path) -> None:
     """In a fresh interpreter: the heavy libraries are installed, and `vitamin ls` must not load them."""
     code = (

@@ -156,9 +156,9 @@ def test_missing_file_and_missing_repo(hub: Hub) -> None:
     result = vitamin_process("pull", "ViTamin-XL-384-s13.3B")
     assert result.exit_code == 1
     assert f"{EMPTY_REPO}/pytorch_model.bin was not found" in result.stderr
-    result = vitamin_process("pull", "ViTamin-S")  # no such repo on this server
+    result = vitamin_process("pull", "ViTamin-L2")  # no such repo on this server
     assert result.exit_code == 1
-    assert "jienengchen/ViTamin-S/pytorch_model.bin was not found" in result.stderr
+    assert "jienengchen/ViTamin-L2-224px/pytorch_model.bin was not found" in result.stderr
 
 
 @pytest.mark.parametrize("status", [401, 403])

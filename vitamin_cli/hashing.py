@@ -1,32 +1,38 @@
-"""sha256 of large files, fast: big reads into one reused buffer, and one thread per file.
+"""sha256 of large files, fast: the file is mapped into memory and hashed in large slices, one thread per file.
 
-hashlib releases the GIL while it hashes a large buffer, so threads hash several files on several cores;
-one file is bound by one core's sha256 speed (the same OpenSSL code `openssl dgst -sha256` runs).
+Mapping avoids copying every byte through a read buffer (which costs `openssl dgst`, with its small reads,
+a good share of its time). hashlib releases the GIL while it hashes a large slice, so threads hash several
+files on several cores; one file is bound by one core's sha256 speed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BUFFER_BYTES = 8 * 1024 * 1024
+SLICE_BYTES = 64 * 1024 * 1024
 
 
 def sha256_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None) -> str:
     digest = hashlib.sha256()
-    buffer = bytearray(BUFFER_BYTES)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            count = f.readinto(buffer)
-            if not count:
-                break
-            digest.update(view[:count])
-            if on_bytes is not None:
-                on_bytes(count)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return digest.hexdigest()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+            with memoryview(mapped) as view:
+                for start in range(0, size, SLICE_BYTES):
+                    piece = view[start : start + SLICE_BYTES]
+                    digest.update(piece)
+                    piece.release()
+                    if on_bytes is not None:
+                        on_bytes(min(SLICE_BYTES, size - start))
     return digest.hexdigest()
 
 
