@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from vitamin_cli import output
-from vitamin_cli.cache import hub_cache_dir, manifest_path, partial_downloads, read_manifest
 from vitamin_cli.commands import _options as opt
 
 
 def cache(cache_dir: opt.CacheDir = None, as_json: opt.JsonFlag = False) -> None:
     """Show the pulled checkpoints and interrupted downloads in the cache, with sizes and the total."""
+    from vitamin_cli.cache import hub_cache_dir, manifest_path, partial_downloads, read_manifest
+
     root = hub_cache_dir(cache_dir)
     pulled = sorted(read_manifest(root).values(), key=lambda e: e.name)
     partials = partial_downloads(root)
@@ -33,7 +34,7 @@ def cache(cache_dir: opt.CacheDir = None, as_json: opt.JsonFlag = False) -> None
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for title in ("Model", "Size", "Revision", "Pulled", "Path"):
-        table.add_column(title, justify="right" if title == "Size" else "left")
+        table.add_column(title, justify="right" if title == "Size" else "left", overflow="fold")
     for e in pulled:
         table.add_row(e.name, output.human_bytes(e.size_bytes), e.revision[:10], e.pulled_at, e.path)
     for p in partials:

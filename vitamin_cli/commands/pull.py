@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +50,8 @@ def pull(
     A model already present and intact is not downloaded again; an interrupted download continues where it
     stopped. Every file is checked against the Hub's sha256 (and zoo.yaml's pin) before it is kept.
     """
+    import logging
+
     from vitamin_cli import hub
     from vitamin_cli.hub import PullResult
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import output, zoo
-from vitamin_cli.cache import hub_cache_dir, read_manifest, remove
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError
 
@@ -27,6 +26,8 @@ def rm(
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Delete models' checkpoints from the cache: only their own files, and their manifest entries."""
+    from vitamin_cli.cache import hub_cache_dir, read_manifest, remove
+
     registry = zoo.load(zoo_path)
     root = hub_cache_dir(cache_dir)
     manifest = read_manifest(root)

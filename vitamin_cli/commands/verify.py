@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vitamin_cli import output, zoo
-from vitamin_cli.cache import hub_cache_dir, read_manifest
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
 
@@ -39,6 +38,7 @@ def verify(
 
     Offline; exit code 0 when every file is intact, 1 when any is corrupt or missing.
     """
+    from vitamin_cli.cache import hub_cache_dir, read_manifest
     from vitamin_cli.verify import verify as run_checks
 
     if names and all_models:
