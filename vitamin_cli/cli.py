@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import __version__, output
-from vitamin_cli.commands import cache, ls, pin, pull, rm, show, verify
+from vitamin_cli.commands import audit, cache, ls, pin, pull, rm, show, verify
 from vitamin_cli.errors import VitaminError
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ app.command("verify", epilog=verify.EXAMPLES)(verify.verify)
 app.command("rm", epilog=rm.EXAMPLES)(rm.rm)
 app.command("cache")(cache.cache)
 app.command("pin", epilog=pin.EXAMPLES)(pin.pin)
+app.command("audit", epilog=audit.EXAMPLES)(audit.audit)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

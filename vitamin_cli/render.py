@@ -6,7 +6,7 @@ decimals, the long-schedule table to one; every accuracy has one decimal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from vitamin_cli.texttable import TextTable
@@ -126,12 +126,16 @@ def to_markdown(zoo: Zoo, models: Sequence[Model]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ls_table(zoo: Zoo, models: Sequence[Model], grouped: bool) -> TextTable:
+def ls_table(
+    zoo: Zoo, models: Sequence[Model], grouped: bool, measured: Mapping[str, Mapping[str, float]] | None = None
+) -> TextTable:
     """The `vitamin ls` table, under 80 columns; grouped like the zoo table unless the rows were sorted.
 
     Names carry the data scale (and the resolution of the long-schedule rows), so no column repeats them.
     """
     titles = ["Model", "Params M\nimg+txt", "MACs G\nimg+txt", *(LS_TITLES[m] for m in METRICS), "Hub"]
+    if measured is not None:
+        titles[3:3] = ["Params M\nmeasured", "MACs G\nmeasured"]
     table = TextTable(titles, right=set(range(1, len(titles) - 1)))
     for index, model in enumerate(models):
         previous = models[index - 1] if index else None
@@ -140,15 +144,21 @@ def ls_table(zoo: Zoo, models: Sequence[Model], grouped: bool) -> TextTable:
         if grouped and (previous is None or group_title(previous) != group_title(model)):
             table.add_title(group_title(model))
         wins = zoo.winners[model.name]
-        table.add_row(
-            [
-                (model.name, "bold" if model.family == "vitamin" else ""),
-                (params_text(model), ""),
-                (macs_text(model), ""),
-                *((metric_text(model, m), "bold green" if m in wins else "") for m in METRICS),
-                ("yes", "") if model.released else ("-", "dim"),
+        cells = [
+            (model.name, "bold" if model.family == "vitamin" else ""),
+            (params_text(model), ""),
+            (macs_text(model), ""),
+            *((metric_text(model, m), "bold green" if m in wins else "") for m in METRICS),
+            ("yes", "") if model.released else ("-", "dim"),
+        ]
+        if measured is not None:
+            c = measured[model.name]
+            d = cost_decimals(model)
+            cells[3:3] = [
+                (f"{c['params_image_m']:.{d}f}+{c['params_text_m']:.{d}f}", "cyan"),
+                (f"{c['macs_image_g_paper']:.{d}f}+{c['macs_text_g_paper']:.{d}f}", "cyan"),
             ]
-        )
+        table.add_row(cells)
     return table
 
 

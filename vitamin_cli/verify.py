@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vitamin_cli.cache import Pulled, is_sha256
-from vitamin_cli.errors import UnknownModelError
+from vitamin_cli.errors import UnknownModelError, VitaminError
 from vitamin_cli.hashing import sha256_files
 from vitamin_cli.zoo import Zoo
 
@@ -84,3 +84,41 @@ def _pinned_sha256(zoo: Zoo, name: str) -> str | None:
     except UnknownModelError:  # pulled with another zoo file
         return None
     return weights.sha256 if weights else None
+
+
+def deep_check(zoo: Zoo, check: Check, cache_dir: str | None = None) -> None:
+    """Load the checkpoint strictly into its architecture, compare its size with the zoo, and run one forward
+    pass on a dummy image and text, which must give finite embeddings of the model's width."""
+    import torch
+
+    from vitamin_cli import arch, loading
+    from vitamin_cli.audit import tolerance
+
+    model_entry = zoo.get(check.name)
+    try:
+        model, _, tokenizer = loading.load(zoo, check.name, cache_dir=cache_dir)
+    except VitaminError as err:
+        check.status = "corrupt"
+        check.problems.append(err.message)
+        return
+    image_params = sum(p.numel() for p in model.visual.parameters()) / 1e6
+    text_params = sum(p.numel() for p in model.parameters()) / 1e6 - image_params
+    for label, measured, reported in (
+        ("image", image_params, model_entry.params_image_m),
+        ("text", text_params, model_entry.params_text_m),
+    ):
+        if abs(measured - reported) > tolerance(model_entry) + 1e-9:
+            check.status = "corrupt"
+            check.problems.append(f"{label} tower has {measured:.2f} M parameters, the zoo reports {reported:g} M")
+    width = arch.config(zoo, model_entry)["embed_dim"]
+    size = model_entry.image_size
+    with torch.no_grad():
+        image = model.encode_image(torch.zeros(1, 3, size, size))
+        text = model.encode_text(tokenizer(["a photo of a cat"]))
+    for label, embedding in (("image", image), ("text", text)):
+        if tuple(embedding.shape) != (1, width):
+            check.status = "corrupt"
+            check.problems.append(f"{label} embedding has shape {tuple(embedding.shape)}, expected (1, {width})")
+        elif not bool(torch.isfinite(embedding).all()):
+            check.status = "corrupt"
+            check.problems.append(f"{label} embedding is not finite (NaN or inf)")

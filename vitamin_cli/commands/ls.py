@@ -47,6 +47,10 @@ def ls(
         ),
     ] = None,
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Sort descending.")] = False,
+    with_audit: Annotated[
+        bool,
+        typer.Option("--audit", help="Add the params and MACs measured by `vitamin audit` (from its cache)."),
+    ] = False,
     as_json: opt.JsonFlag = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_markdown: Annotated[bool, typer.Option("--markdown", help="Write a markdown table to stdout.")] = False,
@@ -58,6 +62,8 @@ def ls(
         raise UsageError("choose one of --json, --csv and --markdown")
     if reverse and sort is None:
         raise UsageError("--reverse needs --sort COLUMN")
+    if with_audit and (as_json or as_csv or as_markdown):
+        raise UsageError("--audit adds columns to the table only; `vitamin audit --json` gives the numbers")
     registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released, pulled, cache_dir)
     if sort is not None:
         present = [m for m in models if m.value(sort) is not None]
@@ -72,5 +78,21 @@ def ls(
     elif not models:
         output.err_console().print("no model matches these filters; `vitamin ls` shows them all")
     else:
-        table = render.ls_table(registry, models, grouped=sort is None)
+        measured = _audit_counts(registry, models) if with_audit else None
+        table = render.ls_table(registry, models, grouped=sort is None, measured=measured)
         output.write_text(table.render(color=use_color(), width=terminal_width()))
+
+
+def _audit_counts(registry: zoo.Zoo, models: list[zoo.Model]) -> dict[str, dict[str, float]]:
+    """Measured counts by model name, from the cache `vitamin audit` fills; no torch is imported here."""
+    from vitamin_cli.audit import architecture_id, cached_counts
+
+    cached = cached_counts()
+    counts = {m.name: cached.get(architecture_id(registry, m)) for m in models}
+    missing = sorted({m.arch for m in models if counts[m.name] is None})
+    if missing:
+        raise UsageError(
+            f"no audit of {', '.join(missing)} yet with the installed torch, open_clip and timm",
+            hint="run `vitamin audit --all` once (about a minute); its results are cached",
+        )
+    return {name: value for name, value in counts.items() if value is not None}

@@ -27,6 +27,12 @@ Examples:
 def verify(
     names: opt.Names = None,
     all_models: opt.AllFlag = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep", help="Also load each checkpoint strictly and run one forward pass (needs torch, open_clip)."
+        ),
+    ] = False,
     fix: Annotated[
         bool, typer.Option("--fix", help="Download again what is corrupt or missing (needs the network).")
     ] = False,
@@ -36,7 +42,9 @@ def verify(
 ) -> None:
     """Re-hash pulled checkpoints and compare them with the manifest, the cache's blob names and zoo.yaml's pins.
 
-    Offline; exit code 0 when every file is intact, 1 when any is corrupt or missing.
+    Offline; exit code 0 when every file is intact, 1 when any is corrupt or missing. With --deep, each intact
+    checkpoint is also loaded strictly into its architecture (torch.load with weights_only=True), its
+    parameter count compared with the zoo, and one forward pass must give finite embeddings of the right width.
     """
     from vitamin_cli.cache import hub_cache_dir, read_manifest
     from vitamin_cli.verify import verify as run_checks
@@ -56,6 +64,12 @@ def verify(
     )
     with output.byte_progress("hashing", total, enabled=not as_json) as on_bytes:
         checks = run_checks(registry, manifest, names or (), on_bytes=on_bytes)
+    if deep:
+        from vitamin_cli.verify import deep_check
+
+        for check in checks:
+            if check.status == "ok":
+                deep_check(registry, check, cache_dir=str(cache_dir) if cache_dir else None)
     if fix:
         from vitamin_cli import hub
 

@@ -1,0 +1,146 @@
+"""`vitamin audit`: parameters and MACs recomputed from the real open_clip architectures of all 61 models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Run
+
+from vitamin_cli import arch, audit, zoo
+
+AUDIT_KEYS = [
+    "model",
+    "architecture",
+    "params_image_m_reported",
+    "params_image_m_measured",
+    "params_text_m_reported",
+    "params_text_m_measured",
+    "macs_image_g_reported",
+    "macs_image_g_measured_paper",
+    "macs_image_g_measured_full",
+    "macs_text_g_reported",
+    "macs_text_g_measured_paper",
+    "macs_text_g_measured_full",
+    "flags",
+]
+
+
+@pytest.fixture(scope="session")
+def full_audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, audit.AuditRow], int, Path]]:
+    """The audit of the whole zoo, once per session, in a cache of its own; and how many builds it took."""
+    cache = tmp_path_factory.mktemp("audit-cache")
+    builds = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        real_count = arch.count
+        patch.setattr(arch, "count", lambda cfg: builds.append(cfg) or real_count(cfg))
+        registry = zoo.load()
+        rows = audit.audit(registry, registry.models)
+    yield {r.model: r for r in rows}, len(builds), cache
+
+
+@pytest.mark.slow
+def test_each_architecture_is_built_once(full_audit: tuple[dict[str, audit.AuditRow], int, Path]) -> None:
+    rows, builds, _ = full_audit
+    assert len(rows) == 61
+    assert builds == 26
+
+
+@pytest.mark.slow
+def test_known_figures(full_audit: tuple[dict[str, audit.AuditRow], int, Path]) -> None:
+    rows, _, _ = full_audit
+    assert rows["ViTamin-L-s1.28B"].params_image_m_measured == pytest.approx(333.32, abs=0.005)
+    assert rows["ViTamin-L-s1.28B"].params_text_m_measured == pytest.approx(123.65, abs=0.005)
+    vit_l14 = rows["ViT-L-14-s1.28B"]
+    assert (vit_l14.macs_image_g_measured_full, vit_l14.macs_image_g_measured_paper) == pytest.approx(
+        (81.08, 77.83), abs=0.005
+    )
+    # ViTamin-XL-384 is built at 384 px (open_clip's own config says 256)
+    xl384 = rows["ViTamin-XL-384-s41B"]
+    assert xl384.macs_image_g_measured_paper == pytest.approx(281.92, abs=0.01)
+    assert xl384.macs_image_g_measured_full == pytest.approx(306.38, abs=0.01)
+    assert rows["ViTamin-XL-256-s40B"].macs_image_g_measured_paper == pytest.approx(125.3, abs=0.05)
+    for model in zoo.load().models:
+        if model.family == "vitamin":
+            row = rows[model.name]
+            assert row.macs_image_g_measured_paper == pytest.approx(model.macs_image_g, rel=0.005), model.name
+            assert row.macs_text_g_measured_paper == pytest.approx(model.macs_text_g, rel=0.01), model.name
+            assert row.macs_image_g_measured_full > row.macs_image_g_measured_paper
+
+
+@pytest.mark.slow
+def test_the_findings_show(full_audit: tuple[dict[str, audit.AuditRow], int, Path]) -> None:
+    rows, _, _ = full_audit
+    flagged = {name: row.flags for name, row in rows.items() if row.flags}
+    expected = {}
+    for scale in ("s128M", "s512M", "s1.28B"):
+        expected[f"ViT-S-32-{scale}"] = "params image printed as ViT-S/16's"
+        expected[f"ViT-B-32-{scale}"] = "params image printed as ViT-B/16's"
+        expected[f"ViT-L-32-{scale}"] = "params image printed as ViT-L/14's"
+        expected[f"ViT-L-16-{scale}"] = "params image printed as ViT-L/14's"
+        expected[f"ConvNeXt-T-{scale}"] = "params image: reported 28.61, measured 28.11"
+        expected[f"ConvNeXt-XL-{scale}"] = "MACs image as at 256 px, not 224 px"
+        expected[f"ViTamin-B-{scale}"] = "MACs image: reported 21.84, measured 21.85"
+    assert set(flagged) == set(expected)
+    for name, flag in expected.items():
+        assert flag in flagged[name], (name, flagged[name])
+
+
+@pytest.mark.slow
+def test_a_second_audit_is_served_from_the_cache(
+    full_audit: tuple[dict[str, audit.AuditRow], int, Path], monkeypatch: pytest.MonkeyPatch, run: Run
+) -> None:
+    rows, _, cache = full_audit
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setattr(arch, "count", lambda cfg: pytest.fail("measured again"))
+    result = run("audit", "--all", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [list(row) for row in data] == [AUDIT_KEYS] * 61
+    assert {row["model"]: row for row in data} == {name: row.to_json() for name, row in rows.items()}
+    table = run("ls", "--audit", "--size", "S").stdout
+    assert "22.64+40.44" in table  # ViT-S/32 measured beside the 21.81 reported
+
+
+@pytest.mark.slow
+def test_docs_audit_table_is_current(full_audit: tuple[dict[str, audit.AuditRow], int, Path]) -> None:
+    rows, _, _ = full_audit
+    page = (ROOT / "docs" / "audit.md").read_text()
+    table = audit.to_markdown([rows[m.name] for m in zoo.load().models])
+    assert table in page, "docs/audit.md is stale: regenerate its table with `vitamin audit --all --markdown`"
+
+
+def test_audit_one_model_json(run: Run) -> None:
+    result = run("audit", "ViT-S-32-s128M", "--json")
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert list(row) == AUDIT_KEYS
+    assert row["params_image_m_measured"] == pytest.approx(22.64, abs=0.005)
+    assert row["flags"] == ["params image: reported 21.81, measured 22.64"]  # its /16 sibling is not in this audit
+
+
+def test_ls_audit_needs_an_audit_first(run: Run) -> None:
+    result = run("ls", "--audit")
+    assert result.exit_code == 2
+    assert "vitamin audit --all" in result.stderr
+    assert run("ls", "--audit", "--json").exit_code == 2
+
+
+def test_audit_needs_names_or_filters(run: Run) -> None:
+    assert run("audit").exit_code == 2
+
+
+def test_upstream_config_at_the_wrong_size_is_refused(zoo_copy: Path) -> None:
+    """An upstream config whose resolution differs from the zoo's is an error, not a silent 256 px build."""
+    text = zoo_copy.read_text()
+    registry = zoo.load(zoo_copy)
+    model = registry.get("ViTamin-L-256-s13B")
+    zoo_copy.write_text(text.replace("    arch: ViTamin-L-256\n", "    arch: ViTamin-L\n", 1))
+    model = zoo.load(zoo_copy).get("ViTamin-L-256-s13B")
+    from vitamin_cli.errors import VitaminError
+
+    with pytest.raises(VitaminError, match="built at 224 px, the zoo says 256 px"):
+        arch.config(zoo.load(zoo_copy), model)

@@ -1,0 +1,176 @@
+"""Recompute every model's parameters and MACs from its real architecture and set them beside the reported ones.
+
+Each distinct architecture is built once (the data scales of an encoder are one network), on the meta
+device. Results are cached per architecture and library versions, so a second audit is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from vitamin_cli.zoo import Model, Zoo
+
+COUNTING_VERSION = 1  # bump when the way of counting changes, to drop cached counts
+_LIBRARIES = ("torch", "open_clip_torch", "timm")
+
+
+@dataclass
+class AuditRow:
+    """`vitamin audit --json` prints these fields (docs/json.md)."""
+
+    model: str
+    architecture: str
+    params_image_m_reported: float
+    params_image_m_measured: float
+    params_text_m_reported: float
+    params_text_m_measured: float
+    macs_image_g_reported: float
+    macs_image_g_measured_paper: float
+    macs_image_g_measured_full: float
+    macs_text_g_reported: float
+    macs_text_g_measured_paper: float
+    macs_text_g_measured_full: float
+    flags: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def tolerance(model: Model) -> float:
+    """One unit of the last decimal the zoo table prints for params and MACs (2 decimals, or 1): the table
+    rounds some numbers and truncates others (ViTamin-L's 72.608 G is printed 72.60)."""
+    return 0.01 if model.schedule == "benchmark" else 0.1
+
+
+def cache_file() -> Path:
+    """Where counts are kept: one file per version of the libraries that build the models."""
+    import hashlib
+
+    versions = ";".join(f"{name}={_version(name)}" for name in _LIBRARIES)
+    key = hashlib.sha256(f"{COUNTING_VERSION};{versions}".encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vitamin" / f"audit-{key}.json"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def cached_counts() -> dict[str, dict[str, float]]:
+    """Counts by architecture key from earlier audits with these library versions (no torch needed)."""
+    try:
+        data: dict[str, dict[str, float]] = json.loads(cache_file().read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def audit(zoo: Zoo, models: Sequence[Model], progress: Callable[[str], None] | None = None) -> list[AuditRow]:
+    """Measure each distinct architecture once (or take it from the cache) and compare every model."""
+    from vitamin_cli import arch
+    from vitamin_cli.cache import write_atomic
+
+    known = cached_counts()
+    keys = {m.name: architecture_id(zoo, m) for m in models}
+    fresh = False
+    for model in models:
+        key = keys[model.name]
+        if key not in known:
+            if progress is not None:
+                progress(model.arch)
+            known[key] = arch.count(arch.config(zoo, model)).to_json()
+            fresh = True
+    if fresh:
+        try:
+            write_atomic(cache_file(), json.dumps(known))
+        except OSError:
+            pass  # a cache that cannot be written only costs the next audit its speed
+    rows = [_row(model, arch.Counts(**known[keys[model.name]])) for model in models]
+    _flag_copied_params(rows, models)
+    return rows
+
+
+def architecture_id(zoo: Zoo, model: Model) -> str:
+    """What identifies an architecture in the cache: its config from the zoo file, or open_clip's config name
+    (fixed by the open_clip version in the cache file's name). Needs no torch."""
+    inline = zoo.inline_architecture(model)
+    return json.dumps(inline, sort_keys=True) if inline is not None else f"open_clip:{model.arch}"
+
+
+def _row(model: Model, counts: Any) -> AuditRow:
+    row = AuditRow(
+        model=model.name,
+        architecture=model.arch,
+        params_image_m_reported=model.params_image_m,
+        params_image_m_measured=round(counts.params_image_m, 4),
+        params_text_m_reported=model.params_text_m,
+        params_text_m_measured=round(counts.params_text_m, 4),
+        macs_image_g_reported=model.macs_image_g,
+        macs_image_g_measured_paper=round(counts.macs_image_g_paper, 4),
+        macs_image_g_measured_full=round(counts.macs_image_g_full, 4),
+        macs_text_g_reported=model.macs_text_g,
+        macs_text_g_measured_paper=round(counts.macs_text_g_paper, 4),
+        macs_text_g_measured_full=round(counts.macs_text_g_full, 4),
+    )
+    limit = tolerance(model) + 1e-9
+    for label, reported, measured in (
+        ("params image", row.params_image_m_reported, row.params_image_m_measured),
+        ("params text", row.params_text_m_reported, row.params_text_m_measured),
+        ("MACs image", row.macs_image_g_reported, row.macs_image_g_measured_paper),
+        ("MACs text", row.macs_text_g_reported, row.macs_text_g_measured_paper),
+    ):
+        if abs(reported - measured) > limit:
+            row.flags.append(f"{label}: reported {reported:g}, measured {measured:.2f}")
+    if any(flag.startswith("MACs image") for flag in row.flags):
+        # A convolutional tower's MACs grow with the pixel count: the size that gives the reported number.
+        pixels = model.image_size * math.sqrt(row.macs_image_g_reported / row.macs_image_g_measured_paper)
+        if abs(pixels - round(pixels / 16) * 16) < 0.5 and round(pixels) != model.image_size:
+            row.flags.append(f"MACs image as at {round(pixels)} px, not {model.image_size} px")
+    return row
+
+
+def _flag_copied_params(rows: list[AuditRow], models: Sequence[Model]) -> None:
+    """Name the sibling whose (correct) params a row repeats: the zoo table's copy-paste findings."""
+    by_name = {m.name: m for m in models}
+    for row in rows:
+        if not any(flag.startswith("params image") for flag in row.flags):
+            continue
+        model = by_name[row.model]
+        for other in rows:
+            other_model = by_name[other.model]
+            if (
+                other_model.arch != model.arch
+                and other_model.schedule == model.schedule
+                and other.params_image_m_reported == row.params_image_m_reported
+                and not any(flag.startswith("params image") for flag in other.flags)
+            ):
+                row.flags.append(f"params image printed as {other_model.encoder}'s")
+                break
+
+
+def to_markdown(rows: Sequence[AuditRow]) -> str:
+    """The audit as a markdown table (docs/audit.md carries it for the whole zoo)."""
+    lines = [
+        "| model | params image (M) reported / measured | params text (M) reported / measured "
+        "| MACs image (G) reported / paper / full | MACs text (G) reported / paper / full | flags |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.params_image_m_reported:g} / {r.params_image_m_measured:.2f} "
+            f"| {r.params_text_m_reported:g} / {r.params_text_m_measured:.2f} "
+            f"| {r.macs_image_g_reported:g} / {r.macs_image_g_measured_paper:.2f} / {r.macs_image_g_measured_full:.2f} "
+            f"| {r.macs_text_g_reported:g} / {r.macs_text_g_measured_paper:.2f} / {r.macs_text_g_measured_full:.2f} "
+            f"| {'; '.join(r.flags)} |"
+        )
+    return "\n".join(lines) + "\n"
