@@ -103,3 +103,8 @@ def test_json_page_lists_the_pull_and_verify_keys() -> None:
     page = (DOCS / "json.md").read_text()
     assert table_keys(page, "## `vitamin pull --json`") == list(PullResult(name="x").to_json())
     assert table_keys(page, "## `vitamin verify --json`") == list(Check("x", None, None, None).to_json())
+    from dataclasses import fields
+
+    from vitamin_cli.audit import AuditRow
+
+    assert table_keys(page, "## `vitamin audit --json`") == [f.name for f in fields(AuditRow)]

@@ -57,9 +57,9 @@ def test_typo_sample_output_is_real(run: Run) -> None:
 
 
 def test_python_sample_runs() -> None:
-    code = re.search(r"```python\n(.*?)```", README, re.S)
-    assert code is not None
-    source = code.group(1).replace('zoo.load("lab-zoo.yaml")', "zoo.load()")
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    (source,) = [block for block in blocks if "from vitamin_cli import zoo" in block]
+    source = source.replace('zoo.load("lab-zoo.yaml")', "zoo.load()")
     scope: dict[str, object] = {}
     exec(source, scope)  # noqa: S102 - the README's own example
     assert scope["model"].name == "ViTamin-XL-384-s41B"  # type: ignore[attr-defined]

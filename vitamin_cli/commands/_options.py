@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import zoo
+from vitamin_cli.errors import UsageError
 
 
 class Size(str, Enum):
@@ -111,3 +112,21 @@ def select(
         present = read_manifest(hub_cache_dir(cache_dir))
         models = [m for m in models if (m.name in present) == pulled]
     return registry, models
+
+
+def select_some(
+    verb: str,
+    names: list[str] | None,
+    all_models: bool,
+    zoo_path: Path | None,
+    size: list[Size] | None,
+    family: list[Family] | None,
+    samples: list[str] | None,
+    resolution: list[int] | None,
+    released: bool | None,
+) -> tuple[zoo.Zoo, list[zoo.Model]]:
+    """`select` for commands that act on models: they need names, --all or a filter, never nothing."""
+    filtered = bool(all_models or size or family or samples or resolution or released is not None)
+    if not names and not filtered:
+        raise UsageError(f"name the models to {verb}, or use --all or a filter such as --size L")
+    return select(names, zoo_path, size, family, samples, resolution, released)

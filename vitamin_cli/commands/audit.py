@@ -44,10 +44,9 @@ def audit(
     if as_json and as_markdown:
         raise UsageError("choose one of --json and --markdown")
 
-    filtered = bool(all_models or size or family or samples or resolution or released is not None)
-    if not names and not filtered:
-        raise UsageError("name the models to audit, or use --all or a filter such as --size L")
-    registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
+    registry, models = opt.select_some(
+        "audit", names, all_models, zoo_path, size, family, samples, resolution, released
+    )
     stderr = output.err_console() if sys.stderr.isatty() and not (as_json or as_markdown) else None
 
     def progress(architecture: str) -> None:

@@ -11,7 +11,7 @@ import typer
 
 from vitamin_cli import output
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
+from vitamin_cli.errors import EXIT_FAILURE, VitaminError
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -57,10 +57,9 @@ def pull(
 
     # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    filtered = bool(all_models or size or family or samples or resolution or released is not None)
-    if not names and not filtered:
-        raise UsageError("name the models to pull, or use --all or a filter such as --size L")
-    _registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
+    _registry, models = opt.select_some(
+        "pull", names, all_models, zoo_path, size, family, samples, resolution, released
+    )
     explicit = bool(names) and not any(any(ch in n for ch in "*?[") for n in names or ())
 
     results: list[PullResult] = []
