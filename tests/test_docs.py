@@ -108,3 +108,6 @@ def test_json_page_lists_the_pull_and_verify_keys() -> None:
     from vitamin_cli.audit import AuditRow
 
     assert table_keys(page, "## `vitamin audit --json`") == [f.name for f in fields(AuditRow)]
+    from vitamin_cli.bench import Result
+
+    assert table_keys(page, "## `vitamin bench --json`") == [f.name for f in fields(Result) if f.name != "tried"]

@@ -14,12 +14,12 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import __version__, output
-from vitamin_cli.commands import audit, cache, ls, pin, pull, rm, show, verify
+from vitamin_cli.commands import audit, bench, cache, ls, pin, pull, rm, show, verify
 from vitamin_cli.errors import VitaminError
 
 app = typer.Typer(
     name="vitamin",
-    help="The ViTamin model zoo, managed: its 61 CLIP models listed, inspected, fetched and verified.",
+    help="The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,7 +40,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    """The ViTamin model zoo, managed: its 61 CLIP models listed, inspected, fetched and verified."""
+    """The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."""
 
 
 app.command("ls", epilog=ls.EXAMPLES)(ls.ls)
@@ -52,6 +52,7 @@ app.command("rm", epilog=rm.EXAMPLES)(rm.rm)
 app.command("cache")(cache.cache)
 app.command("pin", epilog=pin.EXAMPLES)(pin.pin)
 app.command("audit", epilog=audit.EXAMPLES)(audit.audit)
+app.command("bench", epilog=bench.EXAMPLES)(bench.bench)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,8 +7,10 @@ decimals, the long-schedule table to one; every accuracy has one decimal.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vitamin_cli.errors import UsageError
 from vitamin_cli.texttable import TextTable
 from vitamin_cli.zoo import METRICS, Model, Zoo
 
@@ -127,7 +129,11 @@ def to_markdown(zoo: Zoo, models: Sequence[Model]) -> str:
 
 
 def ls_table(
-    zoo: Zoo, models: Sequence[Model], grouped: bool, measured: Mapping[str, Mapping[str, float]] | None = None
+    zoo: Zoo,
+    models: Sequence[Model],
+    grouped: bool,
+    measured: Mapping[str, Mapping[str, float]] | None = None,
+    speeds: Mapping[str, Mapping[str, float]] | None = None,
 ) -> TextTable:
     """The `vitamin ls` table, under 80 columns; grouped like the zoo table unless the rows were sorted.
 
@@ -136,6 +142,8 @@ def ls_table(
     titles = ["Model", "Params M\nimg+txt", "MACs G\nimg+txt", *(LS_TITLES[m] for m in METRICS), "Hub"]
     if measured is not None:
         titles[3:3] = ["Params M\nmeasured", "MACs G\nmeasured"]
+    if speeds is not None:
+        titles[-1:-1] = ["Images\n/s", "Texts\n/s"]
     table = TextTable(titles, right=set(range(1, len(titles) - 1)))
     for index, model in enumerate(models):
         previous = models[index - 1] if index else None
@@ -151,6 +159,9 @@ def ls_table(
             *((metric_text(model, m), "bold green" if m in wins else "") for m in METRICS),
             ("yes", "") if model.released else ("-", "dim"),
         ]
+        if speeds is not None:
+            saved = speeds.get(model.name.lower(), {})
+            cells[-1:-1] = [(f"{saved[t]:,.0f}" if t in saved else "-", "cyan") for t in ("image", "text")]
         if measured is not None:
             c = measured[model.name]
             d = cost_decimals(model)
@@ -235,6 +246,24 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
         parts.append(table)
     parts.append(Text("open_clip", style="bold"))
     return parts
+
+
+def read_bench_file(path: Path) -> dict[str, dict[str, float]]:
+    """Throughput by lower-case model name and tower, from `vitamin bench -o FILE` or `--json` output."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = data["results"] if isinstance(data, dict) else data
+        speeds: dict[str, dict[str, float]] = {}
+        for row in rows:
+            if row.get("throughput") is not None:
+                speeds.setdefault(str(row["model"]).lower(), {})[row["tower"]] = float(row["throughput"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UsageError(
+            f"cannot read benchmark results from {path}: {err}", hint="pass a file written by `vitamin bench -o FILE`"
+        ) from None
+    return speeds
 
 
 def _weights_line(model: Model) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, cast
 
 import typer
@@ -47,6 +48,10 @@ def ls(
         ),
     ] = None,
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Sort descending.")] = False,
+    bench_file: Annotated[
+        Path | None,
+        typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE` (or --json)."),
+    ] = None,
     with_audit: Annotated[
         bool,
         typer.Option("--audit", help="Add the params and MACs measured by `vitamin audit` (from its cache)."),
@@ -62,8 +67,8 @@ def ls(
         raise UsageError("choose one of --json, --csv and --markdown")
     if reverse and sort is None:
         raise UsageError("--reverse needs --sort COLUMN")
-    if with_audit and (as_json or as_csv or as_markdown):
-        raise UsageError("--audit adds columns to the table only; `vitamin audit --json` gives the numbers")
+    if (with_audit or bench_file) and (as_json or as_csv or as_markdown):
+        raise UsageError("--audit and --bench add columns to the table only")
     registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released, pulled, cache_dir)
     if sort is not None:
         present = [m for m in models if m.value(sort) is not None]
@@ -79,7 +84,8 @@ def ls(
         output.err_console().print("no model matches these filters; `vitamin ls` shows them all")
     else:
         measured = _audit_counts(registry, models) if with_audit else None
-        table = render.ls_table(registry, models, grouped=sort is None, measured=measured)
+        speeds = render.read_bench_file(bench_file) if bench_file else None
+        table = render.ls_table(registry, models, grouped=sort is None, measured=measured, speeds=speeds)
         output.write_text(table.render(color=use_color(), width=terminal_width()))
 
 

@@ -1,0 +1,281 @@
+"""`vitamin bench`: the method (warm-up apart, repeats, statistics), the batch back-off, error recording,
+one measurement per architecture, the JSON contract, and refusals; on the CPU, with tiny models."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Run
+
+from vitamin_cli import bench, zoo
+
+BENCH_KEYS = [
+    "model", "aliases", "architecture", "tower", "device", "gpu_name", "dtype", "amp", "compile", "channels_last",
+    "batch_size", "throughput", "throughput_min", "throughput_max", "latency_ms", "peak_memory_gib",
+    "gflops_per_item", "tflops", "mfu", "warmup_s", "error",
+]  # fmt: skip
+
+TINY_MODEL = """
+  - name: {name}
+    encoder: Tiny/16
+    family: vit
+    size: S
+    schedule: benchmark
+    image_size: 32
+    text_depth: 2
+    text_width: 32
+    seen_samples: {samples}
+    params_image_m: 0.1
+    params_text_m: 1.6
+    macs_image_g: 0.0
+    macs_text_g: 0.0
+    imagenet: {imagenet}
+    avg38: 1.0
+    dist_shift: 1.0
+    vtab: 1.0
+    retrieval: 1.0
+    arch: {arch}
+    weights: null
+    weights_note: made up for the tests
+"""
+TINY_ZOO = """
+version: 1
+architectures:
+  Tiny:
+    embed_dim: 32
+    vision_cfg: {image_size: 32, layers: 2, width: 64, patch_size: 16, head_width: 32}
+    text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 2}
+  Broken:
+    embed_dim: 32
+    vision_cfg: {timm_model_name: no_such_timm_model, timm_model_pretrained: false, image_size: 32}
+    text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 2}
+models:
+""" + "".join(
+    TINY_MODEL.format(name=name, samples=samples, imagenet=imagenet, arch=arch)
+    for name, samples, imagenet, arch in (
+        ("Tiny-s128M", "128M", 1.0, "Tiny"),
+        ("Broken-s128M", "128M", 2.0, "Broken"),
+        ("Tiny-s512M", "512M", 3.0, "Tiny"),
+        ("Tiny-s1.28B", "1.28B", 4.0, "Tiny"),
+    )
+)
+
+FAST = bench.Settings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> zoo.Zoo:
+    path = tmp_path / "tiny-zoo.yaml"
+    path.write_text(TINY_ZOO)
+    monkeypatch.setenv("VITAMIN_ZOO", str(path))
+    return zoo.load(path)
+
+
+def test_warmup_is_timed_apart_and_runs_are_repeated() -> None:
+    calls = []
+
+    def step() -> None:
+        calls.append(time.perf_counter())
+        time.sleep(0.3 if len(calls) == 1 else 0.01)  # the first call is slow, as compilation is
+
+    timing = bench.time_batches(step, bench.Settings(device="cpu", warmup=2, iters=3, repeats=4), batch_size=8)
+    assert len(calls) == 2 + 3 * 4
+    assert timing.warmup_s >= 0.3
+    assert len(timing.runs_s) == 4
+    assert all(0.03 <= run < 0.2 for run in timing.runs_s)  # 3 batches of 10 ms, the slow call not among them
+    rates = timing.rates()
+    assert rates == sorted(8 * 3 / run for run in timing.runs_s)
+    assert timing.throughput() == pytest.approx((rates[1] + rates[2]) / 2)  # the median of four
+
+
+def test_out_of_memory_backs_the_batch_off() -> None:
+    import torch
+
+    tried = []
+
+    def attempt(batch: int) -> bench.Timing:
+        tried.append(batch)
+        if batch > 96:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return bench.Timing(batch, 1, [1.0], 0.0, None)
+
+    assert bench.with_backoff(attempt, 256).batch_size == 96
+    assert tried == [256, 192, 128, 96]
+
+
+def test_32_bit_indexing_failures_back_off_too() -> None:
+    def attempt(batch: int) -> bench.Timing:
+        if batch > 128:
+            raise RuntimeError("Expected canUse32BitIndexMath(input) to be true, but got false.")
+        return bench.Timing(batch, 1, [1.0], 0.0, None)
+
+    assert bench.with_backoff(attempt, 256).batch_size == 128
+
+
+def test_other_errors_are_not_retried() -> None:
+    tried = []
+
+    def attempt(batch: int) -> bench.Timing:
+        tried.append(batch)
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError):
+        bench.with_backoff(attempt, 256)
+    assert tried == [256]
+
+
+def test_auto_batch_stops_when_a_larger_batch_no_longer_helps() -> None:
+    def attempt(batch: int) -> bench.Timing:
+        seconds = batch / min(batch, 64) * 0.01  # throughput grows up to batch 64, then stays flat
+        return bench.Timing(batch, 1, [seconds], 0.0, None)
+
+    assert bench.largest_useful_batch(attempt, FAST, 8).batch_size == 64
+
+
+def test_auto_batch_stops_at_the_memory_limit() -> None:
+    import torch
+
+    def attempt(batch: int) -> bench.Timing:
+        if batch > 32:
+            raise torch.cuda.OutOfMemoryError("out of memory")
+        return bench.Timing(batch, 1, [0.01], 0.0, None)
+
+    assert bench.largest_useful_batch(attempt, FAST, 8).batch_size == 32
+
+
+def test_one_measurement_per_architecture_and_errors_recorded(
+    tiny_zoo: zoo.Zoo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    measured = []
+    real = bench._measure
+    monkeypatch.setattr(
+        bench,
+        "_measure",
+        lambda result, cfg, tower, s, c=None: measured.append(tower) or real(result, cfg, tower, s, c),
+    )
+    results = bench.bench(tiny_zoo, tiny_zoo.models, FAST, roof_tflops=1.0)
+    assert [(r.model, r.tower) for r in results] == [(m.name, t) for m in tiny_zoo.models for t in ("image", "text")]
+    assert measured == ["image", "text", "image", "text"]  # Tiny once, Broken once: not 8 times
+    by = {(r.model, r.tower): r for r in results}
+    assert (
+        by[("Broken-s128M", "image")].error is not None and "no_such_timm_model" in by[("Broken-s128M", "image")].error
+    )
+    assert by[("Broken-s128M", "image")].throughput is None
+    for name in ("Tiny-s128M", "Tiny-s512M", "Tiny-s1.28B"):
+        result = by[(name, "image")]
+        assert result.error is None
+        assert result.throughput == by[("Tiny-s128M", "image")].throughput  # shared
+        assert result.throughput_min <= result.throughput <= result.throughput_max
+        assert result.batch_size == 2
+        assert result.gflops_per_item and result.gflops_per_item > 0
+        assert result.tflops == pytest.approx(result.gflops_per_item * result.throughput / 1e3)
+        assert result.mfu == pytest.approx(result.tflops / 1.0)
+
+
+def test_json_contract_and_saved_file(tiny_zoo: zoo.Zoo, run: Run, tmp_path: Path) -> None:
+    saved = tmp_path / "bench.json"
+    args = ("bench", "Tiny-s128M", "--device", "cpu", "--batch-size", "2", "--iters", "1", "--repeats", "2")
+    result = run(*args, "--warmup", "0", "--json", "-o", str(saved))
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [list(r) for r in rows] == [BENCH_KEYS] * 2
+    assert [r["tower"] for r in rows] == ["image", "text"]
+    assert rows[0]["device"] == "cpu" and rows[0]["dtype"] == "fp32" and rows[0]["channels_last"] is False
+    data = json.loads(saved.read_text())
+    assert data["results"] == rows
+    environment = data["environment"]
+    for key in ("torch", "open_clip", "timm", "cuda", "driver", "gpu_name", "matmul_roof_tflops"):
+        assert key in environment
+    assert environment["matmul_roof_tflops"] > 0
+    csv_result = run(*args, "--csv")
+    assert csv_result.stdout.splitlines()[0].split(",") == BENCH_KEYS
+
+
+def test_ls_shows_saved_throughput(run: Run, tmp_path: Path) -> None:
+    saved = tmp_path / "bench.json"
+    saved.write_text(
+        json.dumps(
+            {"environment": {}, "results": [{"model": "ViTamin-S-s1.28B", "tower": "image", "throughput": 6453.2}]}
+        )
+    )
+    table = run("ls", "--bench", str(saved), "ViTamin-S*").stdout
+    assert "Images" in table
+    (row,) = [line for line in table.splitlines() if line.startswith("ViTamin-S-s1.28B")]
+    assert "6,453" in row
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    result = run("ls", "--bench", str(broken))
+    assert result.exit_code == 2
+    assert "cannot read benchmark results" in result.stderr
+
+
+def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
+    speeds = {("fp32", False): 10.0, ("fp32", True): 30.0, ("bf16", False): 20.0, ("bf16", True): 25.0}
+
+    def fake_bench(z, models, settings, towers, roof_tflops=None, on_result=None, weights=False):  # type: ignore[no-untyped-def]
+        assert settings.auto_batch
+        return [
+            bench.Result(m.name, [], m.arch, t, "cpu", None, settings.dtype, False, settings.compile, False,
+                         batch_size=4, throughput=speeds[(settings.dtype, settings.compile)])
+            for m in models for t in towers
+        ]  # fmt: skip
+
+    monkeypatch.setattr(bench, "bench", fake_bench)
+    monkeypatch.setattr(bench, "matmul_roof_tflops", lambda device, dtype: 1.0)
+    results, roofs = bench.tune(tiny_zoo, tiny_zoo.models[:1], FAST, ("image",))
+    (best,) = results
+    assert (best.dtype, best.compile, best.throughput) == ("fp32", True, 30.0)
+    assert sorted((t["dtype"], t["compile"]) for t in best.tried) == sorted(speeds)
+    assert "tried" in best.to_json()
+
+
+def test_cuda_without_cuda_is_a_usage_error(run: Run) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run("bench", "ViTamin-S", "--device", "cuda")
+    assert result.exit_code == 2
+    assert "no CUDA device" in result.stderr
+    assert "--device cpu" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dtype", "fp16"], "fp16 is not a CPU inference type"),
+        (["--dtype", "fp8"], "--dtype must be one of"),
+        (["--tower", "audio"], "--tower must be image, text or both"),
+        (["--batch-size", "0"], "neither a positive whole number nor 'auto'"),
+        (["--device", "tpu"], "unknown device"),
+    ],
+)
+def test_settings_the_device_cannot_do_are_refused(run: Run, args: list[str], message: str) -> None:
+    result = (
+        run("bench", "ViTamin-S", "--device", "cpu", *args)
+        if "--device" not in args
+        else run("bench", "ViTamin-S", *args)
+    )
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_bench_needs_names_or_filters(run: Run) -> None:
+    assert run("bench", "--device", "cpu").exit_code == 2
+
+
+@pytest.mark.gpu
+def test_gpu_bench_of_a_small_model(run: Run) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    result = run("bench", "ViTamin-S", "--device", "cuda", "--iters", "3", "--repeats", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    for row in json.loads(result.stdout):
+        assert row["error"] is None
+        assert row["dtype"] == "bf16" and row["throughput"] > 0 and row["peak_memory_gib"] > 0
+        assert 0 < row["mfu"] < 1

@@ -1,0 +1,484 @@
+"""Inference throughput of the zoo's image and text towers on the local device, measured honestly.
+
+Method: one fixed random input on the device; warm-up (and compilation) timed on its own and left out;
+`repeats` timed runs of `iters` batches each, timed with CUDA events on a GPU (wall clock after a
+synchronize on a CPU); the median run gives the throughput, the fastest and slowest its spread. An
+out-of-memory error (or a kernel that cannot index the batch with 32 bits) backs the batch off in timm's
+steps and the batch actually used is recorded. FLOPs per item are the audit's full count (attention
+included); MFU is against a dense matmul roof the tool measures on the same device and dtype.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from vitamin_cli.errors import UsageError
+from vitamin_cli.zoo import Model, Zoo
+
+TOWERS = ("image", "text")
+DTYPES = ("bf16", "fp16", "fp32")
+# timm's benchmark.py steps down through these after an out-of-memory error
+BATCH_STEPS = (1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1)
+CONTEXT_LENGTH = 77
+VOCAB_SIZE = 49408
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "cpu"
+    dtype: str = "fp32"
+    amp: bool = False  # autocast to dtype instead of casting the weights
+    batch_size: int | None = None  # None: the device's default for the tower
+    auto_batch: bool = False  # the largest batch that fits and still helps
+    compile: bool = False
+    compile_mode: str | None = None
+    channels_last: bool = False  # image towers only
+    warmup: int = 3
+    iters: int = 10
+    repeats: int = 3
+
+
+def default_settings(device: str, **given: Any) -> Settings:
+    """The defaults of `vitamin bench` for a device, with what the user gave on top."""
+    cuda = device.startswith("cuda")
+    base = Settings(
+        device=device,
+        dtype="bf16" if cuda else "fp32",
+        channels_last=cuda,
+        warmup=3 if cuda else 1,
+        iters=10 if cuda else 2,
+        repeats=3,
+    )
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+def default_batch(settings: Settings, tower: str) -> int:
+    if settings.batch_size is not None:
+        return settings.batch_size
+    if settings.device.startswith("cuda"):
+        return 256 if tower == "image" else 1024
+    return 8 if tower == "image" else 32
+
+
+def check_device(settings: Settings) -> None:
+    """Refuse what the device cannot do, before anything is built."""
+    import torch
+
+    if settings.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda, but this machine has no CUDA device", hint="use --device cpu")
+        index = torch.device(settings.device).index or 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"no {settings.device}: this machine has {torch.cuda.device_count()} CUDA devices")
+        if settings.dtype == "bf16" and not torch.cuda.is_bf16_supported():
+            raise UsageError("this GPU has no bf16", hint="use --dtype fp16")
+    elif settings.device == "cpu":
+        if settings.dtype == "fp16":
+            raise UsageError("fp16 is not a CPU inference type", hint="use --dtype fp32 or bf16 on the CPU")
+    else:
+        raise UsageError(f"unknown device {settings.device!r}", hint="use cpu, cuda or cuda:N")
+
+
+@dataclass
+class Result:
+    """One model's tower on one device; `vitamin bench --json` prints these fields (docs/json.md)."""
+
+    model: str
+    aliases: list[str]
+    architecture: str
+    tower: str
+    device: str
+    gpu_name: str | None
+    dtype: str
+    amp: bool
+    compile: bool
+    channels_last: bool
+    batch_size: int | None = None
+    throughput: float | None = None  # items per second, the median run
+    throughput_min: float | None = None
+    throughput_max: float | None = None
+    latency_ms: float | None = None  # per batch, the median run
+    peak_memory_gib: float | None = None
+    gflops_per_item: float | None = None
+    tflops: float | None = None
+    mfu: float | None = None
+    warmup_s: float | None = None
+    error: str | None = None
+    tried: list[dict[str, Any]] = field(default_factory=list, repr=False)  # --tune's attempts
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in vars(self).items() if k != "tried"}
+        if self.tried:
+            data["tried"] = self.tried
+        return data
+
+
+class BatchTooLarge(Exception):
+    """Out of memory, or past 32-bit indexing: a smaller batch may work."""
+
+
+def is_batch_failure(err: BaseException) -> bool:
+    import torch
+
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and (
+        "out of memory" in text
+        or "32-bit" in text
+        or "32bit" in text
+        or "int_max" in text
+        or "canuse32bitindexmath" in text
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# One measurement
+
+
+@dataclass
+class Timing:
+    batch_size: int
+    iters: int
+    runs_s: list[float]  # seconds per run of `iters` batches
+    warmup_s: float
+    peak_memory_gib: float | None
+
+    def rates(self) -> list[float]:
+        """Items per second of each run, slowest first."""
+        return sorted(self.batch_size * self.iters / s for s in self.runs_s)
+
+    def throughput(self) -> float:
+        return statistics.median(self.rates())
+
+
+def time_batches(step: Callable[[], Any], settings: Settings, batch_size: int) -> Timing:
+    """Warm up, then time `repeats` runs of `iters` calls of `step` (one batch each)."""
+    import torch
+
+    cuda = settings.device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(settings.device)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(settings.device)
+
+    start = time.perf_counter()
+    for _ in range(max(settings.warmup, 1)):  # the first call compiles, when compiling
+        step()
+    sync()
+    warmup_s = time.perf_counter() - start
+    runs = []
+    for _ in range(settings.repeats):
+        if cuda:
+            begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            begin.record()
+            for _ in range(settings.iters):
+                step()
+            end.record()
+            sync()
+            runs.append(begin.elapsed_time(end) / 1e3)
+        else:
+            begin_s = time.perf_counter()
+            for _ in range(settings.iters):
+                step()
+            runs.append(time.perf_counter() - begin_s)
+    peak = torch.cuda.max_memory_allocated(settings.device) / 2**30 if cuda else None
+    return Timing(batch_size, settings.iters, runs, warmup_s, peak)
+
+
+def with_backoff(attempt: Callable[[int], Timing], batch_size: int) -> Timing:
+    """Run `attempt(batch)`; on an out-of-memory or indexing failure retry with the next smaller step."""
+    import torch
+
+    sizes = [batch_size] + [b for b in BATCH_STEPS if b < batch_size]
+    for size in sizes:
+        try:
+            return attempt(size)
+        except Exception as err:
+            if not is_batch_failure(err) or size == sizes[-1]:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    raise AssertionError("unreachable")
+
+
+def largest_useful_batch(attempt: Callable[[int], Timing], settings: Settings, start: int) -> Timing:
+    """--batch-size auto: double the batch while it fits and raises throughput by 3% or more."""
+    best = with_backoff(attempt, start)
+    size = best.batch_size
+    while size < BATCH_STEPS[0]:
+        size *= 2
+        try:
+            trial = attempt(size)
+        except Exception as err:
+            if is_batch_failure(err):
+                break
+            raise
+        if trial.throughput() < best.throughput() * 1.03:
+            break
+        best = trial
+    return best
+
+
+# ---------------------------------------------------------------------------------------------------
+# A tower, ready to run
+
+
+def tower_step(model: Any, cfg: dict[str, Any], tower: str, settings: Settings) -> Callable[[int], Callable[[], Any]]:
+    """For a batch size, a function that runs the tower once on one fixed on-device input."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[settings.dtype]
+    encode = model.encode_image if tower == "image" else model.encode_text
+    if settings.compile:
+        encode = torch.compile(encode, mode=settings.compile_mode)
+
+    def for_batch(batch: int) -> Callable[[], Any]:
+        if tower == "image":
+            size = cfg["vision_cfg"]["image_size"]
+            x = torch.randn(
+                batch, 3, size, size, device=settings.device, dtype=torch.float32 if settings.amp else dtype
+            )
+            if settings.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        else:
+            length = cfg["text_cfg"].get("context_length", CONTEXT_LENGTH)
+            x = torch.randint(0, cfg["text_cfg"].get("vocab_size", VOCAB_SIZE), (batch, length), device=settings.device)
+
+        def step() -> Any:
+            with torch.inference_mode():
+                if settings.amp:
+                    with torch.autocast(device_type=settings.device.split(":")[0], dtype=dtype):
+                        return encode(x)
+                return encode(x)
+
+        return step
+
+    return for_batch
+
+
+def prepare(cfg: dict[str, Any], tower: str, settings: Settings, checkpoint: Any = None) -> Any:
+    """The model on the device: its pulled weights if given (else random ones), cast to the dtype (unless
+    autocast), channels_last for an image tower."""
+    import torch
+
+    from vitamin_cli import arch, loading
+
+    model = arch.build(cfg, device="cpu" if checkpoint is not None else settings.device)
+    if checkpoint is not None:
+        loading.load_into(model, loading.read_state_dict(checkpoint), str(checkpoint))
+        model = model.to(settings.device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[settings.dtype]
+    if not settings.amp:
+        model = model.to(dtype=dtype)
+    if tower == "image" and settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------
+# The sweep
+
+
+def matmul_roof_tflops(device: str, dtype: str) -> float:
+    """Dense matmul throughput of this device and dtype, TFLOP/s: the 100% of MFU."""
+    import torch
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    cuda = device.startswith("cuda")
+    n = 8192 if cuda else 1024
+    a = torch.randn(n, n, device=device, dtype=torch_dtype)
+    b = torch.randn(n, n, device=device, dtype=torch_dtype)
+    settings = Settings(device=device, warmup=2, iters=10 if cuda else 3, repeats=3)
+    with torch.inference_mode():
+        timing = time_batches(lambda: a @ b, settings, 1)
+    return 2 * n**3 * max(timing.rates()) / 1e12
+
+
+def device_name(device: str) -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+
+
+def bench(
+    zoo: Zoo,
+    models: Sequence[Model],
+    settings: Settings,
+    towers: Sequence[str] = TOWERS,
+    roof_tflops: float | None = None,
+    on_result: Callable[[Result], None] | None = None,
+    weights: bool = False,
+) -> list[Result]:
+    """Measure each tower of each distinct architecture once; rows sharing an architecture share results.
+    With `weights`, each model runs with its own pulled checkpoint instead."""
+    import torch
+
+    from vitamin_cli import arch, audit, loading
+
+    check_device(settings)
+    gpu = device_name(settings.device)
+    flops = _flops_per_item(zoo, models)
+    measured: dict[tuple[str, str], Result] = {}
+    results = []
+    for model in models:
+        key = model.name if weights else audit.architecture_id(zoo, model)
+        checkpoint = loading.checkpoint_path(zoo, model) if weights else None
+        for tower in towers:
+            if (key, tower) not in measured:
+                result = Result(
+                    model.name,
+                    list(model.aliases),
+                    model.arch,
+                    tower,
+                    settings.device,
+                    gpu,
+                    settings.dtype,
+                    settings.amp,
+                    settings.compile,
+                    settings.channels_last and tower == "image",
+                )
+                try:
+                    _measure(result, arch.config(zoo, model), tower, settings, checkpoint)
+                except Exception as err:  # noqa: BLE001 - recorded; the sweep goes on
+                    result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+                finally:
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                measured[(key, tower)] = result
+            shared = replace(measured[(key, tower)], model=model.name, aliases=list(model.aliases))
+            _add_flops(shared, flops.get(model.name, {}).get(tower), roof_tflops)
+            results.append(shared)
+            if on_result is not None:
+                on_result(shared)
+    return results
+
+
+def _measure(result: Result, cfg: dict[str, Any], tower: str, settings: Settings, checkpoint: Any = None) -> None:
+    model = prepare(cfg, tower, settings, checkpoint)
+    for_batch = tower_step(model, cfg, tower, settings)
+    settings = replace(settings, channels_last=settings.channels_last and tower == "image")
+
+    def attempt(batch: int) -> Timing:
+        return time_batches(for_batch(batch), settings, batch)
+
+    start = default_batch(settings, tower)
+    timing = largest_useful_batch(attempt, settings, start) if settings.auto_batch else with_backoff(attempt, start)
+    rates = timing.rates()
+    result.batch_size = timing.batch_size
+    result.throughput = timing.throughput()
+    result.throughput_min, result.throughput_max = rates[0], rates[-1]
+    result.latency_ms = statistics.median(timing.runs_s) / settings.iters * 1e3
+    result.peak_memory_gib = timing.peak_memory_gib
+    result.warmup_s = timing.warmup_s
+
+
+def _flops_per_item(zoo: Zoo, models: Sequence[Model]) -> dict[str, dict[str, float]]:
+    """Full FLOPs (2 per MAC, attention included) per image and per text, from the audit (cached)."""
+    from vitamin_cli import audit
+
+    flops = {}
+    for model in models:
+        try:
+            (row,) = audit.audit(zoo, [model])
+        except Exception:  # noqa: BLE001 - a model that cannot be built is reported by its measurement
+            continue
+        flops[model.name] = {"image": 2 * row.macs_image_g_measured_full, "text": 2 * row.macs_text_g_measured_full}
+    return flops
+
+
+def _add_flops(result: Result, gflops: float | None, roof_tflops: float | None) -> None:
+    if gflops is None or result.throughput is None:
+        return
+    result.gflops_per_item = gflops
+    result.tflops = gflops * result.throughput / 1e3
+    if roof_tflops:
+        result.mfu = result.tflops / roof_tflops
+
+
+def tune(
+    zoo: Zoo,
+    models: Sequence[Model],
+    settings: Settings,
+    towers: Sequence[str],
+    on_result: Callable[[Result], None] | None = None,
+) -> tuple[list[Result], dict[str, float]]:
+    """Try the fast dtypes, compilation on and off, and the largest useful batch; keep the fastest per tower."""
+    cuda = settings.device.startswith("cuda")
+    dtypes = ("bf16", "fp16") if cuda else ("fp32", "bf16")
+    roofs = {dtype: matmul_roof_tflops(settings.device, dtype) for dtype in dtypes}
+    best: dict[tuple[str, str], Result] = {}
+    tried: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for dtype in dtypes:
+        for compiled in (False, True):
+            trial = replace(settings, dtype=dtype, compile=compiled, auto_batch=True, amp=False)
+            for result in bench(zoo, models, trial, towers, roof_tflops=roofs[dtype]):
+                key = (result.model, result.tower)
+                tried.setdefault(key, []).append(
+                    {
+                        "dtype": dtype,
+                        "compile": compiled,
+                        "batch_size": result.batch_size,
+                        "throughput": result.throughput,
+                        "error": result.error,
+                    }
+                )
+                if result.throughput is not None and (
+                    key not in best or (best[key].throughput or 0) < result.throughput
+                ):
+                    best[key] = result
+                elif key not in best:
+                    best[key] = result
+    results = []
+    for key, result in best.items():
+        result.tried = tried[key]
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results, roofs
+
+
+def environment(settings: Settings, roof_tflops: float | None) -> dict[str, Any]:
+    """What the results were measured with, for `-o FILE`."""
+    import platform
+    import subprocess
+    from importlib import metadata
+
+    import torch
+
+    driver = None
+    if settings.device.startswith("cuda"):
+        try:
+            driver = (
+                subprocess.run(
+                    ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                    check=False,
+                )
+                .stdout.strip()
+                .splitlines()[0]
+            )
+        except (OSError, IndexError, subprocess.SubprocessError):
+            driver = None
+    return {
+        "device": settings.device,
+        "gpu_name": device_name(settings.device),
+        "cuda": torch.version.cuda,
+        "driver": driver,
+        "torch": torch.__version__,
+        "open_clip": metadata.version("open_clip_torch"),
+        "timm": metadata.version("timm"),
+        "python": platform.python_version(),
+        "matmul_roof_tflops": roof_tflops,
+        "dtype": settings.dtype,
+        "settings": {k: v for k, v in vars(settings).items()},
+    }
