@@ -223,13 +223,10 @@ def test_not_enough_disk(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
     from collections import namedtuple
 
-    from huggingface_hub import constants
-
     from vitamin_cli import hub as hub_module
     from vitamin_cli import zoo
     from vitamin_cli.hub import PullError
 
-    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(PullError, match="not enough free disk"):

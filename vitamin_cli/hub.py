@@ -111,9 +111,11 @@ def metadata(model: Model, revision: str, token: str | bool | None) -> Any:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     assert model.weights is not None
-    url = hf_hub_url(model.weights.repo, model.weights.filename, revision=revision)
+    # HF_ENDPOINT as it is now: huggingface_hub reads it once, when first imported
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
+    url = hf_hub_url(model.weights.repo, model.weights.filename, revision=revision, endpoint=endpoint)
     try:
-        meta = _with_retries(lambda: get_hf_file_metadata(url, token=token), f"{model.name}: {url}")
+        meta = _with_retries(lambda: get_hf_file_metadata(url, token=token, endpoint=endpoint), f"{model.name}: {url}")
     except PullError:
         raise
     except Exception as err:  # noqa: BLE001 - every failure of the lookup becomes one clear message
