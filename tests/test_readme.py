@@ -63,3 +63,9 @@ def test_python_sample_runs() -> None:
     scope: dict[str, object] = {}
     exec(source, scope)  # noqa: S102 - the README's own example
     assert scope["model"].name == "ViTamin-XL-384-s41B"  # type: ignore[attr-defined]
+
+
+def test_the_readme_picture_is_there() -> None:
+    assert "](docs/img/zoo.png)" in README
+    assert "vitamin plot -o docs/img/zoo.png" in README
+    assert (ROOT / "docs" / "img" / "zoo.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import __version__, output
-from vitamin_cli.commands import audit, bench, cache, ls, pin, pull, rm, show, verify
+from vitamin_cli.commands import audit, bench, cache, compare, ls, pin, plot, pull, rm, show, verify
 from vitamin_cli.errors import VitaminError
 
 app = typer.Typer(
@@ -53,6 +53,8 @@ app.command("cache")(cache.cache)
 app.command("pin", epilog=pin.EXAMPLES)(pin.pin)
 app.command("audit", epilog=audit.EXAMPLES)(audit.audit)
 app.command("bench", epilog=bench.EXAMPLES)(bench.bench)
+app.command("plot", epilog=plot.EXAMPLES)(plot.plot)
+app.command("compare", epilog=compare.EXAMPLES)(compare.compare)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

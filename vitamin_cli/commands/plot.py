@@ -1,0 +1,56 @@
+"""`vitamin plot`: accuracy against cost or measured speed, with the Pareto front."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vitamin_cli import output
+from vitamin_cli.commands import _options as opt
+
+EXAMPLES = """
+Examples:
+
+  vitamin plot                                   # the whole zoo in the terminal
+  vitamin plot -o zoo.png                        # image MACs against ImageNet, as a PNG (or .svg)
+  vitamin plot --size L --y avg38 -o large.svg
+  vitamin plot --x throughput --bench h200.json  # accuracy per measured image/s on your own GPU
+"""
+
+
+def plot(
+    names: opt.Names = None,
+    size: opt.SizeFilter = None,
+    family: opt.FamilyFilter = None,
+    samples: opt.SamplesFilter = None,
+    resolution: opt.ResolutionFilter = None,
+    released: opt.ReleasedFilter = None,
+    x: Annotated[str, typer.Option("--x", help="macs, params or throughput (needs --bench).")] = "macs",
+    y: Annotated[str, typer.Option("--y", help="imagenet, avg38, dist_shift, vtab or retrieval.")] = "imagenet",
+    bench_file: Annotated[
+        Path | None, typer.Option("--bench", metavar="FILE", help="Throughput saved by `vitamin bench -o FILE`.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="Write a .png or .svg file.")] = None,
+    zoo_path: opt.ZooPath = None,
+) -> None:
+    """Scatter the selected models (default: all 61), one colour per family, each encoder's data scales
+    joined, the Pareto front drawn. Without -o, the plot is drawn in the terminal."""
+    from vitamin_cli import plot as lib
+    from vitamin_cli import render
+
+    _registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
+    speeds = render.read_bench_file(bench_file) if bench_file else None
+    pts = lib.points(models, x, y, speeds)
+    title = f"{len(pts)} models of the ViTamin zoo"
+    if out is not None:
+        lib.draw_file(pts, x, y, out, title)
+        output.err_console().print(f"wrote {out}")
+        return
+    from vitamin_cli.texttable import terminal_width, use_color
+
+    height = 30 if sys.stdout.isatty() else 40
+    picture = lib.draw_terminal(pts, x, y, title, width=terminal_width(), height=height, color=use_color())
+    output.write_text(picture)

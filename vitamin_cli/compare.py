@@ -1,0 +1,69 @@
+"""Models side by side: every number of the zoo (and measured throughput), the best of each row marked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vitamin_cli.zoo import Model
+
+Speeds = Mapping[str, Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str
+    key: str
+    get: Callable[[Model, Speeds], Any]
+    better: str | None  # "higher", "lower", or None when there is no better
+
+
+def _speed(tower: str) -> Callable[[Model, Speeds], float | None]:
+    return lambda m, speeds: speeds.get(m.name.lower(), {}).get(tower)
+
+
+FIELDS = (
+    Field("encoder", "encoder", lambda m, _: m.encoder, None),
+    Field("image size (px)", "image_size", lambda m, _: m.image_size, None),
+    Field("text depth / width", "text", lambda m, _: f"{m.text_depth} / {m.text_width}", None),
+    Field("seen samples", "seen_samples", lambda m, _: m.seen_samples, None),
+    Field("params image (M)", "params_image_m", lambda m, _: m.params_image_m, "lower"),
+    Field("params text (M)", "params_text_m", lambda m, _: m.params_text_m, "lower"),
+    Field("MACs image (G)", "macs_image_g", lambda m, _: m.macs_image_g, "lower"),
+    Field("MACs text (G)", "macs_text_g", lambda m, _: m.macs_text_g, "lower"),
+    Field("ImageNet (%)", "imagenet", lambda m, _: m.imagenet, "higher"),
+    Field("avg. 38 datasets (%)", "avg38", lambda m, _: m.avg38, "higher"),
+    Field("ImageNet dist. shift (%)", "dist_shift", lambda m, _: m.dist_shift, "higher"),
+    Field("VTAB (%)", "vtab", lambda m, _: m.vtab, "higher"),
+    Field("retrieval (%)", "retrieval", lambda m, _: m.retrieval, "higher"),
+    Field("weights", "weights", lambda m, _: m.weights.repo if m.weights else None, None),
+)
+MEASURED = (
+    Field("images/s (measured)", "throughput_image", _speed("image"), "higher"),
+    Field("texts/s (measured)", "throughput_text", _speed("text"), "higher"),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    key: str
+    values: list[Any]
+    best: list[str]  # names of the models with the best value (ties included), empty when none is better
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.key, "label": self.label, "values": self.values, "best": self.best}
+
+
+def compare(models: Sequence[Model], speeds: Speeds | None = None) -> list[Row]:
+    rows = []
+    for field in FIELDS + (MEASURED if speeds is not None else ()):
+        values = [field.get(m, speeds or {}) for m in models]
+        numbers = [v for v in values if isinstance(v, (int, float))]
+        best: list[str] = []
+        if field.better and numbers and len(set(numbers)) > 1:
+            target = max(numbers) if field.better == "higher" else min(numbers)
+            best = [m.name for m, v in zip(models, values, strict=True) if v == target]
+        rows.append(Row(field.label, field.key, values, best))
+    return rows
