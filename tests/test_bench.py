@@ -279,3 +279,28 @@ def test_gpu_bench_of_a_small_model(run: Run) -> None:
         assert row["error"] is None
         assert row["dtype"] == "bf16" and row["throughput"] > 0 and row["peak_memory_gib"] > 0
         assert 0 < row["mfu"] < 1
+
+
+def test_a_failed_row_makes_the_exit_code_1(tiny_zoo: zoo.Zoo, run: Run) -> None:
+    result = run(
+        "bench", "Broken-s128M", "Tiny-s128M", "--device", "cpu", "--batch-size", "2", "--iters", "1", "--json"
+    )
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)
+    assert [(r["model"], r["error"] is None) for r in rows] == [
+        ("Tiny-s128M", True),
+        ("Tiny-s128M", True),
+        ("Broken-s128M", False),
+        ("Broken-s128M", False),
+    ]
+    assert "Broken-s128M image:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--amp", "--dtype", "fp32"], "--amp autocasts"), (["--tune", "--weights"], "--tune measures random weights")],
+)
+def test_contradictory_settings(run: Run, args: list[str], message: str) -> None:
+    result = run("bench", "ViTamin-S", "--device", "cpu", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BIG_REPO, SMALL_REPO, Hub, Run, build_repo, vitamin_process
+from conftest import BIG_REPO, ROOT, SMALL_REPO, Hub, Run, build_repo, vitamin_process
 
 from vitamin_cli import zoo
 
@@ -198,3 +198,62 @@ def test_open_clip_loads_a_pulled_checkpoint_offline(hub: Hub, tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_fix_keeps_a_file_that_only_disagrees_with_a_pin(hub: Hub, run: Run, zoo_copy: Path) -> None:
+    """A wrong pin is no reason to delete a good file: --fix leaves it, and says why."""
+    pull("ViTamin-L")
+    pinned = zoo_copy.read_text().replace(
+        "repo: jienengchen/ViTamin-L-224px, filename: pytorch_model.bin, revision: null, sha256: null",
+        "repo: jienengchen/ViTamin-L-224px, filename: pytorch_model.bin, revision: null, sha256: " + "f" * 64,
+    )
+    zoo_copy.write_text(pinned)
+    result = run("verify", "--fix", "--zoo", str(zoo_copy))
+    assert result.exit_code == 1
+    assert "the same file would come back" in result.stderr
+    assert blob_of(SMALL_REPO, hub.files[SMALL_REPO]).read_bytes() == hub.files[SMALL_REPO]
+
+
+def test_a_relative_cache_dir_works_from_anywhere(hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    assert vitamin_process("pull", "ViTamin-L", "--cache-dir", "rel").exit_code == 0
+    monkeypatch.chdir(second)
+    result = vitamin_process("verify", "--cache-dir", str(first / "rel"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert vitamin_process("rm", "ViTamin-L", "--yes", "--cache-dir", str(first / "rel")).exit_code == 0
+    assert not (first / "rel" / ("models--" + SMALL_REPO.replace("/", "--"))).exists()
+
+
+def test_rm_copes_with_nested_refs(hub: Hub, run: Run) -> None:
+    pull("ViTamin-L")
+    folder = cache_root() / ("models--" + SMALL_REPO.replace("/", "--"))
+    nested = folder / "refs" / "refs" / "pr" / "1"
+    nested.parent.mkdir(parents=True)
+    nested.write_text(hub.commits[SMALL_REPO])
+    result = run("rm", "ViTamin-L", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert not folder.exists()
+    assert run("ls", "--pulled", "--json").stdout.strip() == "[]"
+
+
+def test_pin_rewrites_a_block_style_weights_value(tmp_path: Path) -> None:
+    from vitamin_cli.pin import Pin, write_pins
+
+    text = (
+        (ROOT / "zoo.yaml")
+        .read_text()
+        .replace(
+            "    weights: {repo: jienengchen/ViTamin-S, filename: pytorch_model.bin, revision: null, sha256: null, "
+            "size_bytes: null}\n",
+            "    weights:\n      repo: jienengchen/ViTamin-S\n      filename: pytorch_model.bin\n",
+        )
+    )
+    path = tmp_path / "zoo.yaml"
+    path.write_text(text)
+    write_pins(path, [Pin("ViTamin-S-s1.28B", "jienengchen/ViTamin-S", "a" * 40, "1" * 64, 123)])
+    weights = zoo.load(path).get("ViTamin-S").weights
+    assert weights is not None and (weights.revision, weights.sha256, weights.size_bytes) == ("a" * 40, "1" * 64, 123)
+    assert path.read_text().count("# ---") == text.count("# ---")  # the comments are all still there

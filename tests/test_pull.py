@@ -284,3 +284,28 @@ def test_ls_pulled(hub: Hub, run) -> None:  # type: ignore[no-untyped-def]
     assert vitamin_process("pull", "ViTamin-L").exit_code == 0
     assert [m["name"] for m in json.loads(run("ls", "--pulled", "--json").stdout)] == ["ViTamin-L-224-s12.8B"]
     assert len(json.loads(run("ls", "--not-pulled", "--json").stdout)) == 60
+
+
+def test_the_token_goes_to_the_hub_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file served from another host (a CDN, a presigned bucket) is fetched without the user's token."""
+    from huggingface_hub import file_download
+
+    from vitamin_cli import hub as hub_module
+    from vitamin_cli import zoo
+    from vitamin_cli.cache import RepoCache
+
+    sent: list[dict[str, str]] = []
+
+    def fake_http_get(url, temp_file, *, headers=None, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(dict(headers or {}))
+        temp_file.write(b"x")
+
+    monkeypatch.setattr(file_download, "http_get", fake_http_get)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example")
+    repo = RepoCache(tmp_path, "jienengchen/ViTamin-S")
+    model = zoo.get("ViTamin-S")
+    for url in ("https://hub.example/jienengchen/ViTamin-S/resolve/main/pytorch_model.bin", "https://cdn.example/blob"):
+        with pytest.raises(hub_module.PullError):  # one byte, never the right sha256
+            hub_module._download(model, repo, url, "e" * 64, 1, "hf_SECRET", None)
+    assert sent[0].get("authorization") == "Bearer hf_SECRET"
+    assert "authorization" not in sent[1]

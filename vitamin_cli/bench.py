@@ -81,6 +81,8 @@ def check_device(settings: Settings) -> None:
             raise UsageError("fp16 is not a CPU inference type", hint="use --dtype fp32 or bf16 on the CPU")
     else:
         raise UsageError(f"unknown device {settings.device!r}", hint="use cpu, cuda or cuda:N")
+    if settings.amp and settings.dtype == "fp32":
+        raise UsageError("--amp autocasts to a lower precision: use it with --dtype bf16 or fp16")
 
 
 @dataclass
@@ -117,23 +119,15 @@ class Result:
         return data
 
 
-class BatchTooLarge(Exception):
-    """Out of memory, or past 32-bit indexing: a smaller batch may work."""
-
-
 def is_batch_failure(err: BaseException) -> bool:
+    """Out of memory (GPU or CPU), or past 32-bit indexing: a smaller batch may work."""
     import torch
 
     if isinstance(err, torch.cuda.OutOfMemoryError):
         return True
     text = str(err).lower()
-    return isinstance(err, RuntimeError) and (
-        "out of memory" in text
-        or "32-bit" in text
-        or "32bit" in text
-        or "int_max" in text
-        or "canuse32bitindexmath" in text
-    )
+    signs = ("out of memory", "not enough memory", "32-bit", "32bit", "int_max", "canuse32bitindexmath")
+    return isinstance(err, RuntimeError) and any(sign in text for sign in signs)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,8 +198,9 @@ def with_backoff(attempt: Callable[[int], Timing], batch_size: int) -> Timing:
         except Exception as err:
             if not is_batch_failure(err) or size == sizes[-1]:
                 raise
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        # outside the except block: its traceback no longer holds the failed batch's tensors
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     raise AssertionError("unreachable")
 
 
@@ -236,9 +231,10 @@ def tower_step(model: Any, cfg: dict[str, Any], tower: str, settings: Settings) 
     import torch
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[settings.dtype]
-    encode = model.encode_image if tower == "image" else model.encode_text
+    encode = model if tower == "image" else model.encode_text  # an image tower is prepared alone
     if settings.compile:
-        encode = torch.compile(encode, mode=settings.compile_mode)
+        # static shapes: one graph per batch size, as a user would deploy it
+        encode = torch.compile(encode, mode=settings.compile_mode, dynamic=False)
 
     def for_batch(batch: int) -> Callable[[], Any]:
         if tower == "image":
@@ -265,8 +261,9 @@ def tower_step(model: Any, cfg: dict[str, Any], tower: str, settings: Settings) 
 
 
 def prepare(cfg: dict[str, Any], tower: str, settings: Settings, checkpoint: Any = None) -> Any:
-    """The model on the device: its pulled weights if given (else random ones), cast to the dtype (unless
-    autocast), channels_last for an image tower."""
+    """The tower on the device: the image tower alone, or the model without its image tower for the text
+    tower (so that peak memory is the tower's own); its pulled weights if given (else random ones), cast to
+    the dtype (unless autocast), channels_last for an image tower."""
     import torch
 
     from vitamin_cli import arch, loading
@@ -274,7 +271,13 @@ def prepare(cfg: dict[str, Any], tower: str, settings: Settings, checkpoint: Any
     model = arch.build(cfg, device="cpu" if checkpoint is not None else settings.device)
     if checkpoint is not None:
         loading.load_into(model, loading.read_state_dict(checkpoint), str(checkpoint))
-        model = model.to(settings.device)
+    if tower == "image":
+        model = model.visual
+    else:
+        model.visual = torch.nn.Identity()
+    model = model.to(settings.device)
+    if settings.device.startswith("cuda"):
+        torch.cuda.empty_cache()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[settings.dtype]
     if not settings.amp:
         model = model.to(dtype=dtype)
@@ -294,12 +297,22 @@ def matmul_roof_tflops(device: str, dtype: str) -> float:
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
     cuda = device.startswith("cuda")
     n = 8192 if cuda else 1024
-    a = torch.randn(n, n, device=device, dtype=torch_dtype)
-    b = torch.randn(n, n, device=device, dtype=torch_dtype)
-    settings = Settings(device=device, warmup=2, iters=10 if cuda else 3, repeats=3)
-    with torch.inference_mode():
-        timing = time_batches(lambda: a @ b, settings, 1)
+    with on_device(device):
+        a = torch.randn(n, n, device=device, dtype=torch_dtype)
+        b = torch.randn(n, n, device=device, dtype=torch_dtype)
+        settings = Settings(device=device, warmup=2, iters=10 if cuda else 3, repeats=3)
+        with torch.inference_mode():
+            timing = time_batches(lambda: a @ b, settings, 1)
     return 2 * n**3 * max(timing.rates()) / 1e12
+
+
+def on_device(device: str) -> Any:
+    """Make a CUDA device current, so that events, streams and the allocator act on it (cuda:1 and up)."""
+    import contextlib
+
+    import torch
+
+    return torch.cuda.device(torch.device(device)) if device.startswith("cuda") else contextlib.nullcontext()
 
 
 def device_name(device: str) -> str | None:
@@ -346,11 +359,14 @@ def bench(
                     settings.channels_last and tower == "image",
                 )
                 try:
-                    _measure(result, arch.config(zoo, model), tower, settings, checkpoint)
+                    with on_device(settings.device):
+                        _measure(result, arch.config(zoo, model), tower, settings, checkpoint)
                 except Exception as err:  # noqa: BLE001 - recorded; the sweep goes on
                     result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
-                finally:
-                    if torch.cuda.is_available():
+                if settings.compile:
+                    torch.compiler.reset()  # each model compiles afresh, never against a recompile limit
+                if torch.cuda.is_available():
+                    with on_device(settings.device):
                         torch.cuda.empty_cache()
                 measured[(key, tower)] = result
             shared = replace(measured[(key, tower)], model=model.name, aliases=list(model.aliases))

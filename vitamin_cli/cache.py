@@ -26,20 +26,22 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cache folder huggingface_hub uses: --cache-dir, $HF_HUB_CACHE, $HF_HOME/hub, or the default.
+    """The cache folder huggingface_hub uses: --cache-dir, $HF_HUB_CACHE, $HF_HOME/hub, or the default;
+    made absolute, since the manifest records paths in it.
 
     This mirrors `huggingface_hub.constants.HF_HUB_CACHE` (tests/test_cache_paths.py compares the two)
     without importing huggingface_hub.
     """
     if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
-        return Path(os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
-    return Path(home).expanduser() / "hub"
+        chosen = Path(cache_dir)
+    elif os.environ.get("HF_HUB_CACHE"):
+        chosen = Path(os.environ["HF_HUB_CACHE"])
+    elif os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        chosen = Path(os.environ["HUGGINGFACE_HUB_CACHE"])
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        chosen = Path(os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")) / "hub"
+    return chosen.expanduser().absolute()
 
 
 def is_sha256(text: str | None) -> bool:
@@ -185,34 +187,45 @@ def updating_manifest(cache_root: Path) -> Iterator[dict[str, Pulled]]:
 
 def remove(cache_root: Path, entry: Pulled) -> list[Path]:
     """Delete one pulled checkpoint: its snapshot link, its blob (unless another snapshot still links to it),
-    its partial download, folders left empty and refs to snapshots that are gone. Returns what was removed."""
+    its partial download, folders left empty and refs to snapshots that are gone. Returns what was removed.
+
+    Runs under the blob's lock, so that it never pulls a file from under a running `vitamin pull`."""
+    from filelock import FileLock
+
     repo = RepoCache(cache_root, entry.repo)
     removed: list[Path] = []
-    snapshot = Path(entry.path)
-    if snapshot.is_symlink() or snapshot.exists():
-        snapshot.unlink()
-        removed.append(snapshot)
-    blob = repo.blob(entry.etag)
-    still_linked = any(
-        link.is_symlink() and link.resolve() == blob.resolve() for link in (repo.folder / "snapshots").rglob("*")
-    )
-    for path in (blob, repo.partial(entry.etag)):
-        if path.exists() and not (path == blob and still_linked):
-            path.unlink()
-            removed.append(path)
-    for folder in sorted((repo.folder / "snapshots").glob("**/"), key=lambda p: len(p.parts), reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-    for ref in (repo.folder / "refs").glob("*"):
-        if not (repo.folder / "snapshots" / ref.read_text().strip()).exists():
-            ref.unlink()
-            removed.append(ref)
-    for folder in (repo.folder / "refs", repo.folder / "blobs", repo.folder):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-    with updating_manifest(cache_root) as entries:
-        entries.pop(entry.name, None)
+    repo.lock(entry.etag).parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(repo.lock(entry.etag))):
+        with updating_manifest(cache_root) as entries:
+            entries.pop(entry.name, None)
+        snapshot = Path(entry.path)
+        if snapshot.is_symlink() or snapshot.exists():
+            snapshot.unlink()
+            removed.append(snapshot)
+        blob = repo.blob(entry.etag)
+        snapshots = repo.folder / "snapshots"
+        still_linked = any(link.is_symlink() and link.resolve() == blob.resolve() for link in snapshots.rglob("*"))
+        for path in (blob, repo.partial(entry.etag)):
+            if path.exists() and not (path == blob and still_linked):
+                path.unlink()
+                removed.append(path)
+        _remove_empty_folders(snapshots)
+        refs = repo.folder / "refs"
+        for ref in [r for r in refs.rglob("*") if r.is_file()]:  # refs/pr/1 and the like are nested
+            if not (snapshots / ref.read_text().strip()).exists():
+                ref.unlink()
+                removed.append(ref)
+        _remove_empty_folders(refs)
+        _remove_empty_folders(repo.folder / "blobs")
+        _remove_empty_folders(repo.folder)
     return removed
+
+
+def _remove_empty_folders(top: Path) -> None:
+    """Remove the folders below `top`, and `top`, that are (or become) empty; deepest first."""
+    for folder in sorted(top.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 @dataclass(frozen=True)

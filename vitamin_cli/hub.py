@@ -286,6 +286,9 @@ def _download(
             while chunk := existing.read(BUFFER_BYTES):
                 digest.update(chunk)
     headers = build_hf_headers(token=token)
+    if _origin(url) != _origin(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT):
+        # the file is served from elsewhere (a CDN, a presigned bucket URL): the token stays with the Hub
+        headers.pop("authorization", None)
     with open(partial, "ab") as out:
         writer = _HashingWriter(out, digest, have, size, progress)
         if progress is not None:
@@ -379,6 +382,13 @@ def _record(root: Path, result: PullResult, etag: str) -> None:
             entry.path,
         ):
             entries[result.name] = entry
+
+
+def _origin(url: str) -> tuple[str, str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
 
 
 def _gib(count: int) -> str:

@@ -53,26 +53,29 @@ def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
             continue
         current = zoo.load(zoo_file).get(name).weights
         assert current is not None
-        text = (
-            text[:start]
-            + _flow(Weights(current.repo, current.filename, pin.revision, pin.sha256, pin.size_bytes))
-            + text[end:]
-        )
-    zoo._Parser(str(zoo_file), text.encode("utf-8")).parse()  # never write a file that does not load
+        pinned = Weights(current.repo, current.filename, pin.revision, pin.sha256, pin.size_bytes)
+        text = text[:start] + ": " + _flow(pinned) + text[end:]
+    try:
+        zoo._Parser(str(zoo_file), text.encode("utf-8")).parse()  # never write a file that does not load
+    except VitaminError as err:
+        raise VitaminError(f"pinning would break {zoo_file}, so it is left as it was: {err.message}") from None
     write_atomic(zoo_file, text)
 
 
 def _weights_spans(text: str) -> dict[str, tuple[int, int]]:
-    """Character spans of each model's `weights:` value, by model name."""
+    """By model name: the span from the end of its `weights` key to the end of the value, which is replaced
+    by `: {...}` (one line, whether the value was written in flow or in block style)."""
     root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     assert root is not None
     models = next(value for key, value in root.value if key.value == "models")
     spans = {}
     for node in models.value:
-        fields = {key.value: value for key, value in node.value}
-        weights = fields["weights"]
-        if isinstance(weights, yaml.MappingNode):
-            spans[fields["name"].value] = (weights.start_mark.index, weights.end_mark.index)
+        pairs = {key.value: (key, value) for key, value in node.value}
+        key, weights = pairs["weights"]
+        if isinstance(weights, yaml.MappingNode) and weights.value:
+            # a block mapping's own end runs on over blank lines and comments: end at its last value instead
+            end = weights.end_mark.index if weights.flow_style else weights.value[-1][1].end_mark.index
+            spans[pairs["name"][1].value] = (key.end_mark.index, end)
     return spans
 
 

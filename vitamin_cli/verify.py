@@ -6,6 +6,7 @@ the cache (for an LFS file, its sha256), and zoo.yaml's pin when there is one. N
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ class Check:
     actual_sha256: str | None = None
     status: str = "ok"  # ok, corrupt or missing
     problems: list[str] = field(default_factory=list)
+    damaged: bool = field(default=False, repr=False)  # the file itself is bad or gone: a new download mends it
 
     def to_json(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return {k: v for k, v in vars(self).items() if k != "damaged"}
 
 
 def verify(
@@ -44,7 +46,7 @@ def verify(
     for name in wanted:
         entry = manifest.get(name)
         if entry is None:
-            checks.append(Check(name, None, None, None, status="missing", problems=["not pulled"]))
+            checks.append(Check(name, None, None, None, status="missing", problems=["not pulled"], damaged=True))
             continue
         check = Check(name, entry.path, entry.size_bytes, entry.sha256)
         checks.append(check)
@@ -52,17 +54,20 @@ def verify(
         if not blob.is_file():
             check.status = "missing"
             check.problems.append(f"no file at {entry.path}")
+            check.damaged = True
             continue
         size = blob.stat().st_size
         if size != entry.size_bytes:
             check.status = "corrupt"
             check.problems.append(f"size {size} bytes, recorded {entry.size_bytes}")
+            check.damaged = True
         targets.append((check, entry))
     digests = sha256_files([Path(entry.path).resolve() for _, entry in targets], on_bytes=on_bytes)
     for (check, entry), digest in zip(targets, digests, strict=True):
         if isinstance(digest, OSError):
             check.status = "missing"
             check.problems.append(f"cannot read: {digest}")
+            check.damaged = True
             continue
         check.actual_sha256 = digest
         expected = {"manifest": entry.sha256}
@@ -75,6 +80,7 @@ def verify(
             if digest != sha:
                 check.status = "corrupt"
                 check.problems.append(f"sha256 {digest} differs from the {source} {sha}")
+                check.damaged = check.damaged or source != "zoo.yaml pin"  # a pin may be what is wrong
     return checks
 
 
@@ -86,7 +92,7 @@ def _pinned_sha256(zoo: Zoo, name: str) -> str | None:
     return weights.sha256 if weights else None
 
 
-def deep_check(zoo: Zoo, check: Check, cache_dir: str | None = None) -> None:
+def deep_check(zoo: Zoo, check: Check, cache_dir: str | os.PathLike[str] | None = None) -> None:
     """Load the checkpoint strictly into its architecture, compare its size with the zoo, and run one forward
     pass on a dummy image and text, which must give finite embeddings of the model's width."""
     import torch

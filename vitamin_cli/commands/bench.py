@@ -11,7 +11,7 @@ import typer
 
 from vitamin_cli import output
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.errors import UsageError
+from vitamin_cli.errors import EXIT_FAILURE, UsageError
 
 if TYPE_CHECKING:
     from vitamin_cli.bench import Result
@@ -89,6 +89,8 @@ def bench(
 
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
+    if tune and weights:
+        raise UsageError("--tune measures random weights; drop --weights (the weights do not change the speed)")
     if tower not in ("image", "text", "both"):
         raise UsageError(f"--tower must be image, text or both, not {tower!r}")
     if dtype is not None and dtype not in lib.DTYPES:
@@ -137,6 +139,8 @@ def bench(
     failed = [r for r in results if r.error]
     for r in failed:
         typer.echo(f"{r.model} {r.tower}: {r.error}", err=True)
+    if failed:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _default_device() -> str:

@@ -46,7 +46,8 @@ def verify(
     checkpoint is also loaded strictly into its architecture (torch.load with weights_only=True), its
     parameter count compared with the zoo, and one forward pass must give finite embeddings of the right width.
     """
-    from vitamin_cli.cache import hub_cache_dir, read_manifest
+    from vitamin_cli.cache import Pulled, hub_cache_dir, read_manifest
+    from vitamin_cli.verify import deep_check
     from vitamin_cli.verify import verify as run_checks
 
     if names and all_models:
@@ -59,37 +60,59 @@ def verify(
         if as_json:
             output.write_json([])
         return
-    total = sum(
-        e.size_bytes for name, e in manifest.items() if not names or name in {registry.get(n).name for n in names}
-    )
-    with output.byte_progress("hashing", total, enabled=not as_json) as on_bytes:
-        checks = run_checks(registry, manifest, names or (), on_bytes=on_bytes)
-    if deep:
-        from vitamin_cli.verify import deep_check
+    wanted = {registry.get(n).name for n in names} if names else set(manifest)
+    total = sum(entry.size_bytes for name, entry in manifest.items() if name in wanted)
 
-        for check in checks:
-            if check.status == "ok":
-                deep_check(registry, check, cache_dir=str(cache_dir) if cache_dir else None)
+    def check_all(manifest: dict[str, Pulled], names: list[str]) -> list[Check]:
+        with output.byte_progress("hashing", total, enabled=not as_json) as on_bytes:
+            checks = run_checks(registry, manifest, names, on_bytes=on_bytes)
+        if deep:
+            for check in checks:
+                if check.status == "ok":
+                    deep_check(registry, check, cache_dir=root)
+        return checks
+
+    checks = check_all(manifest, list(names or ()))
     if fix:
-        from vitamin_cli import hub
-
-        for check in checks:
-            if check.status == "ok":
-                continue
-            model = registry.get(check.name)
-            if check.path:
-                Path(check.path).resolve().unlink(missing_ok=True)
-            try:
-                hub.pull(model, cache_dir=cache_dir)
-            except VitaminError as err:
-                output.report_error(err)
-        checks = run_checks(registry, read_manifest(root), [c.name for c in checks])
+        mended = _mend(registry, checks, cache_dir)
+        if mended:
+            again = {c.name: c for c in check_all(read_manifest(root), mended)}
+            checks = [again.get(c.name, c) for c in checks]
     if as_json:
         output.write_json([c.to_json() for c in checks])
     else:
         _table(checks)
     if any(c.status != "ok" for c in checks):
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _mend(registry: zoo.Zoo, checks: list[Check], cache_dir: Path | None) -> list[str]:
+    """Download again what is damaged or missing; returns the names it downloaded. A file that only
+    disagrees with a zoo.yaml pin, or that loads badly though it is what was pulled, is left as it is:
+    a new download would give the same bytes."""
+    from vitamin_cli import hub
+    from vitamin_cli.errors import UnknownModelError
+
+    mended = []
+    for check in checks:
+        if check.status == "ok":
+            continue
+        if not check.damaged:
+            print(f"{check.name}: not downloading it again, the same file would come back", file=sys.stderr)
+            continue
+        try:
+            model = registry.get(check.name)
+        except UnknownModelError:
+            print(f"{check.name}: not in this zoo file; pull it with the zoo it came from", file=sys.stderr)
+            continue
+        if check.path:
+            Path(check.path).resolve().unlink(missing_ok=True)  # bytes that no longer match their own hash
+        try:
+            hub.pull(model, cache_dir=cache_dir)
+            mended.append(check.name)
+        except VitaminError as err:
+            output.report_error(err)
+    return mended
 
 
 def _table(checks: list[Check]) -> None:
