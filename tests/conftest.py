@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,3 +130,53 @@ def start_vitamin(*args: str, env: dict[str, str] | None = None) -> subprocess.P
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# A tiny architecture, for tests that build, load or run models
+
+
+TINY_ARCHITECTURE = """\
+  Tiny:
+    embed_dim: 32
+    vision_cfg: {image_size: 32, layers: 2, width: 64, patch_size: 16, head_width: 32}
+    text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 2}
+"""
+
+
+def tiny_model(
+    name: str,
+    *,
+    samples: str = "1M",
+    arch: str = "Tiny",
+    imagenet: float = 1.0,
+    params: tuple[float, float] = (0.1, 1.6),
+    weights: str = "null\n    weights_note: made up for the tests",
+) -> str:
+    """One model entry of a zoo file, in the tiny architecture (or another one named by `arch`)."""
+    return f"""\
+  - name: {name}
+    encoder: Tiny/16
+    family: vit
+    size: S
+    schedule: benchmark
+    image_size: 32
+    text_depth: 2
+    text_width: 32
+    seen_samples: {samples}
+    params_image_m: {params[0]}
+    params_text_m: {params[1]}
+    macs_image_g: 0.0
+    macs_text_g: 0.0
+    imagenet: {imagenet}
+    avg38: 1.0
+    dist_shift: 1.0
+    vtab: 1.0
+    retrieval: 1.0
+    arch: {arch}
+    weights: {weights}
+"""
+
+
+def tiny_zoo_text(models: Sequence[str], architectures: str = TINY_ARCHITECTURE) -> str:
+    return "version: 1\narchitectures:\n" + architectures + "models:\n" + "".join(models)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from conftest import TINY_ARCHITECTURE, Run, tiny_model, tiny_zoo_text
 
 from vitamin_cli import bench, zoo
 
@@ -18,49 +18,20 @@ BENCH_KEYS = [
     "gflops_per_item", "tflops", "mfu", "warmup_s", "error",
 ]  # fmt: skip
 
-TINY_MODEL = """
-  - name: {name}
-    encoder: Tiny/16
-    family: vit
-    size: S
-    schedule: benchmark
-    image_size: 32
-    text_depth: 2
-    text_width: 32
-    seen_samples: {samples}
-    params_image_m: 0.1
-    params_text_m: 1.6
-    macs_image_g: 0.0
-    macs_text_g: 0.0
-    imagenet: {imagenet}
-    avg38: 1.0
-    dist_shift: 1.0
-    vtab: 1.0
-    retrieval: 1.0
-    arch: {arch}
-    weights: null
-    weights_note: made up for the tests
-"""
-TINY_ZOO = """
-version: 1
-architectures:
-  Tiny:
-    embed_dim: 32
-    vision_cfg: {image_size: 32, layers: 2, width: 64, patch_size: 16, head_width: 32}
-    text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 2}
+BROKEN_ARCHITECTURE = """\
   Broken:
     embed_dim: 32
     vision_cfg: {timm_model_name: no_such_timm_model, timm_model_pretrained: false, image_size: 32}
     text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 2}
-models:
-""" + "".join(
-    TINY_MODEL.format(name=name, samples=samples, imagenet=imagenet, arch=arch)
-    for name, samples, imagenet, arch in (
-        ("Tiny-s128M", "128M", 1.0, "Tiny"),
-        ("Broken-s128M", "128M", 2.0, "Broken"),
-        ("Tiny-s512M", "512M", 3.0, "Tiny"),
-        ("Tiny-s1.28B", "1.28B", 4.0, "Tiny"),
-    )
+"""
+TINY_ZOO = tiny_zoo_text(
+    [
+        tiny_model("Tiny-s128M", samples="128M", imagenet=1.0),
+        tiny_model("Broken-s128M", samples="128M", imagenet=2.0, arch="Broken"),
+        tiny_model("Tiny-s512M", samples="512M", imagenet=3.0),
+        tiny_model("Tiny-s1.28B", samples="1.28B", imagenet=4.0),
+    ],
+    architectures=TINY_ARCHITECTURE + BROKEN_ARCHITECTURE,
 )
 
 FAST = bench.Settings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)

@@ -14,56 +14,25 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import Hub, Run, build_repo, vitamin_process
+from conftest import Hub, Run, build_repo, tiny_model, tiny_zoo_text, vitamin_process
 
 from vitamin_cli import arch, loading, zoo
 from vitamin_cli.cache import Pulled, RepoCache, hub_cache_dir, updating_manifest
 from vitamin_cli.errors import UsageError
 
-TINY_ZOO = """
-version: 1
-architectures:
-  Tiny:
-    embed_dim: 32
-    vision_cfg: {image_size: 32, layers: 2, width: 64, patch_size: 16, head_width: 32}
-    text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 2}
-models:
-  - name: Tiny-ViT-s1M
-    encoder: Tiny/16
-    family: vit
-    size: S
-    schedule: benchmark
-    image_size: 32
-    text_depth: 2
-    text_width: 32
-    seen_samples: 1M
-    params_image_m: 0.11
-    params_text_m: 1.61
-    macs_image_g: 0.0
-    macs_text_g: 0.0
-    imagenet: 1.0
-    avg38: 1.0
-    dist_shift: 1.0
-    vtab: 1.0
-    retrieval: 1.0
-    arch: Tiny
-    weights: {repo: test/tiny-clip, filename: pytorch_model.bin}
-"""
+WEIGHTS = "{repo: test/tiny-clip, filename: pytorch_model.bin}"
 
 
 @pytest.fixture
 def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> zoo.Zoo:
     path = tmp_path / "tiny-zoo.yaml"
-    path.write_text(TINY_ZOO)
+    path.write_text(tiny_zoo_text([tiny_model("Tiny-ViT-s1M", weights=WEIGHTS)]))
     monkeypatch.setenv("VITAMIN_ZOO", str(path))
     registry = zoo.load(path)
     # the reported sizes of this made-up model are its real ones
     counts = arch.count(arch.config(registry, registry.get("Tiny-ViT-s1M")))
-    path.write_text(
-        TINY_ZOO.replace("params_image_m: 0.11", f"params_image_m: {counts.params_image_m:.2f}").replace(
-            "params_text_m: 1.61", f"params_text_m: {counts.params_text_m:.2f}"
-        )
-    )
+    sizes = (round(counts.params_image_m, 2), round(counts.params_text_m, 2))
+    path.write_text(tiny_zoo_text([tiny_model("Tiny-ViT-s1M", weights=WEIGHTS, params=sizes)]))
     return zoo.load(path)
 
 
