@@ -112,3 +112,17 @@ def test_wheel_bundles_the_zoo_and_runs_from_anywhere(tmp_path: Path) -> None:
     first_line, rest = result.stdout.split("\n", 1)
     assert first_line == str(site / "vitamin_cli" / "zoo.yaml")
     assert len(json.loads(rest)) == 61
+
+
+def test_a_missing_extra_is_named(tmp_path: Path) -> None:
+    """Without huggingface_hub, `vitamin pull` says which extra to install instead of a traceback."""
+    blocker = tmp_path / "huggingface_hub"
+    blocker.mkdir()
+    (blocker / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'huggingface_hub'\", name='huggingface_hub')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = python("-m", "vitamin_cli", "pull", "ViTamin-S", cwd=ROOT, env=env)
+    assert result.returncode == 2
+    assert 'pip install "vitamin-zoo[hub]"' in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,7 +15,20 @@ import typer
 
 from vitamin_cli import __version__, output
 from vitamin_cli.commands import audit, bench, cache, compare, ls, pin, plot, pull, rm, show, verify
-from vitamin_cli.errors import VitaminError
+from vitamin_cli.errors import UsageError, VitaminError
+
+# The optional dependencies, by the extra of pyproject.toml that installs them.
+EXTRAS = {
+    "huggingface_hub": "hub",
+    "filelock": "hub",
+    "torch": "torch",
+    "torchvision": "torch",
+    "open_clip": "torch",
+    "timm": "torch",
+    "matplotlib": "plot",
+    "plotext": "plot",
+    "adjustText": "plot",
+}
 
 app = typer.Typer(
     name="vitamin",
@@ -63,6 +76,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except VitaminError as err:
         output.report_error(err)
         sys.exit(err.exit_code)
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        output.report_error(
+            UsageError(
+                f"this command needs {err.name}, which is not installed",
+                hint=f'pip install "vitamin-zoo[{extra}]" (or [all])',
+            )
+        )
+        sys.exit(UsageError.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
