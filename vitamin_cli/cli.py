@@ -8,7 +8,7 @@ need them, so `vitamin ls` stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import typer
@@ -30,14 +30,23 @@ EXTRAS = {
     "adjustText": "plot",
 }
 
-app = typer.Typer(
-    name="vitamin",
-    help="The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+HELP = "The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."
+
+# name -> (function, epilog, hidden)
+COMMANDS: dict[str, tuple[Callable[..., None], str | None, bool]] = {
+    "ls": (ls.ls, ls.EXAMPLES, False),
+    "list": (ls.ls, None, True),
+    "show": (show.show, show.EXAMPLES, False),
+    "pull": (pull.pull, pull.EXAMPLES, False),
+    "verify": (verify.verify, verify.EXAMPLES, False),
+    "rm": (rm.rm, rm.EXAMPLES, False),
+    "cache": (cache.cache, None, False),
+    "pin": (pin.pin, pin.EXAMPLES, False),
+    "audit": (audit.audit, audit.EXAMPLES, False),
+    "bench": (bench.bench, bench.EXAMPLES, False),
+    "plot": (plot.plot, plot.EXAMPLES, False),
+    "compare": (compare.compare, compare.EXAMPLES, False),
+}
 
 
 def _version(value: bool) -> None:
@@ -46,7 +55,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: Annotated[
         bool | None,
@@ -56,23 +64,33 @@ def root(
     """The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."""
 
 
-app.command("ls", epilog=ls.EXAMPLES)(ls.ls)
-app.command("list", hidden=True, help="Alias of `vitamin ls`.")(ls.ls)
-app.command("show", epilog=show.EXAMPLES)(show.show)
-app.command("pull", epilog=pull.EXAMPLES)(pull.pull)
-app.command("verify", epilog=verify.EXAMPLES)(verify.verify)
-app.command("rm", epilog=rm.EXAMPLES)(rm.rm)
-app.command("cache")(cache.cache)
-app.command("pin", epilog=pin.EXAMPLES)(pin.pin)
-app.command("audit", epilog=audit.EXAMPLES)(audit.audit)
-app.command("bench", epilog=bench.EXAMPLES)(bench.bench)
-app.command("plot", epilog=plot.EXAMPLES)(plot.plot)
-app.command("compare", epilog=compare.EXAMPLES)(compare.compare)
+def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
+    """The `vitamin` app with these commands (all of them by default)."""
+    built = typer.Typer(
+        name="vitamin",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    built.callback()(root)
+    for name in names:
+        function, epilog, hidden = COMMANDS[name]
+        help_text = "Alias of `vitamin ls`." if name == "list" else None
+        built.command(name, epilog=epilog, hidden=hidden, help=help_text)(function)
+    return built
+
+
+app = build_app()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Turning a command's signature into a parser takes a few milliseconds: build only the one asked for.
+    runner = build_app([args[0]]) if args and args[0] in COMMANDS else app
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="vitamin")
+        runner(args=args, prog_name="vitamin")
     except VitaminError as err:
         output.report_error(err)
         sys.exit(err.exit_code)
