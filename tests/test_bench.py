@@ -184,13 +184,14 @@ def test_ls_shows_saved_throughput(run: Run, tmp_path: Path) -> None:
 
 
 def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
-    speeds = {("fp32", False): 10.0, ("fp32", True): 30.0, ("bf16", False): 20.0, ("bf16", True): 25.0}
+    speeds = {("fp32", False): 10.0, ("bf16", False): 20.0, ("bf16", True): 25.0, ("fp32", True): 99.0}
+    calls = []
 
     def fake_bench(z, models, settings, towers, roof_tflops=None, on_result=None, weights=False):  # type: ignore[no-untyped-def]
-        assert settings.auto_batch
+        calls.append((settings.dtype, settings.compile, settings.auto_batch, settings.batch_size))
         return [
             bench.Result(m.name, [], m.arch, t, "cpu", None, settings.dtype, False, settings.compile, False,
-                         batch_size=4, throughput=speeds[(settings.dtype, settings.compile)])
+                         batch_size=settings.batch_size or 16, throughput=speeds[(settings.dtype, settings.compile)])
             for m in models for t in towers
         ]  # fmt: skip
 
@@ -198,8 +199,10 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
     monkeypatch.setattr(bench, "matmul_roof_tflops", lambda device, dtype: 1.0)
     results, roofs = bench.tune(tiny_zoo, tiny_zoo.models[:1], FAST, ("image",))
     (best,) = results
-    assert (best.dtype, best.compile, best.throughput) == ("fp32", True, 30.0)
-    assert sorted((t["dtype"], t["compile"]) for t in best.tried) == sorted(speeds)
+    # eager in both dtypes with the batch searched, then compiled in the eager winner's dtype and batch only
+    assert calls == [("fp32", False, True, 2), ("bf16", False, True, 2), ("bf16", True, False, 2)]
+    assert (best.dtype, best.compile, best.throughput) == ("bf16", True, 25.0)
+    assert [(t["dtype"], t["compile"]) for t in best.tried] == [("fp32", False), ("bf16", False), ("bf16", True)]
     assert "tried" in best.to_json()
 
 

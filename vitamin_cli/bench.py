@@ -426,32 +426,39 @@ def tune(
     towers: Sequence[str],
     on_result: Callable[[Result], None] | None = None,
 ) -> tuple[list[Result], dict[str, float]]:
-    """Try the fast dtypes, compilation on and off, and the largest useful batch; keep the fastest per tower."""
+    """Search for the fastest settings of each tower, and keep them with what was tried.
+
+    First each fast dtype in eager mode, with the largest useful batch; then torch.compile with the
+    winning dtype and batch (compiling costs tens of seconds per batch size, so it is not searched over).
+    """
     cuda = settings.device.startswith("cuda")
     dtypes = ("bf16", "fp16") if cuda else ("fp32", "bf16")
     roofs = {dtype: matmul_roof_tflops(settings.device, dtype) for dtype in dtypes}
     best: dict[tuple[str, str], Result] = {}
     tried: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def keep(result: Result) -> None:
+        key = (result.model, result.tower)
+        tried.setdefault(key, []).append(
+            {k: getattr(result, k) for k in ("dtype", "compile", "batch_size", "throughput", "error")}
+        )
+        if key not in best or (result.throughput or 0) > (best[key].throughput or 0):
+            best[key] = result
+
     for dtype in dtypes:
-        for compiled in (False, True):
-            trial = replace(settings, dtype=dtype, compile=compiled, auto_batch=True, amp=False)
-            for result in bench(zoo, models, trial, towers, roof_tflops=roofs[dtype]):
-                key = (result.model, result.tower)
-                tried.setdefault(key, []).append(
-                    {
-                        "dtype": dtype,
-                        "compile": compiled,
-                        "batch_size": result.batch_size,
-                        "throughput": result.throughput,
-                        "error": result.error,
-                    }
-                )
-                if result.throughput is not None and (
-                    key not in best or (best[key].throughput or 0) < result.throughput
-                ):
-                    best[key] = result
-                elif key not in best:
-                    best[key] = result
+        eager = replace(settings, dtype=dtype, compile=False, auto_batch=True, amp=False)
+        for result in bench(zoo, models, eager, towers, roof_tflops=roofs[dtype]):
+            keep(result)
+    for model in models:
+        for tower in towers:
+            winner = best[(model.name, tower)]
+            if winner.throughput is None:
+                continue
+            compiled = replace(
+                settings, dtype=winner.dtype, compile=True, auto_batch=False, batch_size=winner.batch_size, amp=False
+            )
+            for result in bench(zoo, [model], compiled, [tower], roof_tflops=roofs[winner.dtype]):
+                keep(result)
     results = []
     for key, result in best.items():
         result.tried = tried[key]
