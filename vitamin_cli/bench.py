@@ -23,7 +23,6 @@ TOWERS = ("image", "text")
 DTYPES = ("bf16", "fp16", "fp32")
 # timm's benchmark.py steps down through these after an out-of-memory error
 BATCH_STEPS = (1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1)
-CONTEXT_LENGTH = 77
 VOCAB_SIZE = 49408
 
 
@@ -230,6 +229,8 @@ def tower_step(model: Any, cfg: dict[str, Any], tower: str, settings: Settings) 
     """For a batch size, a function that runs the tower once on one fixed on-device input."""
     import torch
 
+    from vitamin_cli import arch
+
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[settings.dtype]
     encode = model if tower == "image" else model.encode_text  # an image tower is prepared alone
     if settings.compile:
@@ -245,7 +246,7 @@ def tower_step(model: Any, cfg: dict[str, Any], tower: str, settings: Settings) 
             if settings.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
         else:
-            length = cfg["text_cfg"].get("context_length", CONTEXT_LENGTH)
+            length = cfg["text_cfg"].get("context_length", arch.CONTEXT_LENGTH)
             x = torch.randint(0, cfg["text_cfg"].get("vocab_size", VOCAB_SIZE), (batch, length), device=settings.device)
 
         def step() -> Any:

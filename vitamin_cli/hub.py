@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -57,7 +57,6 @@ class PullResult:
     sha256: str | None = None
     status: str = "failed"  # downloaded, resumed, cached, unreleased or failed
     error: str | None = None
-    transferred_bytes: int = field(default=0, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         keys = ("name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error")
@@ -97,9 +96,7 @@ def pull(
             result.sha256 = _known_sha256(repo.root, model, etag) or _hash_existing(blob, etag)
             result.status = "cached"
         else:
-            result.status, result.sha256, result.transferred_bytes = _download(
-                model, repo, meta.location, etag, size, token, progress
-            )
+            result.status, result.sha256 = _download(model, repo, meta.location, etag, size, token, progress)
         _check_hash(model, etag, result.sha256, blob)
         result.path = str(repo.link(commit, weights.filename, etag, revision))
         _record(repo.root, result, etag)  # still under the lock: a waiting pull then finds the record
@@ -224,13 +221,11 @@ class _HashingWriter:
 
     def __init__(self, file: IO[bytes], digest: Any, done: int, total: int, progress: ProgressCallback | None) -> None:
         self.file, self.digest, self.done, self.total, self.progress = file, digest, done, total, progress
-        self.written = 0
 
     def write(self, data: bytes) -> int:
         self.file.write(data)
         self.digest.update(data)
         self.done += len(data)
-        self.written += len(data)
         if self.progress is not None:
             self.progress(self.done, self.total)
         return len(data)
@@ -258,8 +253,8 @@ def _download(
     size: int,
     token: str | bool | None,
     progress: ProgressCallback | None,
-) -> tuple[str, str, int]:
-    """Fetch the blob into its partial file, resuming what is there; returns (status, sha256, bytes fetched)."""
+) -> tuple[str, str]:
+    """Fetch the blob into its partial file, resuming what is there; returns (status, sha256)."""
     from huggingface_hub import constants
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
@@ -325,7 +320,7 @@ def _download(
             hint="run the pull again; if it repeats, the server or a proxy is corrupting the file",
         )
     os.replace(partial, repo.blob(etag))
-    return ("resumed" if have else "downloaded"), actual, writer.written
+    return ("resumed" if have else "downloaded"), actual
 
 
 def _check_hash(model: Model, etag: str, sha256: str | None, blob: Path) -> None:
