@@ -11,7 +11,7 @@ from vitamin_cli import zoo
 
 
 def cache_files() -> list[Path]:
-    return sorted(zoo._cache_dir().glob("zoo-*.json"))
+    return sorted(zoo.cache_dir().glob("zoo-*.json"))
 
 
 def fresh_load(path: Path) -> zoo.Zoo:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.zoo import Model, Zoo
+from vitamin_cli.zoo import Model, Zoo, cache_dir
 
 COUNTING_VERSION = 1  # bump when the way of counting changes, to drop cached counts
 _LIBRARIES = ("torch", "open_clip_torch", "timm")
@@ -55,8 +54,7 @@ def cache_file() -> Path:
 
     versions = ";".join(f"{name}={_version(name)}" for name in _LIBRARIES)
     key = hashlib.sha256(f"{COUNTING_VERSION};{versions}".encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "vitamin" / f"audit-{key}.json"
+    return cache_dir() / f"audit-{key}.json"
 
 
 def _version(name: str) -> str:

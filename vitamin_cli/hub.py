@@ -30,6 +30,7 @@ from vitamin_cli.cache import (
 )
 from vitamin_cli.errors import VitaminError
 from vitamin_cli.hashing import BUFFER_BYTES, sha256_file
+from vitamin_cli.output import human_bytes
 from vitamin_cli.zoo import Model
 
 # Attempts at one file, and the first pause between them (doubled each time); $VITAMIN_RETRY_WAIT changes it.
@@ -272,7 +273,8 @@ def _download(
     free = shutil.disk_usage(partial.parent).free
     if free < size - have:
         raise PullError(
-            f"{model.name}: not enough free disk in {partial.parent}: needs {_gib(size - have)}, has {_gib(free)}",
+            f"{model.name}: not enough free disk in {partial.parent}: "
+            f"needs {human_bytes(size - have)}, has {human_bytes(free)}",
             hint="free some space, or pull into another folder with --cache-dir",
         )
     digest = hashlib.sha256()
@@ -304,7 +306,8 @@ def _download(
             _with_retries(fetch, f"{model.name}: {url}")
         except Exception as err:  # noqa: BLE001
             raise PullError(
-                f"{model.name}: download failed after {_gib(writer.done)} of {_gib(size)}: {type(err).__name__}: {err}",
+                f"{model.name}: download failed after {human_bytes(writer.done)} of {human_bytes(size)}: "
+                f"{type(err).__name__}: {err}",
                 hint="run the same pull again: it continues from the bytes already on disk",
             ) from None
         out.flush()
@@ -384,7 +387,3 @@ def _origin(url: str) -> tuple[str, str]:
 
     parts = urlsplit(url)
     return parts.scheme, parts.netloc.lower()
-
-
-def _gib(count: int) -> str:
-    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"

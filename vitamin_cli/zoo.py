@@ -343,7 +343,7 @@ def _load(path: str, data: bytes) -> Zoo:
     Validating node by node takes most of `vitamin ls`'s own time; the cache entry is JSON named after a hash
     of the file's bytes and of this module, so any change to either makes a new one.
     """
-    cache_file = _cache_dir() / f"zoo-{_cache_key(data)}.json"
+    cache_file = cache_dir() / f"zoo-{_cache_key(data)}.json"
     try:
         return _from_cache(path, json.loads(cache_file.read_bytes()))
     except (OSError, ValueError, KeyError, TypeError):
@@ -356,7 +356,8 @@ def _load(path: str, data: bytes) -> Zoo:
 CACHE_ENTRIES = 8  # validated zoo files kept: the bundled one and a few of a lab's own
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """vitamin's own cache folder (validated zoo files, audit counts): $XDG_CACHE_HOME/vitamin."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitamin"
 
 

@@ -26,12 +26,6 @@ Examples:
   vitamin ls --bench h200.json                       # saved throughput beside the zoo's columns
 """
 
-CSV_KEYS = (
-    "model", "aliases", "architecture", "tower", "device", "gpu_name", "dtype", "amp", "compile", "channels_last",
-    "batch_size", "throughput", "throughput_min", "throughput_max", "latency_ms", "peak_memory_gib",
-    "gflops_per_item", "tflops", "mfu", "warmup_s", "error",
-)  # fmt: skip
-
 
 def _batch(value: str | None) -> str | None:
     if value is not None and value != "auto" and not (value.isdigit() and int(value) > 0):
@@ -151,8 +145,12 @@ def _default_device() -> str:
 
 def _write_csv(rows: list[dict[str, Any]]) -> None:
     import csv
+    from dataclasses import fields
 
-    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_KEYS, extrasaction="ignore", lineterminator="\n")
+    from vitamin_cli.bench import Result
+
+    columns = [f.name for f in fields(Result) if f.name != "tried"]  # the JSON keys
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({**row, "aliases": ";".join(row["aliases"])})
