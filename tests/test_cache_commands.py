@@ -25,8 +25,8 @@ def blob_of(repo: str, data: bytes) -> Path:
     return cache_root() / ("models--" + repo.replace("/", "--")) / "blobs" / hashlib.sha256(data).hexdigest()
 
 
-def pull(*names: str) -> None:
-    result = vitamin_process("pull", *names)
+def pull(*names: str, env: dict[str, str] | None = None) -> None:
+    result = vitamin_process("pull", *names, env=env)
     assert result.exit_code == 0, result.stderr
 
 
@@ -183,7 +183,9 @@ def test_open_clip_loads_a_pulled_checkpoint_offline(hub: Hub, tmp_path: Path) -
     torch.save(state, buffer)
     data = buffer.getvalue()
     build_repo(hub.mirrors, "jienengchen/ViTamin-S", {"pytorch_model.bin": data})
-    pull("ViTamin-S")
+    # the test proxy reads the whole 125 MB from olah before it answers: on a busy machine that can take
+    # longer than huggingface_hub's default 10 s without data
+    pull("ViTamin-S", env={"HF_HUB_DOWNLOAD_TIMEOUT": "120"})
     probe = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1000)
     expected = state[probe].float().flatten()[:5].tolist()
     code = (
