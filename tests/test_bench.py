@@ -187,7 +187,7 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
     speeds = {("fp32", False): 10.0, ("bf16", False): 20.0, ("bf16", True): 25.0, ("fp32", True): 99.0}
     calls = []
 
-    def fake_bench(z, models, settings, towers, roof_tflops=None, on_result=None, weights=False):  # type: ignore[no-untyped-def]
+    def fake_bench(z, models, settings, towers, roof_tflops=None, on_result=None, hub_root=None):  # type: ignore[no-untyped-def]
         calls.append((settings.dtype, settings.compile, settings.auto_batch, settings.batch_size))
         return [
             bench.Result(m.name, [], m.arch, t, "cpu", None, settings.dtype, False, settings.compile, False,
@@ -237,8 +237,18 @@ def test_settings_the_device_cannot_do_are_refused(run: Run, args: list[str], me
     assert message in result.stderr
 
 
-def test_bench_needs_names_or_filters(run: Run) -> None:
-    assert run("bench", "--device", "cpu").exit_code == 2
+def test_no_selection_measures_the_whole_zoo_once_per_architecture(tiny_zoo: zoo.Zoo, run: Run) -> None:
+    result = run("bench", "--device", "cpu", "--batch-size", "2", "--iters", "1", "--repeats", "1", "--json")
+    rows = json.loads(result.stdout)
+    assert [r["model"] for r in rows] == [m.name for m in tiny_zoo.models for _ in ("image", "text")]
+    assert "measuring 2 architectures x 2 towers (4 models) on cpu" in result.stderr
+    assert result.exit_code == 1  # the broken architecture's rows
+
+
+def test_weights_without_a_selection_means_the_pulled_models(tiny_zoo: zoo.Zoo, run: Run) -> None:
+    result = run("bench", "--device", "cpu", "--weights")
+    assert result.exit_code == 2
+    assert "none is pulled" in result.stderr
 
 
 @pytest.mark.gpu
@@ -278,3 +288,13 @@ def test_contradictory_settings(run: Run, args: list[str], message: str) -> None
     result = run("bench", "ViTamin-S", "--device", "cpu", *args)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_no_selection_on_cuda_without_cuda_is_a_usage_error(run: Run) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run("bench", "--device", "cuda")
+    assert result.exit_code == 2
+    assert "no CUDA device" in result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vitamin_cli.cache import hub_cache_dir
+from vitamin_cli.hubcache import hub_dir
 
 
 @pytest.mark.parametrize(
@@ -36,9 +36,9 @@ def test_same_folder_as_huggingface_hub(env: dict[str, str], monkeypatch: pytest
         check=True,
         env=dict(os.environ),
     ).stdout.strip()
-    assert hub_cache_dir() == Path(theirs).expanduser().absolute()
+    assert hub_dir() == Path(theirs).expanduser().absolute()
 
 
 def test_a_relative_folder_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert hub_cache_dir("rel") == tmp_path / "rel"
+    assert hub_dir("rel") == tmp_path / "rel"

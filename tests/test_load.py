@@ -17,8 +17,8 @@ import pytest
 from conftest import Hub, Run, build_repo, tiny_model, tiny_zoo_text, vitamin_process
 
 from vitamin_cli import arch, loading, zoo
-from vitamin_cli.cache import Pulled, RepoCache, hub_cache_dir, updating_manifest
 from vitamin_cli.errors import UsageError
+from vitamin_cli.hubcache import Pulled, RepoCache, hub_dir, updating_manifest
 
 WEIGHTS = "{repo: test/tiny-clip, filename: pytorch_model.bin}"
 
@@ -53,7 +53,7 @@ def install(registry: zoo.Zoo, data: bytes) -> Path:
     """Put a checkpoint into the cache and the manifest as a pull would (same layout, same records)."""
     model = registry.get("Tiny-ViT-s1M")
     assert model.weights is not None
-    root = hub_cache_dir()
+    root = hub_dir()
     digest = hashlib.sha256(data).hexdigest()
     repo = RepoCache(root, model.weights.repo)
     repo.blob(digest).parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ def test_load_a_pulled_checkpoint(tiny_zoo: zoo.Zoo) -> None:
 
     state = tiny_state(tiny_zoo)
     install(tiny_zoo, saved(state))
-    model, preprocess, tokenizer = loading.load(tiny_zoo, "tiny-vit-s1m", precision="bf16")
+    model, preprocess, tokenizer = loading.load(tiny_zoo, "tiny-vit-s1m", hub_dir(), dtype="bf16")
     key = "visual.conv1.weight"
     assert torch.equal(model.state_dict()[key].float(), state[key].to(torch.bfloat16).float())  # type: ignore[union-attr]
     from PIL import Image
@@ -94,7 +94,7 @@ def test_the_package_level_load(tiny_zoo: zoo.Zoo) -> None:
 
 def test_a_model_not_pulled_names_the_pull_command(tiny_zoo: zoo.Zoo) -> None:
     with pytest.raises(UsageError) as caught:
-        loading.load(tiny_zoo, "Tiny-ViT-s1M")
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
     assert caught.value.hint == "run `vitamin pull Tiny-ViT-s1M` first"
 
 
@@ -103,7 +103,7 @@ def test_a_renamed_key_is_refused(tiny_zoo: zoo.Zoo) -> None:
     state["visual.conv1.weight_renamed"] = state.pop("visual.conv1.weight")
     install(tiny_zoo, saved(state))
     with pytest.raises(loading.CheckpointError, match=r"1 missing keys \(visual.conv1.weight\).*1 unexpected keys"):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M")
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
 
 
 def test_a_wrong_shape_is_refused(tiny_zoo: zoo.Zoo) -> None:
@@ -115,7 +115,7 @@ def test_a_wrong_shape_is_refused(tiny_zoo: zoo.Zoo) -> None:
     with pytest.raises(
         loading.CheckpointError, match=r"text_projection has shape \(32, 16\), the architecture \(32, 32\)"
     ):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M")
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
 
 
 class _RunsCode:
@@ -136,8 +136,8 @@ def test_weights_only_refuses_a_pickle_that_runs_code(tiny_zoo: zoo.Zoo, tmp_pat
     pickle.loads(pickle.dumps(_RunsCode(proof)))  # the payload is real: plain unpickling runs it
     assert proof.exists()
     install(tiny_zoo, data)
-    with pytest.raises(loading.CheckpointError, match="refusing to unpickle"):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M")
+    with pytest.raises(loading.CheckpointError, match="does not unpickle"):
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
     assert not target.exists()
 
 

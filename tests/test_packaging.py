@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, ZOO_YAML
+from conftest import ROOT, ZOO_YAML, Hub
 
 HEAVY = ("torch", "open_clip", "timm", "huggingface_hub", "requests", "numpy")
 
@@ -19,6 +19,20 @@ def python(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproce
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def build_wheel(folder: Path) -> Path:
+    """The project's wheel, built from this checkout into `folder`."""
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = folder.glob("*.whl")
+    return wheel
 
 
 @pytest.mark.parametrize(
@@ -70,26 +84,7 @@ def test_version(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_wheel_bundles_the_zoo_and_runs_from_anywhere(tmp_path: Path) -> None:
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = tmp_path.glob("*.whl")
+    wheel = build_wheel(tmp_path)
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
@@ -114,15 +109,57 @@ def test_wheel_bundles_the_zoo_and_runs_from_anywhere(tmp_path: Path) -> None:
     assert len(json.loads(rest)) == 61
 
 
-def test_a_missing_extra_is_named(tmp_path: Path) -> None:
-    """Without huggingface_hub, `vitamin pull` says which extra to install instead of a traceback."""
-    blocker = tmp_path / "huggingface_hub"
+def test_a_missing_extra_is_named_with_a_command_that_installs_it(tmp_path: Path) -> None:
+    """Without torch, `vitamin bench` names the extra and a pip command for this very installation (the
+    checkout it was installed from), never a package index entry that does not exist."""
+    blocker = tmp_path / "torch"
     blocker.mkdir()
-    (blocker / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'huggingface_hub'\", name='huggingface_hub')\n"
-    )
+    (blocker / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    result = python("-m", "vitamin_cli", "pull", "ViTamin-S", cwd=ROOT, env=env)
-    assert result.returncode == 2
-    assert 'pip install "vitamin-zoo[hub]"' in result.stderr
+    result = python("-m", "vitamin_cli", "bench", "--device", "cuda", cwd=ROOT, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "error: this command needs torch, from the 'torch' extra" in result.stderr
+    assert f'hint: pip install -e "{ROOT}[torch]"' in result.stderr  # the test extras install it editable
+    assert "vitamin-zoo[" not in result.stderr
     assert "Traceback" not in result.stderr
+    debug = python("-m", "vitamin_cli", "bench", cwd=ROOT, env={**env, "VITAMIN_DEBUG": "1"})
+    assert debug.returncode == 2
+    assert "Traceback" in debug.stderr and "ModuleNotFoundError" in debug.stderr
+
+
+@pytest.mark.slow
+def test_the_core_install_pulls_and_names_the_torch_extra(tmp_path: Path, hub: Hub) -> None:
+    """README's first command, as a new user runs it: the wheel alone (no extras) in a fresh virtual
+    environment lists the zoo, pulls a checkpoint from the test Hub, and `vitamin bench` says how to add torch."""
+    wheel = build_wheel(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    vitamin = str(venv / "bin" / "vitamin")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [vitamin, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    listed = run("ls", "--size", "L", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 22
+    pulled = run("pull", "ViTamin-L", "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)[0]["status"] == "downloaded"
+    no_torch = run("bench", "--device", "cuda")
+    assert no_torch.returncode == 2, no_torch.stderr
+    assert "error: this command needs torch, from the 'torch' extra" in no_torch.stderr
+    hint = no_torch.stderr.splitlines()[1]
+    assert hint.startswith("hint: pip install ")  # the packages: a wheel has no checkout to install from
+    assert all(f'"{package}>=' in hint for package in ("torch", "open-clip-torch", "timm"))
+    assert "Traceback" not in no_torch.stderr

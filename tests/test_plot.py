@@ -10,6 +10,7 @@ from conftest import Run
 
 from vitamin_cli import plot
 from vitamin_cli.compare import compare
+from vitamin_cli.results_file import Speeds
 from vitamin_cli.zoo import get
 
 
@@ -102,7 +103,7 @@ def test_compare_marks_the_best_of_each_row() -> None:
     assert rows["params_text_m"].best == ["ViT-L-14-s1.28B", "ConvNeXt-XL-s1.28B"]  # a tie: both marked
     assert rows["image_size"].best == []  # nothing to win
     assert "throughput_image" not in rows
-    speeds = {"vit-l-14-s1.28b": {"image": 2673.0}, "vitamin-l-224-s12.8b": {"image": 1823.0}}
+    speeds = Speeds({"vit-l-14-s1.28b": {"image": 2673.0}, "vitamin-l-224-s12.8b": {"image": 1823.0}})
     rows = {row.key: row for row in compare(models, speeds)}
     assert rows["throughput_image"].values == [1823.0, 2673.0, None]
     assert rows["throughput_image"].best == ["ViT-L-14-s1.28B"]

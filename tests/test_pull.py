@@ -230,7 +230,7 @@ def test_not_enough_disk(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(PullError, match="not enough free disk"):
-        hub_module.pull(zoo.get("ViTamin-B"))
+        hub_module.pull(zoo.get("ViTamin-B"), cache_root())
     assert hub.proxy.faults.body_bytes == 0
     assert not any(p.startswith(("blobs/", "snapshots/")) for p in leftovers(BIG_REPO))
 
@@ -288,24 +288,34 @@ def test_ls_pulled(hub: Hub, run) -> None:  # type: ignore[no-untyped-def]
 
 def test_the_token_goes_to_the_hub_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A file served from another host (a CDN, a presigned bucket) is fetched without the user's token."""
-    from huggingface_hub import file_download
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from vitamin_cli import hub as hub_module
-    from vitamin_cli import zoo
-    from vitamin_cli.cache import RepoCache
+    from vitamin_cli.hubcache import RepoCache
 
-    sent: list[dict[str, str]] = []
+    sent: list[str | None] = []
 
-    def fake_http_get(url, temp_file, *, headers=None, **kwargs):  # type: ignore[no-untyped-def]
-        sent.append(dict(headers or {}))
-        temp_file.write(b"x")
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
 
-    monkeypatch.setattr(file_download, "http_get", fake_http_get)
-    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example")
+        def do_GET(self) -> None:  # noqa: N802
+            sent.append(self.headers.get("authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", "1")
+            self.end_headers()
+            self.wfile.write(b"x")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     repo = RepoCache(tmp_path, "jienengchen/ViTamin-S")
-    model = zoo.get("ViTamin-S")
-    for url in ("https://hub.example/jienengchen/ViTamin-S/resolve/main/pytorch_model.bin", "https://cdn.example/blob"):
-        with pytest.raises(hub_module.PullError):  # one byte, never the right sha256
-            hub_module._download(model, repo, url, "e" * 64, 1, "hf_SECRET", None)
-    assert sent[0].get("authorization") == "Bearer hf_SECRET"
-    assert "authorization" not in sent[1]
+    try:
+        for url in (f"http://127.0.0.1:{port}/jienengchen/ViTamin-S/resolve/main/x.bin", f"http://localhost:{port}/b"):
+            with pytest.raises(hub_module.PullError, match="sha256 mismatch"):  # one byte, never the right sha256
+                hub_module._download(repo, url, "e" * 64, 1, "hf_SECRET", None, hub_module.Network(), "ViTamin-S")
+    finally:
+        server.shutdown()
+    assert sent == ["Bearer hf_SECRET", None]

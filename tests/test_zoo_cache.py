@@ -1,4 +1,4 @@
-"""The on-disk cache of a validated zoo: same result as parsing, and never trusted for other bytes."""
+"""The memo of validated zoo files: same result as parsing, and never trusted for other bytes."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 from conftest import ZOO_YAML
 
-from vitamin_cli import zoo
+from vitamin_cli import zoo, zoo_memo, zoo_schema
+from vitamin_cli.files import memo_dir
 
 
 def cache_files() -> list[Path]:
-    return sorted(zoo.cache_dir().glob("zoo-*.json"))
+    return sorted(memo_dir().glob("zoo-*.json"))
 
 
 def fresh_load(path: Path) -> zoo.Zoo:
-    zoo._load.cache_clear()
+    zoo_memo.load.cache_clear()
     return zoo.load(path)
 
 
@@ -26,7 +27,7 @@ def test_cached_zoo_equals_parsed_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_parsing(*args: object) -> None:
         raise AssertionError("parsed although the cache holds these bytes")
 
-    monkeypatch.setattr(zoo, "_Parser", no_parsing)
+    monkeypatch.setattr(zoo_schema, "parse", no_parsing)
     cached = fresh_load(ZOO_YAML)
     assert cached == parsed
     assert cached.models[0].line == parsed.models[0].line
@@ -56,9 +57,25 @@ def test_corrupt_cache_is_ignored() -> None:
     assert len(fresh_load(ZOO_YAML).models) == 61
 
 
-def test_cache_dir_that_is_a_file_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memo_dir_that_is_a_file_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert len(fresh_load(ZOO_YAML).models) == 61
     assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_a_change_to_any_validating_module_makes_a_new_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo key covers every module that decides what a valid zoo is, not only zoo.py."""
+    import os
+
+    fresh_load(ZOO_YAML)
+    (first,) = cache_files()
+    schema_file = Path(zoo_schema.__file__)
+    stat = schema_file.stat()
+    try:
+        os.utime(schema_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        fresh_load(ZOO_YAML)
+        assert len(cache_files()) == 2 and first in cache_files()
+    finally:
+        os.utime(schema_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))

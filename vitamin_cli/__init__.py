@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
 
 def load(name: str, device: str = "cpu", precision: str = "fp32", cache_dir: str | None = None) -> tuple[Any, Any, Any]:
     """(model, preprocess, tokenizer) of a pulled model: its open_clip architecture, the checkpoint loaded with
@@ -14,5 +12,15 @@ def load(name: str, device: str = "cpu", precision: str = "fp32", cache_dir: str
         model, preprocess, tokenizer = vitamin_cli.load("ViTamin-XL-384", device="cuda", precision="bf16")
     """
     from vitamin_cli import loading, zoo
+    from vitamin_cli.hubcache import hub_dir
 
-    return loading.load(zoo.load(), name, device=device, precision=precision, cache_dir=cache_dir)
+    return loading.load(zoo.load(), name, hub_dir(cache_dir), device=device, dtype=precision)
+
+
+def __getattr__(name: str) -> str:
+    # The version comes from the package metadata, read only when asked for: reading it costs a start time.
+    if name == "__version__":
+        from vitamin_cli.extras import version
+
+        return version()
+    raise AttributeError(f"module 'vitamin_cli' has no attribute {name!r}")

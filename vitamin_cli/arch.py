@@ -54,11 +54,23 @@ def build(cfg: dict[str, Any], device: str | torch.device = "cpu") -> Any:
     import torch
     from open_clip.model import CLIP, CustomTextCLIP
 
-    kwargs = {k: v for k, v in cfg.items() if k != "custom_text"}
+    kwargs = {k: v for k, v in cfg.items() if k not in ("custom_text", "preprocess_cfg")}
     cls = CustomTextCLIP if cfg.get("custom_text") else CLIP
     with torch.device(device):
         model = cls(**kwargs)
     return model.eval()
+
+
+def preprocess_cfg(cfg: dict[str, Any]) -> Any:
+    """open_clip's image preprocessing for an architecture: its defaults (OpenAI's mean and std, bicubic,
+    resize of the shortest side), what the config's own `preprocess_cfg` changes, at the tower's image size."""
+    from dataclasses import asdict
+
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    merged = merge_preprocess_dict(asdict(PreprocessCfg()), cfg.get("preprocess_cfg") or {})
+    merged["size"] = cfg["vision_cfg"]["image_size"]
+    return PreprocessCfg(**merged)
 
 
 @dataclass(frozen=True)

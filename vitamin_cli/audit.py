@@ -14,7 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.zoo import Model, Zoo, cache_dir
+from vitamin_cli.files import memo_dir, write_atomic
+from vitamin_cli.zoo import Model, Zoo
 
 COUNTING_VERSION = 1  # bump when the way of counting changes, to drop cached counts
 _LIBRARIES = ("torch", "open_clip_torch", "timm")
@@ -54,7 +55,7 @@ def cache_file() -> Path:
 
     versions = ";".join(f"{name}={_version(name)}" for name in _LIBRARIES)
     key = hashlib.sha256(f"{COUNTING_VERSION};{versions}".encode()).hexdigest()[:16]
-    return cache_dir() / f"audit-{key}.json"
+    return memo_dir() / f"audit-{key}.json"
 
 
 def _version(name: str) -> str:
@@ -76,7 +77,6 @@ def cached_counts() -> dict[str, dict[str, float]]:
 def audit(zoo: Zoo, models: Sequence[Model], progress: Callable[[str], None] | None = None) -> list[AuditRow]:
     """Measure each distinct architecture once (or take it from the cache) and compare every model."""
     from vitamin_cli import arch
-    from vitamin_cli.cache import write_atomic
 
     known = cached_counts()
     keys = {m.name: architecture_id(zoo, m) for m in models}

@@ -4,7 +4,7 @@ Method: one fixed random input on the device; warm-up (and compilation) timed on
 `repeats` timed runs of `iters` batches each, timed with CUDA events on a GPU (wall clock after a
 synchronize on a CPU); the median run gives the throughput, the fastest and slowest its spread. An
 out-of-memory error (or a kernel that cannot index the batch with 32 bits) backs the batch off in timm's
-steps and the batch actually used is recorded. FLOPs per item are the audit's full count (attention
+steps (`decay_batch_step`) and the batch actually used is recorded. FLOPs per item are the audit's full count (attention
 included); MFU is against a dense matmul roof the tool measures on the same device and dtype.
 """
 
@@ -14,15 +14,15 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from vitamin_cli.errors import UsageError
+from vitamin_cli.precision import torch_dtype
 from vitamin_cli.zoo import Model, Zoo
 
 TOWERS = ("image", "text")
-DTYPES = ("bf16", "fp16", "fp32")
-# timm's benchmark.py steps down through these after an out-of-memory error
-BATCH_STEPS = (1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1)
+MAX_BATCH = 1024  # --batch-size auto doubles up to this
 VOCAB_SIZE = 49408
 
 
@@ -189,25 +189,26 @@ def time_batches(step: Callable[[], Any], settings: Settings, batch_size: int) -
 def with_backoff(attempt: Callable[[int], Timing], batch_size: int) -> Timing:
     """Run `attempt(batch)`; on an out-of-memory or indexing failure retry with the next smaller step."""
     import torch
+    from timm.utils.decay_batch import decay_batch_step
 
-    sizes = [batch_size] + [b for b in BATCH_STEPS if b < batch_size]
-    for size in sizes:
+    size = batch_size
+    while True:
         try:
             return attempt(size)
         except Exception as err:
-            if not is_batch_failure(err) or size == sizes[-1]:
+            if not is_batch_failure(err) or size <= 1:
                 raise
         # outside the except block: its traceback no longer holds the failed batch's tensors
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    raise AssertionError("unreachable")
+        size = decay_batch_step(size)  # type: ignore[no-untyped-call]
 
 
 def largest_useful_batch(attempt: Callable[[int], Timing], settings: Settings, start: int) -> Timing:
     """--batch-size auto: double the batch while it fits and raises throughput by 3% or more."""
     best = with_backoff(attempt, start)
     size = best.batch_size
-    while size < BATCH_STEPS[0]:
+    while size < MAX_BATCH:
         size *= 2
         try:
             trial = attempt(size)
@@ -231,7 +232,7 @@ def tower_step(model: Any, cfg: dict[str, Any], tower: str, settings: Settings) 
 
     from vitamin_cli import arch
 
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[settings.dtype]
+    dtype = torch_dtype(settings.dtype)
     encode = model if tower == "image" else model.encode_text  # an image tower is prepared alone
     if settings.compile:
         # static shapes: one graph per batch size, as a user would deploy it
@@ -279,9 +280,8 @@ def prepare(cfg: dict[str, Any], tower: str, settings: Settings, checkpoint: Any
     model = model.to(settings.device)
     if settings.device.startswith("cuda"):
         torch.cuda.empty_cache()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[settings.dtype]
     if not settings.amp:
-        model = model.to(dtype=dtype)
+        model = model.to(dtype=torch_dtype(settings.dtype))
     if tower == "image" and settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -295,12 +295,11 @@ def matmul_roof_tflops(device: str, dtype: str) -> float:
     """Dense matmul throughput of this device and dtype, TFLOP/s: the 100% of MFU."""
     import torch
 
-    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
     cuda = device.startswith("cuda")
     n = 8192 if cuda else 1024
     with on_device(device):
-        a = torch.randn(n, n, device=device, dtype=torch_dtype)
-        b = torch.randn(n, n, device=device, dtype=torch_dtype)
+        a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
+        b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
         settings = Settings(device=device, warmup=2, iters=10 if cuda else 3, repeats=3)
         with torch.inference_mode():
             timing = time_batches(lambda: a @ b, settings, 1)
@@ -329,10 +328,10 @@ def bench(
     towers: Sequence[str] = TOWERS,
     roof_tflops: float | None = None,
     on_result: Callable[[Result], None] | None = None,
-    weights: bool = False,
+    hub_root: Path | None = None,
 ) -> list[Result]:
     """Measure each tower of each distinct architecture once; rows sharing an architecture share results.
-    With `weights`, each model runs with its own pulled checkpoint instead."""
+    With `hub_root`, each model runs with its own checkpoint pulled into that cache instead."""
     import torch
 
     from vitamin_cli import arch, audit, loading
@@ -343,8 +342,8 @@ def bench(
     measured: dict[tuple[str, str], Result] = {}
     results = []
     for model in models:
-        key = model.name if weights else audit.architecture_id(zoo, model)
-        checkpoint = loading.checkpoint_path(zoo, model) if weights else None
+        key = model.name if hub_root is not None else audit.architecture_id(zoo, model)
+        checkpoint = loading.checkpoint_path(model, hub_root) if hub_root is not None else None
         for tower in towers:
             if (key, tower) not in measured:
                 result = Result(

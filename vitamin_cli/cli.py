@@ -1,57 +1,46 @@
 """The `vitamin` command: a thin root that assembles one module per command.
 
-Errors raised as VitaminError become one message on stderr and the exit code of docs/exit-codes.md.
-Heavy libraries (torch, open_clip, timm, huggingface_hub) are imported only inside the commands that
-need them, so `vitamin ls` stays fast.
+Errors raised as VitaminError become one message on stderr and the exit code of docs/exit-codes.md;
+VITAMIN_DEBUG=1 adds the chain of exceptions behind them. Heavy libraries (torch, open_clip, timm,
+huggingface_hub) are imported only inside the commands that need them, so `vitamin ls` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from vitamin_cli import __version__, output
-from vitamin_cli.commands import audit, bench, cache, compare, ls, pin, plot, pull, rm, show, verify
-from vitamin_cli.errors import UsageError, VitaminError
-
-# The optional dependencies, by the extra of pyproject.toml that installs them.
-EXTRAS = {
-    "huggingface_hub": "hub",
-    "filelock": "hub",
-    "torch": "torch",
-    "torchvision": "torch",
-    "open_clip": "torch",
-    "timm": "torch",
-    "matplotlib": "plot",
-    "plotext": "plot",
-    "adjustText": "plot",
-}
+from vitamin_cli import output
+from vitamin_cli.errors import EXIT_USAGE, UsageError, VitaminError
 
 HELP = "The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."
 
-# name -> (function, epilog, hidden)
-COMMANDS: dict[str, tuple[Callable[..., None], str | None, bool]] = {
-    "ls": (ls.ls, ls.EXAMPLES, False),
-    "list": (ls.ls, None, True),
-    "show": (show.show, show.EXAMPLES, False),
-    "pull": (pull.pull, pull.EXAMPLES, False),
-    "verify": (verify.verify, verify.EXAMPLES, False),
-    "rm": (rm.rm, rm.EXAMPLES, False),
-    "cache": (cache.cache, None, False),
-    "pin": (pin.pin, pin.EXAMPLES, False),
-    "audit": (audit.audit, audit.EXAMPLES, False),
-    "bench": (bench.bench, bench.EXAMPLES, False),
-    "plot": (plot.plot, plot.EXAMPLES, False),
-    "compare": (compare.compare, compare.EXAMPLES, False),
+# name -> the module of vitamin_cli.commands that defines it (its `<module>_command` function and EXAMPLES)
+COMMANDS = {
+    "ls": "ls",
+    "list": "ls",
+    "show": "show",
+    "pull": "pull",
+    "verify": "verify",
+    "rm": "rm",
+    "cache": "cache",
+    "pin": "pin",
+    "audit": "audit",
+    "bench": "bench",
+    "plot": "plot",
+    "compare": "compare",
 }
 
 
 def _version(value: bool) -> None:
     if value:
-        print(f"vitamin {__version__}")
+        from vitamin_cli.extras import version
+
+        print(f"vitamin {version()}")
         raise typer.Exit()
 
 
@@ -76,35 +65,44 @@ def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
     )
     built.callback()(root)
     for name in names:
-        function, epilog, hidden = COMMANDS[name]
-        help_text = "Alias of `vitamin ls`." if name == "list" else None
-        built.command(name, epilog=epilog, hidden=hidden, help=help_text)(function)
+        module = importlib.import_module(f"vitamin_cli.commands.{COMMANDS[name]}")
+        function = getattr(module, f"{COMMANDS[name]}_command")
+        alias = name != COMMANDS[name]
+        built.command(
+            name,
+            epilog=None if alias else module.EXAMPLES,
+            hidden=alias,
+            help=f"Alias of `vitamin {COMMANDS[name]}`." if alias else None,
+        )(function)
     return built
 
 
-app = build_app()
+def __getattr__(name: str) -> typer.Typer:
+    # `app`, with every command, for `typer vitamin_cli.cli utils docs`; `main` builds only the one it runs.
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module 'vitamin_cli.cli' has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # Turning a command's signature into a parser takes a few milliseconds: build only the one asked for.
-    runner = build_app([args[0]]) if args and args[0] in COMMANDS else app
+    runner = build_app([args[0]]) if args and args[0] in COMMANDS else build_app()
     try:
         runner(args=args, prog_name="vitamin")
     except VitaminError as err:
         output.report_error(err)
         sys.exit(err.exit_code)
     except ModuleNotFoundError as err:
-        extra = EXTRAS.get((err.name or "").split(".")[0])
+        from vitamin_cli.extras import extra_of, install_command
+
+        extra = extra_of(err.name)
         if extra is None:
             raise
-        output.report_error(
-            UsageError(
-                f"this command needs {err.name}, which is not installed",
-                hint=f'pip install "vitamin-zoo[{extra}]" (or [all])',
-            )
-        )
-        sys.exit(UsageError.exit_code)
+        missing = UsageError(f"this command needs {err.name}, from the '{extra}' extra", hint=install_command(extra))
+        missing.__cause__ = err
+        output.report_error(missing)
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vitamin_cli.results_file import Speeds
 from vitamin_cli.zoo import Model
-
-Speeds = Mapping[str, Mapping[str, float]]
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class Field:
 
 
 def _speed(tower: str) -> Callable[[Model, Speeds], float | None]:
-    return lambda m, speeds: speeds.get(m.name.lower(), {}).get(tower)
+    return lambda m, speeds: speeds.get(m, tower)
 
 
 FIELDS = (
@@ -59,7 +58,7 @@ class Row:
 def compare(models: Sequence[Model], speeds: Speeds | None = None) -> list[Row]:
     rows = []
     for field in FIELDS + (MEASURED if speeds is not None else ()):
-        values = [field.get(m, speeds or {}) for m in models]
+        values = [field.get(m, speeds or Speeds()) for m in models]
         numbers = [v for v in values if isinstance(v, (int, float))]
         best: list[str] = []
         if field.better and numbers and len(set(numbers)) > 1:

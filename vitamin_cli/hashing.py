@@ -50,3 +50,13 @@ def sha256_files(
     workers = workers or min(len(paths), os.cpu_count() or 1) or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, paths))
+
+
+def git_blob_id(path: str | os.PathLike[str]) -> str:
+    """git's object id of a file's content (`git hash-object`): the ETag the Hub gives a file not in LFS."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    with open(path, "rb") as f:
+        digest.update(b"blob %d\0" % os.fstat(f.fileno()).st_size)
+        while chunk := f.read(BUFFER_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

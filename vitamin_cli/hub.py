@@ -1,10 +1,16 @@
-"""Fetch checkpoints from the Hugging Face Hub into its standard cache: resumable, hashed, never half-there.
+"""Fetch files from the Hugging Face Hub into its standard cache: resumable, hashed, never half-there.
 
-huggingface_hub resolves the file (endpoint, token, revision, redirects, its LFS sha256) and streams it with
-`http_get`; what it does not do is keep a partial file across runs. So the bytes go to
-`blobs/<sha256>.vitamin-partial`, which a later run continues with a ranged request, and become
-`blobs/<sha256>` (the name huggingface_hub gives a finished blob) only once complete and hashed.
-Under huggingface_hub's own lock for that blob, two pulls of one file download it once.
+huggingface_hub resolves a file (endpoint, token, revision, redirects, its ETag: an LFS file's sha256 or a
+plain file's git blob id) and provides the HTTP client; vitamin streams the bytes itself so that a partial
+file survives across runs. They go to `blobs/<etag>.vitamin-partial`, which a later run continues with a
+ranged request, and become `blobs/<etag>` (the name huggingface_hub gives a finished blob) only once complete
+and checked. Under huggingface_hub's own lock for that blob, two pulls of one file download it once.
+
+Time is bounded: each request waits at most HF_HUB_DOWNLOAD_TIMEOUT seconds for bytes (HF_HUB_ETAG_TIMEOUT
+for the metadata); a failure is tried again ATTEMPTS times in all, pausing 1, 2, 4 and 8 s (scaled by
+VITAMIN_RETRY_WAIT), and the count starts over whenever bytes arrive; and each file has one wall-clock
+deadline (VITAMIN_PULL_DEADLINE, or 2 minutes plus the time the file takes at 512 KiB/s), so that a server
+sending a byte now and then cannot hold a pull forever (docs/checkpoints.md).
 """
 
 from __future__ import annotations
@@ -19,30 +25,89 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from vitamin_cli.cache import (
-    Pulled,
-    RepoCache,
-    hub_cache_dir,
-    is_commit,
-    is_sha256,
-    read_manifest,
-    updating_manifest,
-)
-from vitamin_cli.errors import VitaminError
-from vitamin_cli.hashing import BUFFER_BYTES, sha256_file
+from vitamin_cli.errors import UsageError, VitaminError
+from vitamin_cli.hashing import BUFFER_BYTES, git_blob_id, sha256_file
+from vitamin_cli.hubcache import Pulled, RepoCache, read_manifest, updating_manifest
+from vitamin_cli.hubids import is_commit, is_sha256
 from vitamin_cli.output import human_bytes
 from vitamin_cli.zoo import Model
 
-# Attempts at one file, and the first pause between them (doubled each time); $VITAMIN_RETRY_WAIT changes it.
-ATTEMPTS = 5
-FIRST_WAIT_S = 1.0
-RESUME_GRAIN = 1024 * 1024
+ATTEMPTS = 5  # tries of one request without a byte of progress
+FIRST_WAIT_S = 1.0  # the first pause between tries, doubled each time; $VITAMIN_RETRY_WAIT changes it
+DEADLINE_BASE_S = 120.0
+DEADLINE_RATE = 512 * 1024  # bytes per second a file must average, beyond the base, to meet its deadline
+CHUNK_BYTES = 1024 * 1024  # what a cut or a kill can lose: resuming is this fine
+LIBRARY = "vitamin"
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, total bytes)
 
 
 class PullError(VitaminError):
-    """A checkpoint could not be fetched or did not check out (exit code 1)."""
+    """A file could not be fetched or did not check out (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class Network:
+    """How long vitamin waits on the network, from the environment (docs/checkpoints.md)."""
+
+    read_timeout_s: float = 10.0  # HF_HUB_DOWNLOAD_TIMEOUT: seconds without a byte
+    metadata_timeout_s: float = 10.0  # HF_HUB_ETAG_TIMEOUT
+    first_wait_s: float = FIRST_WAIT_S  # VITAMIN_RETRY_WAIT
+    deadline_s: float | None = None  # VITAMIN_PULL_DEADLINE: seconds per file; None: from its size
+
+    @classmethod
+    def from_environment(cls) -> Network:
+        """The settings, each variable checked; huggingface_hub itself fails to import on a bad timeout."""
+        return cls(
+            read_timeout_s=_seconds("HF_HUB_DOWNLOAD_TIMEOUT", 10.0, whole=True),
+            metadata_timeout_s=_seconds("HF_HUB_ETAG_TIMEOUT", 10.0, whole=True),
+            first_wait_s=_seconds("VITAMIN_RETRY_WAIT", FIRST_WAIT_S, zero_ok=True),
+            deadline_s=_seconds("VITAMIN_PULL_DEADLINE", None),
+        )
+
+    def deadline_for(self, size: int) -> float:
+        return self.deadline_s if self.deadline_s is not None else DEADLINE_BASE_S + size / DEADLINE_RATE
+
+
+def _seconds(variable: str, default: float | None, whole: bool = False, zero_ok: bool = False) -> Any:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+        if not (value >= 0 if zero_ok else value > 0) or value != value or value == float("inf"):
+            raise ValueError
+    except ValueError:
+        kind = "whole number of seconds" if whole else "number of seconds"
+        raise UsageError(
+            f"{variable}={text[:40]!r} is not a {'' if zero_ok else 'positive '}{kind}",
+            hint=f"set {variable} to a number such as {int(default or 10)}, or unset it",
+        ) from None
+    return value
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file of a Hub repo, with what is known of it beforehand (the pins of a zoo file)."""
+
+    repo: str
+    filename: str
+    revision: str = "main"
+    repo_type: str = "model"
+    sha256: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass
+class Fetched:
+    """A file present and checked in the cache."""
+
+    commit: str
+    etag: str
+    size_bytes: int
+    sha256: str
+    path: Path  # the snapshot path, where huggingface_hub, open_clip and timm find the file
+    status: str  # downloaded, resumed or cached
 
 
 @dataclass
@@ -66,27 +131,53 @@ class PullResult:
 
 def pull(
     model: Model,
+    hub_root: Path,
     *,
-    cache_dir: str | os.PathLike[str] | None = None,
     revision: str | None = None,
     token: str | bool | None = None,
     progress: ProgressCallback | None = None,
 ) -> PullResult:
-    """Make the model's checkpoint present and intact in the cache; raise PullError when that fails."""
+    """Make the model's checkpoint present and intact in the cache, and record it in the manifest; raise
+    PullError when that fails."""
     if model.weights is None:
         return PullResult(name=model.name, status="unreleased", error=model.weights_note)
-    weights = model.weights
-    revision = revision or weights.revision or "main"
-    repo = RepoCache(hub_cache_dir(cache_dir), weights.repo)
+    w = model.weights
+    wanted = HubFile(w.repo, w.filename, revision or w.revision or "main", sha256=w.sha256, size_bytes=w.size_bytes)
+    fetched = fetch(wanted, hub_root, token=token, progress=progress, label=model.name, on_present=_record_for(model))
+    return PullResult(
+        name=model.name,
+        repo=w.repo,
+        revision=fetched.commit,
+        filename=w.filename,
+        path=str(fetched.path),
+        size_bytes=fetched.size_bytes,
+        sha256=fetched.sha256,
+        status=fetched.status,
+    )
+
+
+def fetch(
+    wanted: HubFile,
+    hub_root: Path,
+    *,
+    token: str | bool | None = None,
+    progress: ProgressCallback | None = None,
+    label: str | None = None,
+    on_present: Callable[[RepoCache, Fetched], None] | None = None,
+) -> Fetched:
+    """Make one file present and intact in the cache (downloading, resuming or finding it); `on_present` runs
+    under the blob's lock once it is, so that a pull waiting for the lock finds what it recorded."""
+    network = Network.from_environment()
+    label = label or f"{wanted.repo}/{wanted.filename}"
+    repo = RepoCache(hub_root, wanted.repo, wanted.repo_type)
 
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
-        return _from_cache_offline(model, repo, revision)
-    meta = metadata(model, revision, token)
+        return _from_cache_offline(wanted, repo, label)
+    meta = metadata(wanted, token, network, label)
     commit, etag, size = meta.commit_hash, meta.etag, meta.size
-    _check_against_pins(model, etag, size)
-    result = PullResult(name=model.name, repo=weights.repo, revision=commit, filename=weights.filename, size_bytes=size)
+    _check_against_pins(wanted, etag, size, label)
     from filelock import FileLock
 
     lock = repo.lock(etag)
@@ -94,42 +185,55 @@ def pull(
     with FileLock(str(lock)):
         blob = repo.blob(etag)
         if blob.exists() and blob.stat().st_size == size:
-            result.sha256 = _known_sha256(repo.root, model, etag) or _hash_existing(blob, etag)
-            result.status = "cached"
+            status, sha256 = "cached", _known_sha256(repo, etag) or _hash_existing(blob, etag, label)
         else:
-            result.status, result.sha256 = _download(model, repo, meta.location, etag, size, token, progress)
-        _check_hash(model, etag, result.sha256, blob)
-        result.path = str(repo.link(commit, weights.filename, etag, revision))
-        _record(repo.root, result, etag)  # still under the lock: a waiting pull then finds the record
-    return result
+            status, sha256 = _download(repo, meta.location, etag, size, token, progress, network, label)
+        _check_pin(wanted, sha256, blob, label)
+        path = repo.link(commit, wanted.filename, etag, wanted.revision)
+        fetched = Fetched(commit, etag, size, sha256, path, status)
+        if on_present is not None:
+            on_present(repo, fetched)
+    return fetched
 
 
-def metadata(model: Model, revision: str, token: str | bool | None) -> Any:
-    """The Hub's commit, ETag (the LFS sha256), size and download URL of the model's checkpoint."""
+def metadata(wanted: HubFile, token: str | bool | None, network: Network, label: str) -> Any:
+    """The Hub's commit, ETag, size and download URL of a file."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    assert model.weights is not None
+    from vitamin_cli.extras import version
+
     # HF_ENDPOINT as it is now: huggingface_hub reads it once, when first imported
     endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
-    url = hf_hub_url(model.weights.repo, model.weights.filename, revision=revision, endpoint=endpoint)
+    url = hf_hub_url(
+        wanted.repo, wanted.filename, repo_type=wanted.repo_type, revision=wanted.revision, endpoint=endpoint
+    )
+
+    def head() -> Any:
+        return get_hf_file_metadata(
+            url,
+            token=token,
+            timeout=network.metadata_timeout_s,
+            library_name=LIBRARY,
+            library_version=version(),
+            endpoint=endpoint,
+        )
+
     try:
-        meta = _with_retries(lambda: get_hf_file_metadata(url, token=token, endpoint=endpoint), f"{model.name}: {url}")
-    except PullError:
-        raise
+        meta = _with_retries(head, network, deadline=time.monotonic() + network.deadline_for(0))
     except Exception as err:  # noqa: BLE001 - every failure of the lookup becomes one clear message
-        raise PullError(*_explain(err, model, url)) from None
+        raise PullError(*_explain(err, wanted, url, label)) from err
     if not meta.etag or meta.size is None or not meta.commit_hash:
-        raise PullError(f"{model.name}: the server gave no commit, ETag or size for {url}")
+        raise PullError(f"{label}: the server gave no commit, ETag or size for {url}")
     # Both become file names in the cache: accept only the hex digests a Hub sends, never a path.
     if not is_commit(meta.commit_hash) or not (is_sha256(meta.etag) or is_commit(meta.etag)):
         raise PullError(
-            f"{model.name}: the server sent an unusable commit {meta.commit_hash!r} or ETag {meta.etag!r} for {url}",
+            f"{label}: the server sent an unusable commit {meta.commit_hash!r} or ETag {meta.etag!r} for {url}",
             hint="check HF_ENDPOINT: it should be the Hub or a faithful mirror",
         )
     return meta
 
 
-def _explain(err: Exception, model: Model, url: str) -> tuple[str, str | None]:
+def _explain(err: Exception, wanted: HubFile, url: str, label: str) -> tuple[str, str | None]:
     """A failed metadata lookup as a message and a hint (never including the token)."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -139,131 +243,115 @@ def _explain(err: Exception, model: Model, url: str) -> tuple[str, str | None]:
         RevisionNotFoundError,
     )
 
-    assert model.weights is not None
     status = getattr(getattr(err, "response", None), "status_code", None)
     if isinstance(err, GatedRepoError) or status == 403:
         return (
-            f"{model.name}: access to {model.weights.repo} is refused ({status or 'gated'})",
+            f"{label}: access to {wanted.repo} is refused ({status or 'gated'})",
             "the repo is gated or private: accept its terms on the Hub and set HF_TOKEN to a token that may read it",
         )
     if isinstance(err, RevisionNotFoundError):
-        return (
-            f"{model.name}: revision not found in {model.weights.repo}: {url}",
-            "check --revision or zoo.yaml's pin",
-        )
+        return f"{label}: revision not found in {wanted.repo}: {url}", "check --revision or zoo.yaml's pin"
     if isinstance(err, (RepositoryNotFoundError, EntryNotFoundError)) or status in (401, 404):
         return (
-            f"{model.name}: {model.weights.repo}/{model.weights.filename} was not found ({status or 404})",
+            f"{label}: {wanted.repo}/{wanted.filename} was not found ({status or 404})",
             "the repo or file may be gone, or private: set HF_TOKEN if you should have access",
         )
     if isinstance(err, OfflineModeIsEnabled):
-        return (f"{model.name}: offline mode is on and the file is not cached", "unset HF_HUB_OFFLINE to download")
+        return f"{label}: offline mode is on and the file is not cached", "unset HF_HUB_OFFLINE to download"
     return (
-        f"{model.name}: cannot reach {url}: {type(err).__name__}: {err}",
+        f"{label}: cannot reach {url}: {type(err).__name__}: {err}",
         "check the network, or HF_ENDPOINT if you use a mirror",
     )
 
 
 def _retryable(err: Exception) -> bool:
+    """A failure that another try may not meet: the network, a timeout, a server error or a rate limit."""
     from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import httpx  # type: ignore[attr-defined]
 
     if isinstance(err, HfHubHTTPError):
         status = getattr(err.response, "status_code", None)
         return status is not None and (status >= 500 or status in (408, 429))
-    return isinstance(err, OSError) or type(err).__module__.startswith(("httpx", "httpcore"))
+    return isinstance(err, (httpx.TransportError, _ShortRead))
 
 
-def _with_retries(call: Callable[[], Any], what: str) -> Any:
-    """Retry connection failures, timeouts and 5xx with exponential backoff; re-raise the last error."""
-    wait = float(os.environ.get("VITAMIN_RETRY_WAIT", FIRST_WAIT_S))
-    for attempt in range(1, ATTEMPTS + 1):
+def _with_retries(
+    call: Callable[[], Any], network: Network, deadline: float, progressed: Callable[[], bool] | None = None
+) -> Any:
+    """Try `call` up to ATTEMPTS times while its failures are retryable, pausing longer each time, never past
+    the deadline; re-raise the last failure. A failed try after which `progressed()` is true (bytes arrived)
+    starts the count and the pauses over."""
+    wait = network.first_wait_s
+    failures = 0
+    while True:
         try:
             return call()
         except Exception as err:  # noqa: BLE001 - sorted by _retryable
-            if attempt == ATTEMPTS or not _retryable(err):
+            if progressed is not None and progressed():
+                failures, wait = 0, network.first_wait_s
+            failures += 1
+            if failures >= ATTEMPTS or not _retryable(err) or time.monotonic() + wait > deadline:
                 raise
-            time.sleep(wait)
-            wait *= 2
-    raise AssertionError("unreachable")
+        time.sleep(wait)
+        wait *= 2
 
 
-def _check_against_pins(model: Model, etag: str, size: int) -> None:
-    assert model.weights is not None
-    pin = model.weights
-    if pin.sha256 and is_sha256(etag) and etag != pin.sha256:
+def _check_against_pins(wanted: HubFile, etag: str, size: int, label: str) -> None:
+    if wanted.sha256 and is_sha256(etag) and etag != wanted.sha256:
         raise PullError(
-            f"{model.name}: the Hub's {pin.repo}/{pin.filename} has sha256 {etag}, zoo.yaml pins {pin.sha256}",
+            f"{label}: the Hub's {wanted.repo}/{wanted.filename} has sha256 {etag}, zoo.yaml pins {wanted.sha256}",
             hint="the file changed upstream; pin a revision in zoo.yaml, or `vitamin pin` it again",
         )
-    if pin.size_bytes and size != pin.size_bytes:
-        raise PullError(f"{model.name}: the Hub's file has {size} bytes, zoo.yaml pins {pin.size_bytes}")
+    if wanted.size_bytes and size != wanted.size_bytes:
+        raise PullError(f"{label}: the Hub's file has {size} bytes, zoo.yaml pins {wanted.size_bytes}")
 
 
-def _known_sha256(root: Path, model: Model, etag: str) -> str | None:
+def _known_sha256(repo: RepoCache, etag: str) -> str | None:
     """The sha256 the manifest recorded when this very blob was pulled and hashed."""
-    entry = read_manifest(root).get(model.name)
-    return entry.sha256 if entry is not None and entry.etag == etag else None
+    for entry in read_manifest(repo.root).values():
+        if entry.repo == repo.repo and entry.etag == etag:
+            return entry.sha256
+    return None
 
 
-def _hash_existing(blob: Path, etag: str) -> str:
+def content_id(etag: str, sha256: str, path: Path) -> str:
+    """What a file's ETag should be, given its sha256: the sha256 itself for an LFS file (a 64-hex ETag), or
+    git's blob id of the content for a plain file (a 40-hex ETag)."""
+    return sha256 if is_sha256(etag) else git_blob_id(path)
+
+
+def _hash_existing(blob: Path, etag: str, label: str) -> str:
     """Hash a blob that something else put in the cache; a corrupt one is removed."""
     actual = sha256_file(blob)
-    if is_sha256(etag) and actual != etag:
+    if content_id(etag, actual, blob) != etag:
         blob.unlink()
         raise PullError(
-            f"{blob} is corrupt: sha256 {actual}, expected {etag}; removed it",
+            f"{label}: {blob} is corrupt: its hash does not match its ETag {etag}; removed it",
             hint="run the pull again to download it anew",
         )
     return actual
 
 
-class _HashingWriter:
-    """A file that hashes and counts what huggingface_hub's http_get writes, restarting when it rewinds."""
-
-    def __init__(self, file: IO[bytes], digest: Any, done: int, total: int, progress: ProgressCallback | None) -> None:
-        self.file, self.digest, self.done, self.total, self.progress = file, digest, done, total, progress
-
-    def write(self, data: bytes) -> int:
-        self.file.write(data)
-        self.digest.update(data)
-        self.done += len(data)
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.file.tell()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.file.seek(offset, whence)
-
-    def truncate(self, size: int | None = None) -> int:
-        """http_get rewinds and truncates when a server answers a ranged request with the whole file."""
-        position = self.file.truncate(size)
-        if position == 0:
-            self.digest = hashlib.sha256()
-            self.done = 0
-        return position
+class _ShortRead(Exception):
+    """The server ended the body before the whole file arrived: the next try continues from there."""
 
 
 def _download(
-    model: Model,
     repo: RepoCache,
     url: str,
     etag: str,
     size: int,
     token: str | bool | None,
     progress: ProgressCallback | None,
+    network: Network,
+    label: str,
 ) -> tuple[str, str]:
     """Fetch the blob into its partial file, resuming what is there; returns (status, sha256)."""
     from huggingface_hub import constants
-    from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
-    from huggingface_hub.utils.tqdm import silent_tqdm
 
-    # http_get hands over 10 MB at a time; a cut or a kill loses what has not been handed over yet, so
-    # smaller pieces make resuming finer and the progress bar smoother, at no cost in speed.
-    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, RESUME_GRAIN)
+    from vitamin_cli.extras import version
+
     partial = repo.partial(etag)
     partial.parent.mkdir(parents=True, exist_ok=True)
     have = partial.stat().st_size if partial.exists() else 0
@@ -273,113 +361,178 @@ def _download(
     free = shutil.disk_usage(partial.parent).free
     if free < size - have:
         raise PullError(
-            f"{model.name}: not enough free disk in {partial.parent}: "
+            f"{label}: not enough free disk in {partial.parent}: "
             f"needs {human_bytes(size - have)}, has {human_bytes(free)}",
             hint="free some space, or pull into another folder with --cache-dir",
         )
-    digest = hashlib.sha256()
-    if have:
-        with open(partial, "rb") as existing:
-            while chunk := existing.read(BUFFER_BYTES):
-                digest.update(chunk)
-    headers = build_hf_headers(token=token)
+    headers = build_hf_headers(token=token, library_name=LIBRARY, library_version=version())
     if _origin(url) != _origin(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT):
         # the file is served from elsewhere (a CDN, a presigned bucket URL): the token stays with the Hub
         headers.pop("authorization", None)
-    with open(partial, "ab") as out:
-        writer = _HashingWriter(out, digest, have, size, progress)
-        if progress is not None:
-            progress(have, size)
+    resumed = have > 0
+    writer = _PartialWriter(partial, size, progress)
+    deadline = time.monotonic() + network.deadline_for(size)
+    last = [writer.done]
 
-        def fetch() -> None:
-            http_get(
-                url,
-                writer,  # type: ignore[arg-type]
-                resume_size=writer.done,
-                headers=headers,
-                expected_size=size,
-                displayed_filename=model.weights.filename if model.weights else None,
-                tqdm_class=silent_tqdm,
-            )
+    def progressed() -> bool:
+        moved, last[0] = writer.done > last[0], writer.done
+        return moved
 
-        try:
-            _with_retries(fetch, f"{model.name}: {url}")
-        except Exception as err:  # noqa: BLE001
-            raise PullError(
-                f"{model.name}: download failed after {human_bytes(writer.done)} of {human_bytes(size)}: "
-                f"{type(err).__name__}: {err}",
-                hint="run the same pull again: it continues from the bytes already on disk",
-            ) from None
-        out.flush()
-        os.fsync(out.fileno())
-    actual = writer.digest.hexdigest()
+    try:
+        _with_retries(
+            lambda: writer.fetch(url, headers, network.read_timeout_s, deadline), network, deadline, progressed
+        )
+    except Exception as err:  # noqa: BLE001
+        writer.close()
+        raise PullError(*_explain_download(err, writer, size, label)) from err
+    writer.close()
     if writer.done != size or partial.stat().st_size != size:
         partial.unlink(missing_ok=True)
-        raise PullError(f"{model.name}: got {writer.done} bytes, expected {size}; removed the partial file")
-    if is_sha256(etag) and actual != etag:
+        raise PullError(f"{label}: got {writer.done} bytes, expected {size}; removed the partial file")
+    actual = writer.digest.hexdigest()
+    got = content_id(etag, actual, partial)
+    if got != etag:
         partial.unlink()
+        kind = "sha256" if is_sha256(etag) else "git blob id"
         raise PullError(
-            f"{model.name}: sha256 mismatch: expected {etag} (the Hub's LFS hash), got {actual}; removed the file",
+            f"{label}: {kind} mismatch: expected {etag} (the Hub's ETag), got {got}; removed the file",
             hint="run the pull again; if it repeats, the server or a proxy is corrupting the file",
         )
     os.replace(partial, repo.blob(etag))
-    return ("resumed" if have else "downloaded"), actual
+    return ("resumed" if resumed else "downloaded"), actual
 
 
-def _check_hash(model: Model, etag: str, sha256: str | None, blob: Path) -> None:
-    assert model.weights is not None and sha256 is not None
-    pin = model.weights.sha256
-    if pin and sha256 != pin:
+def _explain_download(err: Exception, writer: _PartialWriter, size: int, label: str) -> tuple[str, str | None]:
+    got = f"after {human_bytes(writer.done)} of {human_bytes(size)}"
+    if isinstance(err, _Deadline):
+        return (
+            f"{label}: the download did not finish within its deadline ({got})",
+            "run the same pull again: it continues from the bytes already on disk; "
+            "VITAMIN_PULL_DEADLINE sets the seconds a file may take",
+        )
+    return (
+        f"{label}: download failed {got}: {type(err).__name__}: {err}",
+        "run the same pull again: it continues from the bytes already on disk",
+    )
+
+
+class _Deadline(Exception):
+    """A file took longer than its deadline."""
+
+
+class _PartialWriter:
+    """The partial file of one blob: appends what the server sends, hashing and counting it."""
+
+    def __init__(self, path: Path, size: int, progress: ProgressCallback | None) -> None:
+        self.path = path
+        self.size = size
+        self.progress = progress
+        self.digest = hashlib.sha256()
+        self.done = 0
+        self.deadline = float("inf")
+        self.file: IO[bytes] | None = None
+        if path.exists():
+            with open(path, "rb") as existing:
+                while chunk := existing.read(BUFFER_BYTES):
+                    self.digest.update(chunk)
+                    self.done += len(chunk)
+        if progress is not None:
+            progress(self.done, size)
+
+    def fetch(self, url: str, headers: dict[str, str], read_timeout_s: float, deadline: float) -> None:
+        """One request for the bytes still missing."""
+        from huggingface_hub import get_session, hf_raise_for_status
+
+        self.deadline = deadline
+        asked = dict(headers)
+        if self.done:
+            asked["Range"] = f"bytes={self.done}-"
+        with get_session().stream("GET", url, headers=asked, timeout=read_timeout_s) as response:
+            hf_raise_for_status(response)
+            if self.done and response.status_code != 206:  # the server ignored the range: start over
+                self.restart()
+            for chunk in response.iter_bytes(CHUNK_BYTES):
+                self.write(chunk)
+                if time.monotonic() > deadline:
+                    raise _Deadline()
+        if self.done < self.size:
+            raise _ShortRead(f"the server sent {self.done} of {self.size} bytes")
+
+    def write(self, chunk: bytes) -> None:
+        if self.file is None:
+            self.file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        if self.done + len(chunk) > self.size:
+            raise PullError(f"the server sent more than the {self.size} bytes it announced")
+        self.file.write(chunk)
+        self.digest.update(chunk)
+        self.done += len(chunk)
+        if self.progress is not None:
+            self.progress(self.done, self.size)
+
+    def restart(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.path.unlink(missing_ok=True)
+        self.digest = hashlib.sha256()
+        self.done = 0
+
+    def close(self) -> None:
+        """Flush what arrived to disk (a later pull continues from it); an empty partial file is removed."""
+        if self.file is not None:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            self.file = None
+        if self.path.exists() and self.path.stat().st_size == 0:
+            self.path.unlink()
+
+
+def _check_pin(wanted: HubFile, sha256: str, blob: Path, label: str) -> None:
+    if wanted.sha256 and sha256 != wanted.sha256:
         blob.unlink(missing_ok=True)
-        raise PullError(f"{model.name}: sha256 mismatch: zoo.yaml pins {pin}, the file has {sha256}; removed it")
+        raise PullError(f"{label}: sha256 mismatch: zoo.yaml pins {wanted.sha256}, the file has {sha256}; removed it")
 
 
-def _from_cache_offline(model: Model, repo: RepoCache, revision: str) -> PullResult:
-    assert model.weights is not None
-    commit = repo.commit_for(revision)
-    entry = read_manifest(repo.root).get(model.name)
-    path = repo.snapshot(commit, model.weights.filename) if commit else None
-    if path is None or not path.exists():
+def _from_cache_offline(wanted: HubFile, repo: RepoCache, label: str) -> Fetched:
+    commit = repo.commit_for(wanted.revision)
+    path = repo.snapshot(commit, wanted.filename) if commit else None
+    if commit is None or path is None or not path.exists():
         raise PullError(
-            f"{model.name}: offline (HF_HUB_OFFLINE is set) and not in the cache {repo.root}",
+            f"{label}: offline (HF_HUB_OFFLINE is set) and not in the cache {repo.root}",
             hint="unset HF_HUB_OFFLINE to download it, or point --cache-dir / HF_HUB_CACHE at a cache that has it",
         )
-    size = path.stat().st_size
-    sha = entry.sha256 if entry and entry.revision == commit else None
-    return PullResult(
-        name=model.name,
-        repo=model.weights.repo,
-        revision=commit,
-        filename=model.weights.filename,
-        path=str(path),
-        size_bytes=size,
-        sha256=sha,
-        status="cached",
-    )
+    etag = path.resolve().name
+    known = _known_sha256(repo, etag)
+    return Fetched(commit, etag, path.stat().st_size, known or sha256_file(path), path, "cached")
 
 
-def _record(root: Path, result: PullResult, etag: str) -> None:
-    assert result.repo and result.revision and result.filename and result.path and result.sha256
-    assert result.size_bytes is not None
-    entry = Pulled(
-        name=result.name,
-        repo=result.repo,
-        revision=result.revision,
-        filename=result.filename,
-        size_bytes=result.size_bytes,
-        sha256=result.sha256,
-        etag=etag,
-        path=result.path,
-        pulled_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-    with updating_manifest(root) as entries:
-        previous = entries.get(result.name)
-        if previous is None or (previous.sha256, previous.revision, previous.path) != (
-            entry.sha256,
-            entry.revision,
-            entry.path,
-        ):
-            entries[result.name] = entry
+def _record_for(model: Model) -> Callable[[RepoCache, Fetched], None]:
+    """Record a pulled model in the manifest (unless it is already recorded as it is)."""
+
+    def record(repo: RepoCache, fetched: Fetched) -> None:
+        assert model.weights is not None
+        entry = Pulled(
+            name=model.name,
+            repo=repo.repo,
+            revision=fetched.commit,
+            filename=model.weights.filename,
+            size_bytes=fetched.size_bytes,
+            sha256=fetched.sha256,
+            etag=fetched.etag,
+            path=str(fetched.path),
+            pulled_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        with updating_manifest(repo.root) as entries:
+            previous = entries.get(model.name)
+            if previous is None or (previous.sha256, previous.revision, previous.path) != (
+                entry.sha256,
+                entry.revision,
+                entry.path,
+            ):
+                entries[model.name] = entry
+
+    return record
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -1,19 +1,35 @@
 """Where output goes: what the command was asked for (data, tables, views) on stdout; progress, hints and
-errors on stderr."""
+errors on stderr. Text that comes from data (names, paths, error messages) is never read as rich markup."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
+    from rich.table import Table
 
-    from vitamin_cli.errors import VitaminError
+DEBUG_ENV = "VITAMIN_DEBUG"
+
+
+class OutputFormat(str, Enum):
+    """What a command prints on stdout (`--format`); each command supports some of them."""
+
+    table = "table"  # for people: a table or a view, on a terminal
+    json = "json"  # docs/json.md
+    csv = "csv"
+    markdown = "markdown"
+
+
+# A table cell: its text, or its text and a rich style ("bold green").
+Cell = str | tuple[str, str]
 
 
 def console() -> Console:
@@ -38,11 +54,52 @@ def write_text(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def report_error(err: VitaminError) -> None:
-    """An error as the user sees it: `error: ...` and, when there is one, `hint: ...`, on stderr."""
-    print(f"error: {err.message}", file=sys.stderr)
-    if err.hint:
-        print(f"hint: {err.hint}", file=sys.stderr)
+def table(
+    titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = (), fold: bool = False
+) -> Table:
+    """A borderless rich table with a bold header; `right` names the right-justified columns, `fold` breaks
+    long cells (paths) instead of cutting them. Cells are plain text, never markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    built = Table(box=None, header_style="bold", pad_edge=False)
+    for title in titles:
+        built.add_column(
+            Text(title), justify="right" if title in right else "left", overflow="fold" if fold else "ellipsis"
+        )
+    for row in rows:
+        built.add_row(*(Text(cell) if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
+    return built
+
+
+def report_error(err: BaseException) -> None:
+    """An error as the user sees it: `error: ...` and, when there is one, `hint: ...`, on stderr; with
+    VITAMIN_DEBUG=1, the whole chain of exceptions behind it as well."""
+    message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+    print(f"error: {message}", file=sys.stderr)
+    hint = getattr(err, "hint", None)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    if debugging():
+        print_chain(err)
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def print_chain(err: BaseException) -> None:
+    """The traceback of `err` and of every exception behind it, including the context that `raise ... from None`
+    hides, on stderr."""
+    import traceback
+
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__suppress_context__ = False
+        current = current.__cause__ or current.__context__
+    traceback.print_exception(err, file=sys.stderr)
 
 
 def human_bytes(count: int) -> str:

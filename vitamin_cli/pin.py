@@ -12,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from vitamin_cli.cache import is_sha256, write_atomic
 from vitamin_cli.errors import VitaminError
+from vitamin_cli.files import write_atomic
+from vitamin_cli.hubids import is_sha256
 from vitamin_cli.zoo import Model, Weights
 
 
@@ -28,12 +29,14 @@ class Pin:
 
 def fetch_pins(models: Sequence[Model], revision: str | None = None, token: str | bool | None = None) -> list[Pin]:
     """Ask the Hub what each model's checkpoint is now (network)."""
-    from vitamin_cli.hub import PullError, metadata
+    from vitamin_cli.hub import HubFile, Network, PullError, metadata
 
+    network = Network.from_environment()
     pins = []
     for model in models:
         assert model.weights is not None
-        meta = metadata(model, revision or "main", token)
+        wanted = HubFile(model.weights.repo, model.weights.filename, revision or "main")
+        meta = metadata(wanted, token, network, model.name)
         if not is_sha256(meta.etag):
             raise PullError(f"{model.name}: the Hub gave ETag {meta.etag!r}, not a sha256: is the file in Git LFS?")
         pins.append(Pin(model.name, model.weights.repo, meta.commit_hash, meta.etag, meta.size))
@@ -42,21 +45,22 @@ def fetch_pins(models: Sequence[Model], revision: str | None = None, token: str 
 
 def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
     """Replace the `weights:` value of each pinned model in the file, keeping everything else byte for byte."""
-    from vitamin_cli import zoo
+    from vitamin_cli import zoo_schema
 
     text = zoo_file.read_text(encoding="utf-8")
+    registry = zoo_schema.parse(text, zoo_file)
     spans = _weights_spans(text)
     by_name = {pin.name: pin for pin in pins}
     for name, (start, end) in sorted(spans.items(), key=lambda item: item[1][0], reverse=True):
         pin = by_name.get(name)
         if pin is None:
             continue
-        current = zoo.load(zoo_file).get(name).weights
+        current = registry.get(name).weights
         assert current is not None
         pinned = Weights(current.repo, current.filename, pin.revision, pin.sha256, pin.size_bytes)
         text = text[:start] + ": " + _flow(pinned) + text[end:]
     try:
-        zoo._Parser(str(zoo_file), text.encode("utf-8")).parse()  # never write a file that does not load
+        zoo_schema.parse(text, zoo_file)  # never write a file that does not load
     except VitaminError as err:
         raise VitaminError(f"pinning would break {zoo_file}, so it is left as it was: {err.message}") from None
     write_atomic(zoo_file, text)
@@ -65,7 +69,9 @@ def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
 def _weights_spans(text: str) -> dict[str, tuple[int, int]]:
     """By model name: the span from the end of its `weights` key to the end of the value, which is replaced
     by `: {...}` (one line, whether the value was written in flow or in block style)."""
-    root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    from vitamin_cli.zoo_schema import YamlLoader
+
+    root = yaml.compose(text, Loader=YamlLoader)
     assert root is not None
     models = next(value for key, value in root.value if key.value == "models")
     spans = {}

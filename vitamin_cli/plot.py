@@ -6,11 +6,12 @@ Files are drawn with matplotlib (headless), terminals with plotext.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from vitamin_cli.errors import UsageError
+from vitamin_cli.results_file import Speeds
 from vitamin_cli.zoo import METRICS, Model
 
 X_AXES = {
@@ -38,9 +39,7 @@ class Point:
     y: float
 
 
-def points(
-    models: Sequence[Model], x: str, y: str, speeds: Mapping[str, Mapping[str, float]] | None = None
-) -> list[Point]:
+def points(models: Sequence[Model], x: str, y: str, speeds: Speeds | None = None) -> list[Point]:
     """The models as points; with x = throughput, only those with a saved image-tower measurement."""
     if x not in X_AXES:
         raise UsageError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
@@ -51,7 +50,7 @@ def points(
     found = []
     for model in models:
         if x == "throughput":
-            value = (speeds or {}).get(model.name.lower(), {}).get("image")
+            value = speeds.get(model, "image") if speeds is not None else None
             if value is None:
                 continue
         else:

@@ -7,15 +7,16 @@ decimals, the long-schedule table to one; every accuracy has one decimal.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from vitamin_cli.errors import UsageError
 from vitamin_cli.texttable import TextTable
-from vitamin_cli.zoo import METRICS, Model, Zoo
+from vitamin_cli.zoo import JSON_KEYS, METRICS, Model, Weights, Zoo
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+
+    from vitamin_cli.results_file import Speeds
 
 METRIC_TITLES = {
     "imagenet": "ImageNet",
@@ -26,30 +27,6 @@ METRIC_TITLES = {
 }
 LS_TITLES = {"imagenet": "ImgNet", "avg38": "Avg38", "dist_shift": "Shift", "vtab": "VTAB", "retrieval": "Retr."}
 SIZE_TITLES = {"S": "Small", "B": "Base", "L": "Large", "L2": "Large-2", "XL": "Extra-large"}
-CSV_COLUMNS = (
-    "name",
-    "aliases",
-    "encoder",
-    "family",
-    "size",
-    "image_size",
-    "num_patches",
-    "text_depth",
-    "text_width",
-    "seen_samples",
-    "seen_samples_total",
-    "params_image_m",
-    "params_text_m",
-    "macs_image_g",
-    "macs_text_g",
-    *METRICS,
-    "weights_repo",
-    "weights_filename",
-    "weights_revision",
-    "weights_sha256",
-    "weights_size_bytes",
-    "weights_note",
-)
 
 
 def cost_decimals(model: Model) -> int:
@@ -84,7 +61,16 @@ def block_key(model: Model) -> tuple[str, ...]:
     return (model.schedule, model.encoder)
 
 
+# The columns of `vitamin ls --csv`: the JSON keys, with `weights` flattened into one column per field.
+CSV_COLUMNS = tuple(
+    column
+    for key in JSON_KEYS
+    for column in ([f"weights_{f.name}" for f in fields(Weights)] if key == "weights" else [key])
+)
+
+
 def to_csv(models: Sequence[Model]) -> str:
+    """The JSON objects as CSV rows: aliases joined by `;`, `weights` flattened, null as an empty cell."""
     import csv
     import io
 
@@ -133,7 +119,7 @@ def ls_table(
     models: Sequence[Model],
     grouped: bool,
     measured: Mapping[str, Mapping[str, float]] | None = None,
-    speeds: Mapping[str, Mapping[str, float]] | None = None,
+    speeds: Speeds | None = None,
 ) -> TextTable:
     """The `vitamin ls` table, under 80 columns; grouped like the zoo table unless the rows were sorted.
 
@@ -160,8 +146,8 @@ def ls_table(
             ("yes", "") if model.released else ("-", "dim"),
         ]
         if speeds is not None:
-            saved = speeds.get(model.name.lower(), {})
-            cells[-1:-1] = [(f"{saved[t]:,.0f}" if t in saved else "-", "cyan") for t in ("image", "text")]
+            rates = [speeds.get(model, tower) for tower in ("image", "text")]
+            cells[-1:-1] = [("-" if rate is None else f"{rate:,.0f}", "cyan") for rate in rates]
         if measured is not None:
             c = measured[model.name]
             d = cost_decimals(model)
@@ -246,24 +232,6 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
         parts.append(table)
     parts.append(Text("open_clip", style="bold"))
     return parts
-
-
-def read_bench_file(path: Path) -> dict[str, dict[str, float]]:
-    """Throughput by lower-case model name and tower, from `vitamin bench -o FILE` or `--json` output."""
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        rows = data["results"] if isinstance(data, dict) else data
-        speeds: dict[str, dict[str, float]] = {}
-        for row in rows:
-            if row.get("throughput") is not None:
-                speeds.setdefault(str(row["model"]).lower(), {})[row["tower"]] = float(row["throughput"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UsageError(
-            f"cannot read benchmark results from {path}: {err}", hint="pass a file written by `vitamin bench -o FILE`"
-        ) from None
-    return speeds
 
 
 def _weights_line(model: Model) -> str:

@@ -6,15 +6,15 @@ the cache (for an LFS file, its sha256), and zoo.yaml's pin when there is one. N
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.cache import Pulled, is_sha256
 from vitamin_cli.errors import UnknownModelError, VitaminError
 from vitamin_cli.hashing import sha256_files
+from vitamin_cli.hubcache import Pulled
+from vitamin_cli.hubids import is_sha256
 from vitamin_cli.zoo import Zoo
 
 
@@ -92,7 +92,7 @@ def _pinned_sha256(zoo: Zoo, name: str) -> str | None:
     return weights.sha256 if weights else None
 
 
-def deep_check(zoo: Zoo, check: Check, cache_dir: str | os.PathLike[str] | None = None) -> None:
+def deep_check(zoo: Zoo, check: Check, hub_root: Path) -> None:
     """Load the checkpoint strictly into its architecture, compare its size with the zoo, and run one forward
     pass on a dummy image and text, which must give finite embeddings of the model's width."""
     import torch
@@ -102,7 +102,7 @@ def deep_check(zoo: Zoo, check: Check, cache_dir: str | os.PathLike[str] | None 
 
     model_entry = zoo.get(check.name)
     try:
-        model, _, tokenizer = loading.load(zoo, check.name, cache_dir=cache_dir)
+        model, _, tokenizer = loading.load(zoo, check.name, hub_root)
     except VitaminError as err:
         check.status = "corrupt"
         check.problems.append(err.message)

@@ -5,32 +5,47 @@
     zoo.select(size=["L"], released=True)  # the filters of `vitamin ls`
     zoo.load("lab-zoo.yaml").models        # another registry
 
-Every problem in a zoo file is reported with the file, line and field (ZooFileError, exit code 2).
+Every problem in a zoo file is reported with the file, line and field (ZooFileError, exit code 2): the
+checks live in `vitamin_cli.zoo_schema`, and `vitamin_cli.zoo_memo` keeps validated files so that a start
+does not validate the same bytes again.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
-import json
-import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from enum import Enum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import yaml
 
 from vitamin_cli.errors import UnknownModelError, UsageError, ZooFileError
 
 ZOO_ENV = "VITAMIN_ZOO"
 SCHEMA_VERSION = 1
 
-FAMILIES = ("vit", "convnext", "coatnet", "vitamin")
-SIZES = ("S", "B", "L", "L2", "XL")
+
+class Family(str, Enum):
+    vit = "vit"
+    convnext = "convnext"
+    coatnet = "coatnet"
+    vitamin = "vitamin"
+
+
+class Size(str, Enum):
+    S = "S"
+    B = "B"
+    L = "L"
+    L2 = "L2"
+    XL = "XL"
+
+
+FAMILIES = tuple(f.value for f in Family)
+SIZES = tuple(s.value for s in Size)
 SCHEDULES = ("benchmark", "long")
 METRICS = ("imagenet", "avg38", "dist_shift", "vtab", "retrieval")
 # Columns `--sort` accepts: every numeric field; seen_samples sorts by its total.
@@ -47,14 +62,30 @@ NUMERIC_COLUMNS = (
     *METRICS,
 )
 
-_SAMPLES_RE = re.compile(r"^(\d+(?:\.\d+)?)([MB])$")
+# The keys of `vitamin ls --json`, in order (docs/json.md); `weights` is an object of Weights' fields or null.
+JSON_KEYS = (
+    "name",
+    "aliases",
+    "encoder",
+    "family",
+    "size",
+    "image_size",
+    "num_patches",
+    "text_depth",
+    "text_width",
+    "seen_samples",
+    "seen_samples_total",
+    "params_image_m",
+    "params_text_m",
+    "macs_image_g",
+    "macs_text_g",
+    *METRICS,
+    "weights",
+    "weights_note",
+)
+
+_SAMPLES_RE = re.compile(r"(\d+(?:\.\d+)?)([MB])\Z")
 _UNITS = {"M": 10**6, "B": 10**9}
-_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_PATCH_RE = re.compile(r"/(\d+)$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$")
-# ViTamin, ConvNeXt and CoAtNet towers reach their token grid with a stride of 16 px.
-DEFAULT_PATCH_STRIDE = 16
 
 
 @dataclass(frozen=True)
@@ -113,31 +144,13 @@ class Model:
         return value
 
     def to_json(self) -> dict[str, Any]:
-        """The `vitamin ls --json` object (docs/json.md): exactly these keys, in this order."""
-        return {
-            "name": self.name,
+        """The `vitamin ls --json` object (docs/json.md): exactly the keys of JSON_KEYS, in that order."""
+        computed = {
             "aliases": list(self.aliases),
-            "encoder": self.encoder,
-            "family": self.family,
-            "size": self.size,
-            "image_size": self.image_size,
-            "num_patches": self.num_patches,
-            "text_depth": self.text_depth,
-            "text_width": self.text_width,
-            "seen_samples": self.seen_samples,
             "seen_samples_total": self.seen_samples_total,
-            "params_image_m": self.params_image_m,
-            "params_text_m": self.params_text_m,
-            "macs_image_g": self.macs_image_g,
-            "macs_text_g": self.macs_text_g,
-            "imagenet": self.imagenet,
-            "avg38": self.avg38,
-            "dist_shift": self.dist_shift,
-            "vtab": self.vtab,
-            "retrieval": self.retrieval,
             "weights": None if self.weights is None else dict(vars(self.weights)),
-            "weights_note": self.weights_note,
         }
+        return {key: computed[key] if key in computed else getattr(self, key) for key in JSON_KEYS}
 
 
 def parse_samples(text: str) -> int:
@@ -243,7 +256,7 @@ class Zoo:
     def inline_architecture(self, model: Model) -> dict[str, Any] | None:
         """The open_clip config zoo.yaml gives for the model's arch, or None for an upstream config name."""
         config = self.architectures.get(model.arch)
-        return None if config is None else _thaw(config)
+        return None if config is None else thaw(config)
 
 
 def lookup_keys(model: Model) -> list[str]:
@@ -282,24 +295,26 @@ def _parse_samples_arg(text: str) -> int:
         raise UsageError(f"--samples: '{text}' is not a sample count like 128M, 1.28B or 12.8B+0.5B") from None
 
 
-def _thaw(value: Any) -> Any:
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists again, from what `freeze` made."""
     if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
+        return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
+        return [thaw(v) for v in value]
     return value
 
 
-def _freeze(value: Any) -> Any:
+def freeze(value: Any) -> Any:
+    """Read-only mappings and tuples, so that a loaded zoo cannot be changed by accident."""
     if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze(v) for v in value)
     return value
 
 
 # ---------------------------------------------------------------------------------------------------
-# Loading and validation
+# Loading
 
 
 def default_path() -> Path:
@@ -314,6 +329,8 @@ def default_path() -> Path:
 
 def load(path: str | os.PathLike[str] | None = None) -> Zoo:
     """Load and validate a zoo file (default: `default_path()`)."""
+    from vitamin_cli import zoo_memo
+
     resolved = Path(path) if path is not None else default_path()
     try:
         if not resolved.exists():
@@ -323,7 +340,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Zoo:
         data = resolved.read_bytes()
     except OSError as err:
         raise ZooFileError(str(resolved), None, None, f"cannot read the zoo file: {err.strerror}") from None
-    return _load(str(resolved), data)
+    return zoo_memo.load(str(resolved), data)
 
 
 def get(name: str) -> Model:
@@ -334,380 +351,3 @@ def get(name: str) -> Model:
 def select(names: str | Sequence[str] = (), **filters: Any) -> list[Model]:
     """Models of the default zoo matching the `vitamin ls` filters (see Zoo.select)."""
     return load().select(names, **filters)
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: str, data: bytes) -> Zoo:
-    """Parse and validate, or reuse the validated result of the same bytes from the on-disk cache.
-
-    Validating node by node takes most of `vitamin ls`'s own time; the cache entry is JSON named after a hash
-    of the file's bytes and of this module, so any change to either makes a new one.
-    """
-    cache_file = cache_dir() / f"zoo-{_cache_key(data)}.json"
-    try:
-        return _from_cache(path, json.loads(cache_file.read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    zoo = _Parser(path, data).parse()
-    _write_cache(cache_file, zoo)
-    return zoo
-
-
-CACHE_ENTRIES = 8  # validated zoo files kept: the bundled one and a few of a lab's own
-
-
-def cache_dir() -> Path:
-    """vitamin's own cache folder (validated zoo files, audit counts): $XDG_CACHE_HOME/vitamin."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitamin"
-
-
-def _cache_key(data: bytes) -> str:
-    import hashlib
-
-    me = Path(__file__).stat()
-    digest = hashlib.sha256(f"{SCHEMA_VERSION}:{me.st_mtime_ns}:{me.st_size}:".encode() + data)
-    return digest.hexdigest()[:32]
-
-
-def _from_cache(path: str, cached: dict[str, Any]) -> Zoo:
-    models = tuple(
-        Model(**{**m, "aliases": tuple(m["aliases"]), "weights": m["weights"] and Weights(**m["weights"])})
-        for m in cached["models"]
-    )
-    return Zoo(path=Path(path), models=models, architectures=_freeze(cached["architectures"]))
-
-
-def _write_cache(cache_file: Path, zoo: Zoo) -> None:
-    """Best effort: a read-only or full disk only costs the next start its speed."""
-    import dataclasses
-    import tempfile
-
-    payload = {
-        "models": [dataclasses.asdict(m) for m in zoo.models],
-        "architectures": _thaw(zoo.architectures),
-    }
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".zoo-", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(payload, out)
-        os.replace(tmp, cache_file)
-        older = sorted(cache_file.parent.glob("zoo-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for stale in older[CACHE_ENTRIES:]:
-            stale.unlink()
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-
-
-_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Problem(ValueError):
-    """A value that breaks the schema; the parser adds the file, line and field."""
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Problem(f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _Problem(f"expected a positive whole number, got {value!r}")
-    return value
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _Problem(f"expected a number, got {value!r}")
-    if value < 0:
-        raise _Problem(f"expected a number of at least 0, got {value!r}")
-    return float(value)
-
-
-def _percent(value: Any) -> float:
-    number = _number(value)
-    if number > 100:
-        raise _Problem(f"expected a percentage between 0 and 100, got {value!r}")
-    return number
-
-
-def _choice(options: Sequence[str]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise _Problem(f"expected one of {', '.join(options)}, got {value!r}")
-        return str(value)
-
-    return check
-
-
-def _samples(value: Any) -> str:
-    text = _text(value)
-    try:
-        total = parse_samples(text)
-    except ValueError as err:
-        raise _Problem(str(err)) from None
-    if total <= 0:
-        raise _Problem(f"expected a positive sample count, got {value!r}")
-    return text
-
-
-def _name(value: Any) -> str:
-    """Names are typed on command lines and matched by globs: no spaces, no glob or markup characters."""
-    text = _text(value)
-    if not _NAME_RE.match(text):
-        raise _Problem(f"expected a name of letters, digits and . _ + / - only, got {value!r}")
-    return text
-
-
-def _aliases(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _Problem(f"expected a list of names, got {value!r}")
-    return tuple(_name(v) for v in value)
-
-
-def _repo(value: Any) -> str:
-    text = _text(value)
-    if not _REPO_RE.match(text):
-        raise _Problem(f"expected a Hugging Face repo id like 'org/name', got {value!r}")
-    return text
-
-
-def _filename(value: Any) -> str:
-    text = _text(value)
-    parts = PurePosixPath(text).parts
-    if text.startswith("/") or "\\" in text or ".." in parts or "." in parts:
-        raise _Problem(
-            f"expected a relative file path inside the repo, without '..', '\\' or a leading '/', got {value!r}"
-        )
-    return text
-
-
-def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: None if value is None else check(value)
-
-
-def _sha256(value: Any) -> str:
-    text = _text(value)
-    if not _SHA256_RE.match(text):
-        raise _Problem(f"expected 64 lower-case hex digits, got {value!r}")
-    return text
-
-
-_MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "name": _name,
-    "aliases": _aliases,
-    "encoder": _text,
-    "family": _choice(FAMILIES),
-    "size": _choice(SIZES),
-    "schedule": _choice(SCHEDULES),
-    "image_size": _integer,
-    "num_patches": _optional(_integer),
-    "text_depth": _integer,
-    "text_width": _integer,
-    "seen_samples": _samples,
-    "params_image_m": _number,
-    "params_text_m": _number,
-    "macs_image_g": _number,
-    "macs_text_g": _number,
-    **{metric: _percent for metric in METRICS},
-    "arch": _text,
-    "weights_note": _optional(_text),
-}
-_WEIGHTS_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "repo": _repo,
-    "filename": _filename,
-    "revision": _optional(_text),
-    "sha256": _optional(_sha256),
-    "size_bytes": _optional(_integer),
-}
-
-
-_MODEL_KEYS_OPTIONAL = ("aliases", "num_patches", "weights_note")
-_MODEL_KEYS_REQUIRED = tuple(key for key in (*_MODEL_CHECKS, "weights") if key not in _MODEL_KEYS_OPTIONAL)
-_WEIGHTS_KEYS_REQUIRED = ("repo", "filename")
-_WEIGHTS_KEYS_OPTIONAL = tuple(key for key in _WEIGHTS_CHECKS if key not in _WEIGHTS_KEYS_REQUIRED)
-
-
-class _Parser:
-    """Walks the YAML node tree (not plain dicts) so every error can name its line."""
-
-    def __init__(self, path: str, data: bytes) -> None:
-        self.path = path
-        self.data = data
-        self.constructor = yaml.constructor.SafeConstructor()
-        self.owners: dict[str, tuple[str, int]] = {}  # lower-case name, alias or repo -> (model, line)
-
-    def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ZooFileError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return ZooFileError(self.path, line, field, problem)
-
-    def value(self, node: yaml.Node, field: str | None) -> Any:
-        """The plain value of a node; tags beyond YAML's own (`!foo`, `!!python/...`) are errors."""
-        if isinstance(node, yaml.ScalarNode):  # the common case; skips construct_object's bookkeeping
-            construct = self.constructor.yaml_constructors.get(node.tag)
-            if construct is None:
-                raise self.fail(node, field, f"unsupported YAML tag or value {node.tag!r}")
-            return construct(self.constructor, node)
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as err:
-            raise self.fail(node, field, f"unsupported YAML value: {getattr(err, 'problem', None) or err}") from None
-
-    def parse(self) -> Zoo:
-        try:
-            text = self.data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise self.fail(None, None, f"not UTF-8 text: {err}") from None
-        try:
-            root = yaml.compose(text, Loader=_YamlLoader)
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            line = mark.line + 1 if mark is not None else None
-            raise ZooFileError(self.path, line, None, f"invalid YAML: {err.problem or err.context}") from None
-        except yaml.YAMLError as err:
-            raise ZooFileError(self.path, None, None, f"invalid YAML: {err}") from None
-        if root is None:
-            raise self.fail(None, None, "the file is empty; expected 'version' and 'models'")
-        top = self.mapping(root, None, required=("version", "models"), optional=("architectures",))
-        version = self.value(top["version"], "version")
-        if type(version) is not int or version != SCHEMA_VERSION:
-            raise self.fail(top["version"], "version", f"expected {SCHEMA_VERSION}, got {version!r}")
-        architectures = self.architectures(top.get("architectures"))
-        models_node = top["models"]
-        if not isinstance(models_node, yaml.SequenceNode) or not models_node.value:
-            raise self.fail(models_node, "models", "expected a non-empty list of models")
-        models = tuple(self.model(node, architectures) for node in models_node.value)
-        return Zoo(path=Path(self.path), models=models, architectures=_freeze(architectures))
-
-    def mapping(
-        self, node: yaml.Node, where: str | None, required: Sequence[str], optional: Sequence[str]
-    ) -> dict[str, yaml.Node]:
-        """The value nodes of a mapping node by key; unknown, duplicate and missing keys are errors."""
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, where, "expected a mapping of field: value")
-        found: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, where, "expected a plain field name")
-            key = key_node.value
-            label = f"{where}.{key}" if where else key
-            if key not in required and key not in optional:
-                allowed = ", ".join((*required, *optional))
-                raise self.fail(key_node, label, f"unknown field (allowed: {allowed})")
-            if key in found:
-                raise self.fail(key_node, label, "appears twice")
-            found[key] = value_node
-        for key in required:
-            if key not in found:
-                raise self.fail(node, f"{where}.{key}" if where else key, "missing")
-        return found
-
-    def architectures(self, node: yaml.Node | None) -> dict[str, dict[str, Any]]:
-        if node is None or (isinstance(node, yaml.ScalarNode) and self.value(node, "architectures") is None):
-            return {}
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, "architectures", "expected a mapping of name: open_clip config")
-        result: dict[str, dict[str, Any]] = {}
-        for key_node, value_node in node.value:
-            label = f"architectures.{key_node.value}"
-            if key_node.value in result:
-                raise self.fail(key_node, label, "appears twice")
-            fields = self.mapping(
-                value_node, label, required=("embed_dim", "vision_cfg", "text_cfg"), optional=("custom_text",)
-            )
-            for key in ("vision_cfg", "text_cfg"):
-                if not isinstance(fields[key], yaml.MappingNode):
-                    raise self.fail(fields[key], f"{label}.{key}", "expected a mapping (an open_clip config)")
-            result[key_node.value] = {key: self.value(node, f"{label}.{key}") for key, node in fields.items()}
-        return result
-
-    def checked(
-        self, checks: Mapping[str, Callable[[Any], Any]], fields: Mapping[str, yaml.Node], label: str, where: str
-    ) -> dict[str, Any]:
-        """Each present field's value, converted by its check; a failed check names the line and field."""
-        values: dict[str, Any] = {}
-        for key, node in fields.items():
-            try:
-                values[key] = checks[key](self.value(node, label + key))
-            except _Problem as problem:
-                raise self.fail(node, label + key, f"{where}: {problem}") from None
-        return values
-
-    def model(self, node: yaml.Node, architectures: Mapping[str, Mapping[str, Any]]) -> Model:
-        fields = self.mapping(node, None, required=_MODEL_KEYS_REQUIRED, optional=_MODEL_KEYS_OPTIONAL)
-        name = self.value(fields["name"], "name")
-        where = f"model '{name}'" if isinstance(name, str) else "model"
-        values: dict[str, Any] = {"aliases": (), "num_patches": None, "weights_note": None}
-        values.update(self.checked(_MODEL_CHECKS, {k: v for k, v in fields.items() if k != "weights"}, "", where))
-        values["weights"] = self.weights(fields["weights"], where)
-        model = Model(**values, line=fields["name"].start_mark.line + 1)
-        self.check_consistent(model, fields, architectures, where)
-        self.check_unique(model, fields)
-        return model
-
-    def weights(self, node: yaml.Node, where: str) -> Weights | None:
-        if self.value(node, "weights") is None:
-            return None
-        fields = self.mapping(node, "weights", required=_WEIGHTS_KEYS_REQUIRED, optional=_WEIGHTS_KEYS_OPTIONAL)
-        return Weights(**self.checked(_WEIGHTS_CHECKS, fields, "weights.", where))
-
-    def check_consistent(
-        self,
-        model: Model,
-        fields: Mapping[str, yaml.Node],
-        architectures: Mapping[str, Mapping[str, Any]],
-        where: str,
-    ) -> None:
-        if model.num_patches is not None:
-            match = _PATCH_RE.search(model.encoder)
-            stride = int(match.group(1)) if match else DEFAULT_PATCH_STRIDE
-            expected = (model.image_size // stride) ** 2
-            if model.image_size % stride or model.num_patches != expected:
-                raise self.fail(
-                    fields["num_patches"],
-                    "num_patches",
-                    f"{where}: {model.num_patches} patches do not match image_size {model.image_size} at a "
-                    f"{stride} px stride (expected {expected})",
-                )
-        if model.weights is None and not model.weights_note:
-            raise self.fail(fields["weights"], "weights_note", f"{where}: say in one line why there are no weights")
-        inline = architectures.get(model.arch)
-        if inline is not None:
-            arch_size = inline["vision_cfg"].get("image_size")
-            if arch_size is not None and arch_size != model.image_size:
-                raise self.fail(
-                    fields["arch"],
-                    "arch",
-                    f"{where}: architecture '{model.arch}' is built at {arch_size} px, the model at "
-                    f"{model.image_size} px",
-                )
-
-    def check_unique(self, model: Model, fields: Mapping[str, yaml.Node]) -> None:
-        """Names, aliases and repos (full and short) identify one model each, ignoring case."""
-        claims = [("name", model.name), *(("aliases", alias) for alias in model.aliases)]
-        if model.weights is not None:
-            claims += [("weights.repo", model.weights.repo), ("weights.repo", model.weights.repo.split("/", 1)[1])]
-        mine: set[str] = set()
-        for field_name, key in claims:
-            lowered = key.lower()
-            node = fields["weights" if field_name == "weights.repo" else field_name]
-            if lowered in mine:
-                if field_name == "aliases":
-                    raise self.fail(node, field_name, f"model '{model.name}': '{key}' is already its name or alias")
-                continue  # a repo named like the model's own alias is that same model
-            other = self.owners.get(lowered)
-            if other is not None:
-                raise self.fail(
-                    node,
-                    field_name,
-                    f"model '{model.name}': '{key}' is already a name, alias or repo of '{other[0]}' "
-                    f"(line {other[1]}); names must be unique, ignoring case",
-                )
-            mine.add(lowered)
-        for lowered in mine:
-            self.owners[lowered] = (model.name, model.line)

@@ -1,31 +1,25 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once.
+
+Commands that act on a selection of models (ls, plot, audit, bench, pull) take the same names and filters:
+`@selecting` adds them to the command's options and hands the command one `Selection`, so a filter is
+added or changed here, for every command at once.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from vitamin_cli import zoo
 from vitamin_cli.errors import UsageError
-
-
-class Size(str, Enum):
-    S = "S"
-    B = "B"
-    L = "L"
-    L2 = "L2"
-    XL = "XL"
-
-
-class Family(str, Enum):
-    vit = "vit"
-    convnext = "convnext"
-    coatnet = "coatnet"
-    vitamin = "vitamin"
-
+from vitamin_cli.output import OutputFormat
 
 ZooPath = Annotated[
     Path | None,
@@ -41,11 +35,11 @@ Names = Annotated[
     typer.Argument(help="Model names, aliases, Hugging Face repos or globs such as 'ViTamin-L*'.", show_default=False),
 ]
 SizeFilter = Annotated[
-    list[Size] | None,
+    list[zoo.Size] | None,
     typer.Option("--size", case_sensitive=False, help="Size class (repeatable).", show_default=False),
 ]
 FamilyFilter = Annotated[
-    list[Family] | None,
+    list[zoo.Family] | None,
     typer.Option("--family", case_sensitive=False, help="Model family (repeatable).", show_default=False),
 ]
 SamplesFilter = Annotated[
@@ -64,8 +58,13 @@ ReleasedFilter = Annotated[
     bool | None,
     typer.Option("--released/--unreleased", help="Only models with (or without) public weights.", show_default=False),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout (docs/json.md).")]
-AllFlag = Annotated[bool, typer.Option("--all", help="Every model of the zoo (or every pulled one, for verify).")]
+PulledFilter = Annotated[
+    bool | None,
+    typer.Option(
+        "--pulled/--not-pulled", help="Only models whose checkpoint is (or is not) in the cache.", show_default=False
+    ),
+]
+AllFlag = Annotated[bool, typer.Option("--all", help="Every model of the zoo.")]
 CacheDir = Annotated[
     Path | None,
     typer.Option(
@@ -75,58 +74,178 @@ CacheDir = Annotated[
         show_default=False,
     ),
 ]
+OutputFile = Annotated[Path | None, typer.Option("-o", "--output", help="Also save the results to this file.")]
+
+# ---------------------------------------------------------------------------------------------------
+# Running models: bench and eval
 
 
-PulledFilter = Annotated[
-    bool | None,
-    typer.Option(
-        "--pulled/--not-pulled", help="Only models whose checkpoint is (or is not) in the cache.", show_default=False
-    ),
+def _batch_size(value: str | None) -> str | None:
+    if value is not None and value != "auto" and not (value.isdigit() and int(value) > 0):
+        raise typer.BadParameter(f"'{value}' is neither a positive whole number nor 'auto'")
+    return value
+
+
+Device = Annotated[str | None, typer.Option(help="cuda, cuda:N or cpu (default: cuda when there is one).")]
+Dtype = Annotated[
+    str | None, typer.Option(help="bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on the CPU).", show_default=False)
+]
+BatchSize = Annotated[
+    str | None,
+    typer.Option(callback=_batch_size, help="Batch size, or 'auto' for the largest that fits and still helps."),
 ]
 
 
-def select(
-    names: list[str] | None,
-    zoo_path: Path | None,
-    size: list[Size] | None,
-    family: list[Family] | None,
-    samples: list[str] | None,
-    resolution: list[int] | None,
-    released: bool | None,
-    pulled: bool | None = None,
-    cache_dir: Path | None = None,
-) -> tuple[zoo.Zoo, list[zoo.Model]]:
-    """Load the zoo and apply the `vitamin ls` filters, as every command that takes them does."""
-    registry = zoo.load(zoo_path)
-    models = registry.select(
-        names or (),
-        size=[s.value for s in size or ()],
-        family=[f.value for f in family or ()],
-        samples=samples or (),
-        resolution=resolution or (),
-        released=released,
+def check_dtype(dtype: str | None) -> None:
+    from vitamin_cli import precision
+
+    if dtype is not None and dtype not in precision.NAMES:
+        raise UsageError(f"--dtype must be one of {', '.join(precision.NAMES)}, not {dtype!r}")
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output formats: `--format` and its shortcuts
+
+
+def format_option(*supported: OutputFormat) -> Any:
+    """The `--format` option, with the formats this command writes in its help."""
+    names = ", ".join(f.value for f in supported)
+    return typer.Option("--format", case_sensitive=False, help=f"Output: {names} (default: table).", show_default=False)
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --format json (docs/json.md).")]
+CsvFlag = Annotated[bool, typer.Option("--csv", help="Same as --format csv.")]
+MarkdownFlag = Annotated[bool, typer.Option("--markdown", help="Same as --format markdown.")]
+
+
+def output_format(
+    chosen: OutputFormat | None,
+    supported: Sequence[OutputFormat],
+    *,
+    as_json: bool = False,
+    as_csv: bool = False,
+    as_markdown: bool = False,
+) -> OutputFormat:
+    """The one format asked for by --format or a shortcut (default: table); two different ones, or one this
+    command does not write, is a usage error."""
+    shortcuts = (
+        (OutputFormat.json, as_json),
+        (OutputFormat.csv, as_csv),
+        (OutputFormat.markdown, as_markdown),
     )
-    if pulled is not None:
-        from vitamin_cli.cache import hub_cache_dir, read_manifest
+    asked = {f for f, on in shortcuts if on} | ({chosen} if chosen is not None else set())
+    if len(asked) > 1:
+        raise UsageError(f"choose one output format, not {' and '.join(sorted(f.value for f in asked))}")
+    picked = asked.pop() if asked else OutputFormat.table
+    if picked not in supported:
+        raise UsageError(
+            f"this command writes {', '.join(f.value for f in supported)}, not {picked.value}",
+            hint="see `--help` for its --format values",
+        )
+    return picked
 
-        present = read_manifest(hub_cache_dir(cache_dir))
-        models = [m for m in models if (m.name in present) == pulled]
-    return registry, models
+
+# ---------------------------------------------------------------------------------------------------
+# Model selection
 
 
-def select_some(
-    verb: str,
-    names: list[str] | None,
-    all_models: bool,
-    zoo_path: Path | None,
-    size: list[Size] | None,
-    family: list[Family] | None,
-    samples: list[str] | None,
-    resolution: list[int] | None,
-    released: bool | None,
-) -> tuple[zoo.Zoo, list[zoo.Model]]:
-    """`select` for commands that act on models: they need names, --all or a filter, never nothing."""
-    filtered = bool(all_models or size or family or samples or resolution or released is not None)
-    if not names and not filtered:
-        raise UsageError(f"name the models to {verb}, or use --all or a filter such as --size L")
-    return select(names, zoo_path, size, family, samples, resolution, released)
+@dataclass(frozen=True)
+class Selection:
+    """Names and filters as given on the command line."""
+
+    names: list[str] = field(default_factory=list)
+    all_models: bool = False
+    size: list[zoo.Size] = field(default_factory=list)
+    family: list[zoo.Family] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    resolution: list[int] = field(default_factory=list)
+    released: bool | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.all_models or self.size or self.family or self.samples or self.resolution) or (
+            self.released is not None
+        )
+
+    @property
+    def explicit(self) -> bool:
+        """Models named one by one (no glob, no filter): a name that cannot be served is then an error."""
+        return bool(self.names) and not any(any(ch in n for ch in "*?[") for n in self.names)
+
+    def models(self, registry: zoo.Zoo) -> list[zoo.Model]:
+        """The selected models of the zoo, in table order; nothing given selects every model."""
+        return registry.select(
+            self.names,
+            size=[s.value for s in self.size],
+            family=[f.value for f in self.family],
+            samples=self.samples,
+            resolution=self.resolution,
+            released=self.released,
+        )
+
+    def require(self, verb: str) -> None:
+        """For commands that act on models: names, --all or a filter, never nothing."""
+        if not self.names and not self.filtered:
+            raise UsageError(f"name the models to {verb}, or use --all or a filter such as --size L")
+
+
+_FILTER_OPTIONS: dict[str, Any] = {
+    "size": SizeFilter,
+    "family": FamilyFilter,
+    "samples": SamplesFilter,
+    "resolution": ResolutionFilter,
+    "released": ReleasedFilter,
+}
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def selecting(with_all: bool) -> Callable[[Command], Command]:
+    """Give a command the model names and filters of `vitamin ls` (and `--all` when `with_all`) as options;
+    the command itself takes one `selection: Selection` parameter instead."""
+    options = {"names": Names, **({"all_models": AllFlag} if with_all else {}), **_FILTER_OPTIONS}
+
+    def decorate(command: Command) -> Command:
+        hints = typing.get_type_hints(command, include_extras=True)
+        own = [
+            p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(command).parameters.values()
+            if p.name != "selection"
+        ]
+        default = Selection()
+        added = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=False if name == "all_models" else None,
+                annotation=annotation,
+            )
+            for name, annotation in options.items()
+        ]
+
+        @functools.wraps(command)
+        def run(**given: Any) -> None:
+            chosen = {name: given.pop(name) for name in options}
+            values = {name: getattr(default, name) if value is None else value for name, value in chosen.items()}
+            command(selection=Selection(**values), **given)
+
+        parameters = [*added, *own]
+        del run.__wrapped__  # typer reads the signature below, not the command's own
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return typing.cast(Command, run)
+
+    return decorate
+
+
+def pulled_names(hub_root: Path) -> set[str]:
+    """Names of the models whose checkpoint the manifest of this cache records."""
+    from vitamin_cli.hubcache import read_manifest
+
+    return set(read_manifest(hub_root))

@@ -12,47 +12,31 @@ import typer
 from vitamin_cli import output
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError
+from vitamin_cli.output import OutputFormat
 
 if TYPE_CHECKING:
     from vitamin_cli.bench import Result
 
+FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv)
 EXAMPLES = """
 Examples:
 
   vitamin bench ViTamin-L --device cuda              # image and text towers, bf16, batch 256 / 1024
-  vitamin bench --all --device cuda -o h200.json     # the whole zoo; 26 architectures, each measured once
+  vitamin bench --device cuda -o h200.json          # the whole zoo; 26 architectures, each measured once
   vitamin bench ViTamin-L --device cuda --tune       # search dtype, compile and batch size for the fastest
   vitamin bench ViTamin-S --device cpu --tower text  # works without a GPU, slowly
   vitamin ls --bench h200.json                       # saved throughput beside the zoo's columns
 """
 
 
-def _batch(value: str | None) -> str | None:
-    if value is not None and value != "auto" and not (value.isdigit() and int(value) > 0):
-        raise typer.BadParameter(f"'{value}' is neither a positive whole number nor 'auto'")
-    return value
-
-
-def bench(
-    names: opt.Names = None,
-    all_models: opt.AllFlag = False,
-    size: opt.SizeFilter = None,
-    family: opt.FamilyFilter = None,
-    samples: opt.SamplesFilter = None,
-    resolution: opt.ResolutionFilter = None,
-    released: opt.ReleasedFilter = None,
-    device: Annotated[str | None, typer.Option(help="cuda, cuda:N or cpu (default: cuda when there is one).")] = None,
+@opt.selecting(with_all=True)
+def bench_command(
+    selection: opt.Selection,
+    device: opt.Device = None,
     tower: Annotated[str, typer.Option(help="image, text or both.")] = "both",
-    dtype: Annotated[str | None, typer.Option(help="bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on CPU).")] = None,
+    dtype: opt.Dtype = None,
     amp: Annotated[bool, typer.Option("--amp", help="Autocast to the dtype instead of casting the model.")] = False,
-    batch_size: Annotated[
-        str | None,
-        typer.Option(
-            callback=_batch,
-            help="Batch size, or 'auto' for the largest that fits and still helps "
-            "(default: 256 images / 1024 texts on CUDA, 8 / 32 on CPU).",
-        ),
-    ] = None,
+    batch_size: opt.BatchSize = None,
     compile_: Annotated[
         bool, typer.Option("--compile", help="torch.compile the tower (compile time reported apart).")
     ] = False,
@@ -67,33 +51,43 @@ def bench(
         bool, typer.Option("--tune", help="Search dtype, compile and batch size; report the fastest.")
     ] = False,
     weights: Annotated[bool, typer.Option("--weights", help="Use the pulled checkpoint, not random weights.")] = False,
+    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+    as_csv: opt.CsvFlag = False,
     out: Annotated[
         Path | None, typer.Option("-o", "--output", help="Also save the results and the environment to this JSON file.")
     ] = None,
+    cache_dir: opt.CacheDir = None,
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Measure inference throughput: images/s of the image towers, texts/s (77 tokens) of the text towers.
 
-    Random weights by default. Warm-up and compilation are timed apart; the median of several timed runs
-    is reported with its spread, peak memory, TFLOP/s and MFU against a matmul roof measured here.
+    With no names or filters, the whole zoo (each distinct architecture once); with --weights, every pulled
+    released model. Random weights by default. Batches of 256 images / 1024 texts on CUDA, 8 / 32 on the
+    CPU, unless --batch-size says otherwise. Warm-up and compilation are timed apart; the median of several
+    timed runs is reported with its spread, peak memory, TFLOP/s and MFU against a matmul roof measured here.
     """
-    from vitamin_cli import bench as lib
+    from vitamin_cli import audit, bench, zoo
+    from vitamin_cli.hubcache import hub_dir
 
-    if as_json and as_csv:
-        raise UsageError("choose one of --json and --csv")
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv)
     if tune and weights:
         raise UsageError("--tune measures random weights; drop --weights (the weights do not change the speed)")
     if tower not in ("image", "text", "both"):
         raise UsageError(f"--tower must be image, text or both, not {tower!r}")
-    if dtype is not None and dtype not in lib.DTYPES:
-        raise UsageError(f"--dtype must be one of {', '.join(lib.DTYPES)}, not {dtype!r}")
-    registry, models = opt.select_some(
-        "bench", names, all_models, zoo_path, size, family, samples, resolution, released
-    )
-    settings = lib.default_settings(
-        device or _default_device(),
+    opt.check_dtype(dtype)
+    registry = zoo.load(zoo_path)
+    models = selection.models(registry)
+    hub_root = hub_dir(cache_dir)
+    if weights and not (selection.names or selection.filtered):
+        pulled = opt.pulled_names(hub_root)
+        models = [m for m in models if m.released and m.name in pulled]
+        if not models:
+            raise UsageError(
+                "--weights measures pulled checkpoints, and none is pulled", hint="`vitamin pull NAME` first"
+            )
+    settings = bench.default_settings(
+        device or opt.default_device(),
         dtype=dtype,
         amp=amp or None,
         batch_size=int(batch_size) if batch_size and batch_size != "auto" else None,
@@ -105,28 +99,42 @@ def bench(
         iters=iters,
         repeats=repeats,
     )
-    lib.check_device(settings)
+    bench.check_device(settings)
     if weights:
         from vitamin_cli.loading import checkpoint_path
 
         for model in models:
-            checkpoint_path(registry, model)  # fails now, naming `vitamin pull`, if one is missing
-    towers = lib.TOWERS if tower == "both" else (tower,)
+            checkpoint_path(model, hub_root)  # fails now, naming `vitamin pull`, if one is missing
+    towers = bench.TOWERS if tower == "both" else (tower,)
+    distinct = len({m.name if weights else audit.architecture_id(registry, m) for m in models})
+    print(
+        f"measuring {distinct} {'checkpoints' if weights else 'architectures'} x {len(towers)} "
+        f"tower{'s' if len(towers) > 1 else ''} ({len(models)} models) on {settings.device}",
+        file=sys.stderr,
+    )
     with _live_table(enabled=sys.stderr.isatty()) as show:
         if tune:
-            results, roofs = lib.tune(registry, models, settings, towers, on_result=show)
+            results, roofs = bench.tune(registry, models, settings, towers, on_result=show)
             roof = roofs.get(settings.dtype)
         else:
-            roof = lib.matmul_roof_tflops(settings.device, settings.dtype)
-            results = lib.bench(registry, models, settings, towers, roof_tflops=roof, on_result=show, weights=weights)
+            roof = bench.matmul_roof_tflops(settings.device, settings.dtype)
+            results = bench.bench(
+                registry,
+                models,
+                settings,
+                towers,
+                roof_tflops=roof,
+                on_result=show,
+                hub_root=hub_root if weights else None,
+            )
     rows = [r.to_json() for r in results]
     if out is not None:
-        from vitamin_cli.cache import write_atomic
+        from vitamin_cli.files import write_atomic
 
-        write_atomic(out, json.dumps({"environment": lib.environment(settings, roof), "results": rows}, indent=2))
-    if as_json:
+        write_atomic(out, json.dumps({"environment": bench.environment(settings, roof), "results": rows}, indent=2))
+    if chosen == OutputFormat.json:
         output.write_json(rows)
-    elif as_csv:
+    elif chosen == OutputFormat.csv:
         _write_csv(rows)
     else:
         output.console().print(_table(results))
@@ -135,12 +143,6 @@ def bench(
         typer.echo(f"{r.model} {r.tower}: {r.error}", err=True)
     if failed:
         raise typer.Exit(EXIT_FAILURE)
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _write_csv(rows: list[dict[str, Any]]) -> None:
@@ -157,28 +159,27 @@ def _write_csv(rows: list[dict[str, Any]]) -> None:
 
 
 def _table(results: list[Result]) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for title in ("Model", "Tower", "Batch", "Items/s", "Spread", "ms/batch", "GiB", "TFLOP/s", "MFU", "Warm-up s"):
-        table.add_column(title, justify="left" if title in ("Model", "Tower") else "right", no_wrap=title == "Model")
+    titles = ("Model", "Tower", "Batch", "Items/s", "Spread", "ms/batch", "GiB", "TFLOP/s", "MFU", "Warm-up s")
+    rows: list[list[output.Cell]] = []
     for r in results:
         if r.error:
-            table.add_row(r.model, r.tower, str(r.batch_size or "-"), f"[red]{r.error[:60]}[/]")
+            rows.append([r.model, r.tower, str(r.batch_size or "-"), (r.error[:60], "red")])
             continue
-        table.add_row(
-            r.model,
-            r.tower,
-            str(r.batch_size),
-            f"{r.throughput:,.0f}",
-            f"{r.throughput_min:,.0f}-{r.throughput_max:,.0f}",
-            f"{r.latency_ms:.1f}",
-            "-" if r.peak_memory_gib is None else f"{r.peak_memory_gib:.1f}",
-            "-" if r.tflops is None else f"{r.tflops:.3g}",
-            "-" if r.mfu is None else f"{r.mfu:.0%}",
-            f"{r.warmup_s:.1f}",
+        rows.append(
+            [
+                r.model,
+                r.tower,
+                str(r.batch_size),
+                f"{r.throughput:,.0f}",
+                f"{r.throughput_min:,.0f}-{r.throughput_max:,.0f}",
+                f"{r.latency_ms:.1f}",
+                "-" if r.peak_memory_gib is None else f"{r.peak_memory_gib:.1f}",
+                "-" if r.tflops is None else f"{r.tflops:.3g}",
+                "-" if r.mfu is None else f"{r.mfu:.0%}",
+                f"{r.warmup_s:.1f}",
+            ]
         )
-    return table
+    return output.table(titles, rows, right=set(titles[2:]))
 
 
 class _live_table:

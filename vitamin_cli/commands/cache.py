@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from vitamin_cli import output
 from vitamin_cli.commands import _options as opt
+from vitamin_cli.output import OutputFormat
+
+FORMATS = (OutputFormat.table, OutputFormat.json)
+EXAMPLES = """
+Examples:
+
+  vitamin cache                       # pulled models and partial downloads, with sizes
+  vitamin cache --cache-dir /data/hf --json
+"""
 
 
-def cache(cache_dir: opt.CacheDir = None, as_json: opt.JsonFlag = False) -> None:
+def cache_command(
+    cache_dir: opt.CacheDir = None,
+    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    as_json: opt.JsonFlag = False,
+) -> None:
     """Show the pulled checkpoints and interrupted downloads in the cache, with sizes and the total."""
-    from vitamin_cli.cache import hub_cache_dir, manifest_path, partial_downloads, read_manifest
+    from vitamin_cli.hubcache import hub_dir, manifest_path, partial_downloads, read_manifest
 
-    root = hub_cache_dir(cache_dir)
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json)
+    root = hub_dir(cache_dir)
     pulled = sorted(read_manifest(root).values(), key=lambda e: e.name)
     partials = partial_downloads(root)
     total = sum(e.size_bytes for e in pulled) + sum(p.size_bytes for p in partials)
-    if as_json:
+    if chosen == OutputFormat.json:
         output.write_json(
             {
                 "cache_dir": str(root),
@@ -25,22 +41,19 @@ def cache(cache_dir: opt.CacheDir = None, as_json: opt.JsonFlag = False) -> None
             }
         )
         return
-    from rich.table import Table
-
     console = output.console()
-    console.print(f"cache {root}")
+    output.write_text(f"cache {root}")
     if not pulled and not partials:
-        console.print("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
+        output.write_text("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for title in ("Model", "Size", "Revision", "Pulled", "Path"):
-        table.add_column(title, justify="right" if title == "Size" else "left", overflow="fold")
-    for e in pulled:
-        table.add_row(e.name, output.human_bytes(e.size_bytes), e.revision[:10], e.pulled_at, e.path)
-    for p in partials:
-        table.add_row(f"[yellow]{p.repo} (partial)[/]", output.human_bytes(p.size_bytes), "", "", str(p.path))
-    console.print(table)
-    console.print(
+    rows: list[list[output.Cell]] = [
+        [e.name, output.human_bytes(e.size_bytes), e.revision[:10], e.pulled_at, e.path] for e in pulled
+    ]
+    rows += [
+        [(f"{p.repo} (partial)", "yellow"), output.human_bytes(p.size_bytes), "", "", str(p.path)] for p in partials
+    ]
+    console.print(output.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}, fold=True))
+    output.write_text(
         f"total {output.human_bytes(total)} in {len(pulled)} models"
         + (f" and {len(partials)} partial downloads" if partials else "")
     )

@@ -10,7 +10,9 @@ import typer
 from vitamin_cli import output, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
+from vitamin_cli.output import OutputFormat
 
+FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
 Examples:
 
@@ -19,44 +21,35 @@ Examples:
 """
 
 
-def compare(
+def compare_command(
     names: Annotated[list[str], typer.Argument(help="Two or more models.", show_default=False)],
     bench_file: Annotated[
         Path | None, typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE`.")
     ] = None,
+    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Show models side by side: metrics, params, MACs, weights, and measured throughput with --bench."""
-    from vitamin_cli import render
-    from vitamin_cli.compare import compare as build_rows
+    from vitamin_cli import compare, results_file
 
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     registry = zoo.load(zoo_path)
     models = list({m.name: m for m in (registry.get(n) for n in names)}.values())
     if len(models) < 2:
         raise UsageError("name at least two different models to compare")
-    speeds = render.read_bench_file(bench_file) if bench_file else None
-    rows = build_rows(models, speeds)
-    if as_json:
+    speeds = results_file.read_bench(bench_file) if bench_file else None
+    rows = compare.compare(models, speeds)
+    if chosen == OutputFormat.json:
         output.write_json({"models": [m.name for m in models], "rows": [r.to_json() for r in rows]})
         return
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("")
-    for model in models:
-        table.add_column(Text(model.name), justify="right")
+    cells: list[list[output.Cell]] = []
     for row in rows:
-        cells = []
+        line: list[output.Cell] = [row.label]
         for model, value in zip(models, row.values, strict=True):
             text = "-" if value is None else (f"{value:,.0f}" if row.key.startswith("throughput") else str(value))
-            cells.append(
-                Text(
-                    text + (" *" if model.name in row.best else ""),
-                    style="bold green" if model.name in row.best else "",
-                )
-            )
-        table.add_row(row.label, *cells)
-    output.console().print(table)
-    output.console().print("* best of the row")
+            line.append((text + " *", "bold green") if model.name in row.best else text)
+        cells.append(line)
+    titles = ["", *(m.name for m in models)]
+    output.console().print(output.table(titles, cells, right=set(titles[1:])))
+    output.write_text("* best of the row")

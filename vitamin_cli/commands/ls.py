@@ -10,15 +10,10 @@ import typer
 from vitamin_cli import output, render, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
+from vitamin_cli.output import OutputFormat
 from vitamin_cli.texttable import terminal_width, use_color
 
-
-def _sort_column(value: str | None) -> str | None:
-    if value is not None and value not in zoo.NUMERIC_COLUMNS:
-        raise typer.BadParameter(f"'{value}' is not a numeric column; choose one of {', '.join(zoo.NUMERIC_COLUMNS)}")
-    return value
-
-
+FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.markdown)
 EXAMPLES = """
 Examples:
 
@@ -29,13 +24,15 @@ Examples:
 """
 
 
-def ls(
-    names: opt.Names = None,
-    size: opt.SizeFilter = None,
-    family: opt.FamilyFilter = None,
-    samples: opt.SamplesFilter = None,
-    resolution: opt.ResolutionFilter = None,
-    released: opt.ReleasedFilter = None,
+def _sort_column(value: str | None) -> str | None:
+    if value is not None and value not in zoo.NUMERIC_COLUMNS:
+        raise typer.BadParameter(f"'{value}' is not a numeric column; choose one of {', '.join(zoo.NUMERIC_COLUMNS)}")
+    return value
+
+
+@opt.selecting(with_all=False)
+def ls_command(
+    selection: opt.Selection,
     pulled: opt.PulledFilter = None,
     sort: Annotated[
         str | None,
@@ -56,35 +53,43 @@ def ls(
         bool,
         typer.Option("--audit", help="Add the params and MACs measured by `vitamin audit` (from its cache)."),
     ] = False,
+    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
-    as_markdown: Annotated[bool, typer.Option("--markdown", help="Write a markdown table to stdout.")] = False,
+    as_csv: opt.CsvFlag = False,
+    as_markdown: opt.MarkdownFlag = False,
     zoo_path: opt.ZooPath = None,
     cache_dir: opt.CacheDir = None,
 ) -> None:
     """List the zoo: one row per model, grouped like the zoo table, winners of each block highlighted."""
-    if as_json + as_csv + as_markdown > 1:
-        raise UsageError("choose one of --json, --csv and --markdown")
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
     if reverse and sort is None:
         raise UsageError("--reverse needs --sort COLUMN")
-    if (with_audit or bench_file) and (as_json or as_csv or as_markdown):
+    if (with_audit or bench_file) and chosen != OutputFormat.table:
         raise UsageError("--audit and --bench add columns to the table only")
-    registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released, pulled, cache_dir)
+    registry = zoo.load(zoo_path)
+    models = selection.models(registry)
+    if pulled is not None:
+        from vitamin_cli.hubcache import hub_dir
+
+        present = opt.pulled_names(hub_dir(cache_dir))
+        models = [m for m in models if (m.name in present) == pulled]
     if sort is not None:
-        present = [m for m in models if m.value(sort) is not None]
-        present.sort(key=lambda m: cast(float, m.value(sort)), reverse=reverse)
-        models = present + [m for m in models if m.value(sort) is None]
-    if as_json:
+        present_values = [m for m in models if m.value(sort) is not None]
+        present_values.sort(key=lambda m: cast(float, m.value(sort)), reverse=reverse)
+        models = present_values + [m for m in models if m.value(sort) is None]
+    if chosen == OutputFormat.json:
         output.write_json([m.to_json() for m in models])
-    elif as_csv:
+    elif chosen == OutputFormat.csv:
         output.write_text(render.to_csv(models))
-    elif as_markdown:
+    elif chosen == OutputFormat.markdown:
         output.write_text(render.to_markdown(registry, models))
     elif not models:
         output.err_console().print("no model matches these filters; `vitamin ls` shows them all")
     else:
+        from vitamin_cli import results_file
+
         measured = _audit_counts(registry, models) if with_audit else None
-        speeds = render.read_bench_file(bench_file) if bench_file else None
+        speeds = results_file.read_bench(bench_file) if bench_file else None
         table = render.ls_table(registry, models, grouped=sort is None, measured=measured, speeds=speeds)
         output.write_text(table.render(color=use_color(), width=terminal_width()))
 

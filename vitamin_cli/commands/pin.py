@@ -18,7 +18,7 @@ Examples:
 """
 
 
-def pin(
+def pin_command(
     names: opt.Names = None,
     all_models: opt.AllFlag = False,
     revision: Annotated[
@@ -30,7 +30,7 @@ def pin(
 
     Only the `weights:` values change; comments and layout stay. Needs the network (or HF_ENDPOINT's mirror).
     """
-    from vitamin_cli.pin import check_pinnable, fetch_pins, write_pins
+    from vitamin_cli import pin
 
     if bool(names) == all_models:
         raise UsageError("name the models to pin, or use --all")
@@ -40,8 +40,8 @@ def pin(
         unreleased = [m.name for m in models if m.weights is None]
         if unreleased:
             raise UsageError(f"no public weights to pin: {', '.join(unreleased)}")
-    pins = fetch_pins(check_pinnable(models), revision=revision)
-    write_pins(registry.path, pins)
+    pins = pin.fetch_pins(pin.check_pinnable(models), revision=revision)
+    pin.write_pins(registry.path, pins)
     for p in pins:
         output.write_text(f"pinned {p.name}: {p.repo}@{p.revision} sha256 {p.sha256} ({p.size_bytes} bytes)")
-    output.err_console().print(f"wrote {len(pins)} pins to {registry.path}")
+    output.err_console().print(f"wrote {len(pins)} pins to {registry.path}", markup=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import output
+from vitamin_cli import output, zoo
 from vitamin_cli.commands import _options as opt
 
 EXAMPLES = """
@@ -21,13 +21,9 @@ Examples:
 """
 
 
-def plot(
-    names: opt.Names = None,
-    size: opt.SizeFilter = None,
-    family: opt.FamilyFilter = None,
-    samples: opt.SamplesFilter = None,
-    resolution: opt.ResolutionFilter = None,
-    released: opt.ReleasedFilter = None,
+@opt.selecting(with_all=False)
+def plot_command(
+    selection: opt.Selection,
     x: Annotated[str, typer.Option("--x", help="macs, params or throughput (needs --bench).")] = "macs",
     y: Annotated[str, typer.Option("--y", help="imagenet, avg38, dist_shift, vtab or retrieval.")] = "imagenet",
     bench_file: Annotated[
@@ -38,19 +34,18 @@ def plot(
 ) -> None:
     """Scatter the selected models (default: all 61), one colour per family, each encoder's data scales
     joined, the Pareto front drawn. Without -o, the plot is drawn in the terminal."""
-    from vitamin_cli import plot as lib
-    from vitamin_cli import render
+    from vitamin_cli import plot, results_file
 
-    _registry, models = opt.select(names, zoo_path, size, family, samples, resolution, released)
-    speeds = render.read_bench_file(bench_file) if bench_file else None
-    pts = lib.points(models, x, y, speeds)
+    models = selection.models(zoo.load(zoo_path))
+    speeds = results_file.read_bench(bench_file) if bench_file else None
+    pts = plot.points(models, x, y, speeds)
     title = f"{len(pts)} models of the ViTamin zoo"
     if out is not None:
-        lib.draw_file(pts, x, y, out, title)
-        output.err_console().print(f"wrote {out}")
+        plot.draw_file(pts, x, y, out, title)
+        print(f"wrote {out}", file=sys.stderr)
         return
     from vitamin_cli.texttable import terminal_width, use_color
 
     height = 30 if sys.stdout.isatty() else 40
-    picture = lib.draw_terminal(pts, x, y, title, width=terminal_width(), height=height, color=use_color())
+    picture = plot.draw_terminal(pts, x, y, title, width=terminal_width(), height=height, color=use_color())
     output.write_text(picture)

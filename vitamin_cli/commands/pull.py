@@ -12,12 +12,14 @@ import typer
 from vitamin_cli import output
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, VitaminError
+from vitamin_cli.output import OutputFormat
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from vitamin_cli.hub import ProgressCallback, PullResult
 
+FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
 Examples:
 
@@ -28,20 +30,16 @@ Examples:
 """
 
 
-def pull(
-    names: opt.Names = None,
-    all_models: opt.AllFlag = False,
-    size: opt.SizeFilter = None,
-    family: opt.FamilyFilter = None,
-    samples: opt.SamplesFilter = None,
-    resolution: opt.ResolutionFilter = None,
-    released: opt.ReleasedFilter = None,
+@opt.selecting(with_all=True)
+def pull_command(
+    selection: opt.Selection,
     revision: Annotated[
         str | None,
         typer.Option("--revision", help="Branch, tag or commit to fetch (default: zoo.yaml's pin, else main)."),
     ] = None,
     cache_dir: opt.CacheDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the summary.")] = False,
+    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -52,25 +50,26 @@ def pull(
     """
     import logging
 
-    from vitamin_cli import hub
+    from vitamin_cli import hub, zoo
     from vitamin_cli.hub import PullResult
+    from vitamin_cli.hubcache import hub_dir
 
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    _registry, models = opt.select_some(
-        "pull", names, all_models, zoo_path, size, family, samples, resolution, released
-    )
-    explicit = bool(names) and not any(any(ch in n for ch in "*?[") for n in names or ())
+    selection.require("pull")
+    models = selection.models(zoo.load(zoo_path))
+    root = hub_dir(cache_dir)
 
     results: list[PullResult] = []
-    with _progress_display(quiet or as_json) as show:
+    with _progress_display(quiet or chosen == OutputFormat.json) as show:
         for model in models:
             try:
-                result = hub.pull(model, cache_dir=cache_dir, revision=revision, progress=show(model.name))
+                result = hub.pull(model, root, revision=revision, progress=show(model.name))
             except VitaminError as err:
                 result = PullResult(name=model.name, status="failed", error=err.message)
                 output.report_error(err)
-            if result.status == "unreleased" and explicit:
+            if result.status == "unreleased" and selection.explicit:
                 output.report_error(
                     VitaminError(
                         f"{model.name} has no public checkpoint: {result.error}",
@@ -80,7 +79,7 @@ def pull(
                 result.status = "failed"
             results.append(result)
 
-    if as_json:
+    if chosen == OutputFormat.json:
         output.write_json([r.to_json() for r in results])
     else:
         _summary(results)

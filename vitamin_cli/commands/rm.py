@@ -19,17 +19,17 @@ Examples:
 """
 
 
-def rm(
+def rm_command(
     names: Annotated[list[str], typer.Argument(help="Models to delete from the cache.", show_default=False)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     cache_dir: opt.CacheDir = None,
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Delete models' checkpoints from the cache: only their own files, and their manifest entries."""
-    from vitamin_cli.cache import hub_cache_dir, read_manifest, remove
+    from vitamin_cli.hubcache import hub_dir, read_manifest, remove
 
     registry = zoo.load(zoo_path)
-    root = hub_cache_dir(cache_dir)
+    root = hub_dir(cache_dir)
     manifest = read_manifest(root)
     models = [registry.get(name) for name in names]
     missing = [m.name for m in models if m.name not in manifest]

@@ -8,7 +8,9 @@ import typer
 
 from vitamin_cli import output, render, zoo
 from vitamin_cli.commands import _options as opt
+from vitamin_cli.output import OutputFormat
 
+FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
 Examples:
 
@@ -18,15 +20,17 @@ Examples:
 """
 
 
-def show(
+def show_command(
     name: Annotated[str, typer.Argument(help="Canonical name, alias or Hugging Face repo (any case).")],
+    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Show one model: metrics, params, MACs, architecture, weights, siblings and an open_clip snippet."""
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     registry = zoo.load(zoo_path)
     model = registry.get(name)
-    if as_json:
+    if chosen == OutputFormat.json:
         output.write_json(render.show_json(registry, model))
         return
     console = output.console()

@@ -11,10 +11,12 @@ import typer
 from vitamin_cli import output, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
+from vitamin_cli.output import OutputFormat
 
 if TYPE_CHECKING:
     from vitamin_cli.verify import Check
 
+FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
 Examples:
 
@@ -24,9 +26,9 @@ Examples:
 """
 
 
-def verify(
+def verify_command(
     names: opt.Names = None,
-    all_models: opt.AllFlag = False,
+    all_models: Annotated[bool, typer.Option("--all", help="Every pulled model (the default).")] = False,
     deep: Annotated[
         bool,
         typer.Option(
@@ -37,6 +39,7 @@ def verify(
         bool, typer.Option("--fix", help="Download again what is corrupt or missing (needs the network).")
     ] = False,
     cache_dir: opt.CacheDir = None,
+    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -46,39 +49,39 @@ def verify(
     checkpoint is also loaded strictly into its architecture (torch.load with weights_only=True), its
     parameter count compared with the zoo, and one forward pass must give finite embeddings of the right width.
     """
-    from vitamin_cli.cache import Pulled, hub_cache_dir, read_manifest
-    from vitamin_cli.verify import deep_check
-    from vitamin_cli.verify import verify as run_checks
+    from vitamin_cli import verify
+    from vitamin_cli.hubcache import Pulled, hub_dir, read_manifest
 
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     if names and all_models:
         raise UsageError("name models or use --all, not both")
     registry = zoo.load(zoo_path)
-    root = hub_cache_dir(cache_dir)
+    root = hub_dir(cache_dir)
     manifest = read_manifest(root)
     if not names and not manifest:
-        output.err_console().print(f"nothing pulled into {root} yet; `vitamin pull NAME` fetches a checkpoint")
-        if as_json:
+        print(f"nothing pulled into {root} yet; `vitamin pull NAME` fetches a checkpoint", file=sys.stderr)
+        if chosen == OutputFormat.json:
             output.write_json([])
         return
     wanted = {registry.get(n).name for n in names} if names else set(manifest)
     total = sum(entry.size_bytes for name, entry in manifest.items() if name in wanted)
 
     def check_all(manifest: dict[str, Pulled], names: list[str]) -> list[Check]:
-        with output.byte_progress("hashing", total, enabled=not as_json) as on_bytes:
-            checks = run_checks(registry, manifest, names, on_bytes=on_bytes)
+        with output.byte_progress("hashing", total, enabled=chosen == OutputFormat.table) as on_bytes:
+            checks = verify.verify(registry, manifest, names, on_bytes=on_bytes)
         if deep:
             for check in checks:
                 if check.status == "ok":
-                    deep_check(registry, check, cache_dir=root)
+                    verify.deep_check(registry, check, hub_root=root)
         return checks
 
     checks = check_all(manifest, list(names or ()))
     if fix:
-        mended = _mend(registry, checks, cache_dir)
+        mended = _mend(registry, checks, root)
         if mended:
             again = {c.name: c for c in check_all(read_manifest(root), mended)}
             checks = [again.get(c.name, c) for c in checks]
-    if as_json:
+    if chosen == OutputFormat.json:
         output.write_json([c.to_json() for c in checks])
     else:
         _table(checks)
@@ -86,7 +89,7 @@ def verify(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _mend(registry: zoo.Zoo, checks: list[Check], cache_dir: Path | None) -> list[str]:
+def _mend(registry: zoo.Zoo, checks: list[Check], hub_root: Path) -> list[str]:
     """Download again what is damaged or missing; returns the names it downloaded. A file that only
     disagrees with a zoo.yaml pin, or that loads badly though it is what was pulled, is left as it is:
     a new download would give the same bytes."""
@@ -108,7 +111,7 @@ def _mend(registry: zoo.Zoo, checks: list[Check], cache_dir: Path | None) -> lis
         if check.path:
             Path(check.path).resolve().unlink(missing_ok=True)  # bytes that no longer match their own hash
         try:
-            hub.pull(model, cache_dir=cache_dir)
+            hub.pull(model, hub_root)
             mended.append(check.name)
         except VitaminError as err:
             output.report_error(err)
@@ -116,18 +119,18 @@ def _mend(registry: zoo.Zoo, checks: list[Check], cache_dir: Path | None) -> lis
 
 
 def _table(checks: list[Check]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for title in ("Model", "Size", "sha256", "Status"):
-        table.add_column(title, justify="right" if title == "Size" else "left")
-    for c in checks:
-        status = {"ok": "[green]ok[/]", "corrupt": "[bold red]corrupt[/]", "missing": "[bold red]missing[/]"}[c.status]
-        table.add_row(c.name, output.human_bytes(c.size_bytes or 0), (c.actual_sha256 or "-")[:16], status)
-    console = output.console()
-    console.print(table)
+    rows: list[list[output.Cell]] = [
+        [
+            c.name,
+            output.human_bytes(c.size_bytes or 0),
+            (c.actual_sha256 or "-")[:16],
+            (c.status, "green" if c.status == "ok" else "bold red"),
+        ]
+        for c in checks
+    ]
+    output.console().print(output.table(("Model", "Size", "sha256", "Status"), rows, right={"Size"}))
     for c in checks:
         for problem in c.problems:
             print(f"{c.name}: {problem}", file=sys.stderr)
     bad = sum(c.status != "ok" for c in checks)
-    console.print(f"{len(checks) - bad} intact, {bad} corrupt or missing")
+    output.write_text(f"{len(checks) - bad} intact, {bad} corrupt or missing")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from vitamin_cli.errors import VitaminError
+from vitamin_cli.files import write_atomic
+from vitamin_cli.hubids import is_commit
 
 PARTIAL_SUFFIX = ".vitamin-partial"
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def hub_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The cache folder huggingface_hub uses: --cache-dir, $HF_HUB_CACHE, $HF_HOME/hub, or the default;
     made absolute, since the manifest records paths in it.
 
@@ -44,24 +43,17 @@ def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return chosen.expanduser().absolute()
 
 
-def is_sha256(text: str | None) -> bool:
-    return bool(text and _SHA256_RE.match(text))
-
-
-def is_commit(text: str | None) -> bool:
-    return bool(text and _COMMIT_RE.match(text))
-
-
 @dataclass(frozen=True)
 class RepoCache:
-    """Paths of one model repo in a Hugging Face cache folder."""
+    """Paths of one repo in a Hugging Face cache folder."""
 
     root: Path  # the cache folder
     repo: str
+    repo_type: str = "model"  # or "dataset"
 
     @property
     def folder(self) -> Path:
-        return self.root / ("models--" + self.repo.replace("/", "--"))
+        return self.root / (f"{self.repo_type}s--" + self.repo.replace("/", "--"))
 
     def blob(self, etag: str) -> Path:
         return self.folder / "blobs" / etag
@@ -104,23 +96,6 @@ class RepoCache:
             if not ref.exists() or ref.read_text().strip() != commit:
                 write_atomic(ref, commit)
         return snapshot
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------------

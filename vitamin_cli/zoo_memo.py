@@ -1,0 +1,66 @@
+"""Validated zoo files, kept in vitamin's memo folder so that a start does not validate the same bytes again.
+
+Validating node by node takes most of `vitamin ls`'s own time. An entry is JSON named after a hash of the
+file's bytes and of every module that validates them, so a change to either makes a new entry; an entry that
+cannot be read is ignored and the file is validated again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from vitamin_cli.files import memo_dir, write_atomic
+from vitamin_cli.zoo import SCHEMA_VERSION, Model, Weights, Zoo, freeze, thaw
+
+ENTRIES = 8  # validated zoo files kept: the bundled one and a few of a lab's own
+# The modules whose code decides what a valid zoo is and what it loads into.
+_VALIDATORS = ("zoo.py", "zoo_schema.py", "zoo_memo.py", "hubids.py")
+
+
+@functools.lru_cache(maxsize=8)
+def load(path: str, data: bytes) -> Zoo:
+    """The zoo in these bytes: from the memo when it holds them, else validated (and then remembered)."""
+    entry = memo_dir() / f"zoo-{_key(data)}.json"
+    try:
+        return _from_json(path, json.loads(entry.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from vitamin_cli import zoo_schema
+
+    zoo = zoo_schema.parse(data, path)
+    _remember(entry, zoo)
+    return zoo
+
+
+def _key(data: bytes) -> str:
+    import hashlib
+
+    here = Path(__file__).parent
+    stamps = [(here / name).stat() for name in _VALIDATORS]
+    versions = ":".join(f"{s.st_mtime_ns}:{s.st_size}" for s in stamps)
+    return hashlib.sha256(f"{SCHEMA_VERSION}:{versions}:".encode() + data).hexdigest()[:32]
+
+
+def _from_json(path: str, cached: dict[str, Any]) -> Zoo:
+    models = tuple(
+        Model(**{**m, "aliases": tuple(m["aliases"]), "weights": m["weights"] and Weights(**m["weights"])})
+        for m in cached["models"]
+    )
+    return Zoo(path=Path(path), models=models, architectures=freeze(cached["architectures"]))
+
+
+def _remember(entry: Path, zoo: Zoo) -> None:
+    """Best effort: a read-only or full disk only costs the next start its speed."""
+    import dataclasses
+
+    payload = {"models": [dataclasses.asdict(m) for m in zoo.models], "architectures": thaw(zoo.architectures)}
+    try:
+        write_atomic(entry, json.dumps(payload))
+        older = sorted(entry.parent.glob("zoo-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in older[ENTRIES:]:
+            stale.unlink()
+    except OSError:
+        pass
