@@ -3,7 +3,9 @@
 olah (a self-hosted Hub mirror from PyPI) serves `<mirrors>/models/<org>/<repo>` git repos in offline mode; a
 git-LFS pointer whose object sits in `.git/lfs/objects/aa/bb/<sha256>` is served with that sha256 as its
 ETag, like the Hub. olah ignores `Range`, so the client talks to `FaultProxy`, which answers ranges itself
-and injects the failures a real network has: 500s, a connection cut mid-file, slow bytes, a flipped byte.
+and injects the failures a real network (or a misbehaving server) has: error codes on the metadata request or
+on the download alone, a connection cut mid-file, slow bytes, a stall, a flipped byte, more or fewer bytes
+than announced, a range ignored, a redirect to another host.
 """
 
 from __future__ import annotations
@@ -30,19 +32,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def build_repo(mirrors: Path, repo: str, lfs_files: dict[str, bytes], plain_files: dict[str, str] | None = None) -> str:
+def build_repo(
+    mirrors: Path,
+    repo: str,
+    lfs_files: dict[str, bytes],
+    plain_files: dict[str, str] | None = None,
+    repo_type: str = "model",
+) -> str:
     """A git repo on branch main holding LFS pointers (objects in .git/lfs) and plain files; returns its commit."""
-    path = mirrors / "models" / repo
+    path = mirrors / f"{repo_type}s" / repo
     path.mkdir(parents=True)
     subprocess.run([*GIT, "init", "-q", "-b", "main", str(path)], check=True)
+    (path / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    return _commit(path, lfs_files, plain_files if plain_files is not None else {"README.md": f"# {repo}\n"})
+
+
+def add_commit(mirrors: Path, repo: str, lfs_files: dict[str, bytes], repo_type: str = "model") -> str:
+    """A new commit on main of a repo `build_repo` made, changing these LFS files; returns the commit."""
+    return _commit(mirrors / f"{repo_type}s" / repo, lfs_files, {})
+
+
+def _commit(path: Path, lfs_files: dict[str, bytes], plain_files: dict[str, str]) -> str:
     for name, data in lfs_files.items():
         sha = hashlib.sha256(data).hexdigest()
         obj = path / ".git" / "lfs" / "objects" / sha[:2] / sha[2:4] / sha
         obj.parent.mkdir(parents=True, exist_ok=True)
         obj.write_bytes(data)
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {len(data)}\n")
-    (path / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
-    for name, text in (plain_files or {"README.md": f"# {repo}\n"}).items():
+    for name, text in plain_files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(text)
     subprocess.run([*GIT, "-C", str(path), "add", "-A"], check=True)
     subprocess.run([*GIT, "-C", str(path), "commit", "-q", "-m", "checkpoint"], check=True)
@@ -96,6 +115,13 @@ class Faults:
     """What the proxy does to the next requests; tests set these and read the counters."""
 
     statuses: list[int] = field(default_factory=list)  # answer the next file requests with these codes
+    get_statuses: list[int] = field(default_factory=list)  # ... the next file downloads (GET) only
+    head_statuses: list[int] = field(default_factory=list)  # ... the next metadata requests (HEAD) only
+    hang_s: float = 0.0  # accept file requests, then say nothing for this long
+    hang_method: str | None = None  # ... only requests of this method (HEAD or GET)
+    extra_bytes: int = 0  # send this many bytes more than the file (and announce them)
+    short_by: int = 0  # announce the whole file but send this many bytes less, then close (once)
+    redirect_to: str | None = None  # answer downloads with a 302 to this origin (another host), same path
     cut_after: int | None = None  # close the connection after sending this many body bytes (once)
     chunk_delay_s: float = 0.0  # pause after each 64 KiB of body
     flip_byte_at: int | None = None  # corrupt the byte at this offset of the file
@@ -104,6 +130,7 @@ class Faults:
     honour_range: bool = True
     body_bytes: int = 0  # body bytes sent for file downloads
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
+    authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each file request
 
 
 class FaultProxy:
@@ -155,10 +182,29 @@ class FaultProxy:
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
         faults = self.faults
         range_header = request.headers.get("Range")
+        if "/cdn/" in request.path:  # the other host of `redirect_to`: serves the file, records who asked
+            request.path = request.path.replace("/cdn/", "/resolve/", 1)
+            with self.lock:
+                faults.redirect_to = None
         is_file = "/resolve/" in request.path
         with self.lock:
             faults.requests.append((method, request.path, range_header))
+            if is_file:
+                faults.authorizations.append(request.headers.get("Authorization"))
             status = faults.statuses.pop(0) if is_file and faults.statuses else None
+            queue = faults.get_statuses if method == "GET" else faults.head_statuses
+            if status is None and is_file and queue:
+                status = queue.pop(0)
+        if is_file and faults.hang_s and faults.hang_method in (None, method):
+            time.sleep(faults.hang_s)
+            request.close_connection = True
+            return
+        if is_file and method == "GET" and faults.redirect_to is not None:
+            request.send_response(302)
+            request.send_header("Location", faults.redirect_to + request.path.replace("/resolve/", "/cdn/", 1))
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
         if status is not None:
             body = b"injected failure"
             request.send_response(status)
@@ -189,6 +235,7 @@ class FaultProxy:
         if faults.flip_byte_at is not None and faults.flip_byte_at < len(body):
             at = faults.flip_byte_at
             body = body[:at] + bytes([body[at] ^ 0xFF]) + body[at + 1 :]
+        body += b"\0" * faults.extra_bytes
         start = 0
         if range_header and faults.honour_range and range_header.startswith("bytes="):
             first, _, last = range_header[6:].partition("-")
@@ -204,6 +251,11 @@ class FaultProxy:
             request.send_header(key, value)
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()
+        with self.lock:
+            short, faults.short_by = faults.short_by, 0  # once
+        if short:
+            payload = payload[: max(len(payload) - short, 0)]
+            request.close_connection = True
         with self.lock:
             stall, faults.stall_once_s = faults.stall_once_s, 0.0
         time.sleep(stall)

@@ -125,10 +125,13 @@ def test_cache_lists_models_partials_and_total(hub: Hub, run: Run) -> None:
     partial.write_bytes(b"x" * 1000)
     data = json.loads(run("cache", "--json").stdout)
     assert [m["name"] for m in data["models"]] == ["ViTamin-B-s1.28B", "ViTamin-L-224-s12.8B"]
-    assert data["partial"] == [{"repo": "jienengchen/ViTamin-S", "path": str(partial), "size_bytes": 1000}]
+    assert all(m["present"] and Path(m["path"]).is_symlink() for m in data["models"])
+    assert data["partial"] == [
+        {"repo": "jienengchen/ViTamin-S", "repo_type": "model", "path": str(partial), "size_bytes": 1000}
+    ]
     assert data["total_bytes"] == len(hub.files[SMALL_REPO]) + len(hub.files[BIG_REPO]) + 1000
     text = run("cache").stdout
-    assert "total 27.0 MiB in 2 models and 1 partial downloads" in text
+    assert "total 27.0 MiB in 2 files and 1 partial downloads" in text
 
 
 def test_pin_writes_commit_sha_and_size_and_keeps_the_rest(hub: Hub, zoo_copy: Path) -> None:

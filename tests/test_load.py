@@ -59,9 +59,11 @@ def install(registry: zoo.Zoo, data: bytes) -> Path:
     repo.blob(digest).parent.mkdir(parents=True, exist_ok=True)
     repo.blob(digest).write_bytes(data)
     path = repo.link("a" * 40, model.weights.filename, digest, "main")
-    with updating_manifest(root) as entries:
-        entries[model.name] = Pulled(
-            model.name, model.weights.repo, "a" * 40, model.weights.filename, len(data), digest, digest, str(path), ""
+    with updating_manifest(root) as manifest:
+        manifest.add(
+            Pulled(
+                model.name, model.weights.repo, "model", "a" * 40, model.weights.filename, len(data), digest, digest, ""
+            )
         )
     return path
 
@@ -71,7 +73,7 @@ def test_load_a_pulled_checkpoint(tiny_zoo: zoo.Zoo) -> None:
 
     state = tiny_state(tiny_zoo)
     install(tiny_zoo, saved(state))
-    model, preprocess, tokenizer = loading.load(tiny_zoo, "tiny-vit-s1m", hub_dir(), dtype="bf16")
+    model, preprocess, tokenizer = loading.load(tiny_zoo, "tiny-vit-s1m", hub_root=hub_dir(), dtype="bf16")
     key = "visual.conv1.weight"
     assert torch.equal(model.state_dict()[key].float(), state[key].to(torch.bfloat16).float())  # type: ignore[union-attr]
     from PIL import Image
@@ -94,7 +96,7 @@ def test_the_package_level_load(tiny_zoo: zoo.Zoo) -> None:
 
 def test_a_model_not_pulled_names_the_pull_command(tiny_zoo: zoo.Zoo) -> None:
     with pytest.raises(UsageError) as caught:
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
     assert caught.value.hint == "run `vitamin pull Tiny-ViT-s1M` first"
 
 
@@ -103,7 +105,7 @@ def test_a_renamed_key_is_refused(tiny_zoo: zoo.Zoo) -> None:
     state["visual.conv1.weight_renamed"] = state.pop("visual.conv1.weight")
     install(tiny_zoo, saved(state))
     with pytest.raises(loading.CheckpointError, match=r"1 missing keys \(visual.conv1.weight\).*1 unexpected keys"):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
 
 
 def test_a_wrong_shape_is_refused(tiny_zoo: zoo.Zoo) -> None:
@@ -115,7 +117,7 @@ def test_a_wrong_shape_is_refused(tiny_zoo: zoo.Zoo) -> None:
     with pytest.raises(
         loading.CheckpointError, match=r"text_projection has shape \(32, 16\), the architecture \(32, 32\)"
     ):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
 
 
 class _RunsCode:
@@ -137,7 +139,7 @@ def test_weights_only_refuses_a_pickle_that_runs_code(tiny_zoo: zoo.Zoo, tmp_pat
     assert proof.exists()
     install(tiny_zoo, data)
     with pytest.raises(loading.CheckpointError, match="does not unpickle"):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_dir())
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
     assert not target.exists()
 
 

@@ -78,6 +78,21 @@ CASES = [
         "unknown field",
         "mirror: x",
     ),
+    # names that become paths: checked against the Hub's own rules, ASCII, no trailing newline
+    (
+        "repo-newline",
+        "repo: jienengchen/ViTamin-S,",
+        'repo: "jienengchen/ViTamin-S\\n",',
+        "weights.repo",
+        "org/name",
+        None,
+    ),
+    ("repo-unicode", "repo: jienengchen/ViTamin-S,", "repo: jienengchen/ViTamín-S,", "weights.repo", "org/name", None),
+    ("repo-dashes", "repo: jienengchen/ViTamin-S,", "repo: jienengchen/ViTamin--S,", "weights.repo", "'--'", None),
+    ("file-nul", "filename: pytorch_model.bin", 'filename: "model\\0.bin"', "weights.filename", "control", None),
+    ("file-long", "filename: pytorch_model.bin", f"filename: {'m' * 256}.bin", "weights.filename", "255 bytes", None),
+    ("name-newline", "  - name: ViT-S-32-s128M\n", '  - name: "ViT-S-32-s128M\\n"\n', "name", "expected a name", None),
+    ("arch-slash", "    arch: ViT-S-32\n", "    arch: ../../ViT-S-32\n", "arch", "architecture name", None),
     ("arch-size", "    arch: ViTamin-XL-384\n", "    arch: ConvNeXt-T  # 224 px\n", "arch", "built at 224 px", "# 224"),
     ("version", "version: 1\n", "version: 2\n", "version", "expected 1", "version: 2"),
     ("top-key", "version: 1\n", "version: 1\nextra: true\n", "extra", "unknown field", "extra: true"),
@@ -215,3 +230,40 @@ def test_another_registry_by_flag_and_environment(run: Run, zoo_copy: Path, monk
     monkeypatch.setenv("VITAMIN_ZOO", str(zoo_copy))
     assert "Lab-ViT-S-32-s128M" in run("ls").stdout
     assert run("show", "lab-vit-s-32-s128m").exit_code == 0
+
+
+def billion_laughs(levels: int = 12) -> str:
+    """An architecture whose aliases expand to 10**levels values: a few hundred bytes of YAML."""
+    lines = ['    a0: &a0 ["lol"]']
+    lines += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("    embed_dim: 768\n", "    embed_dim: 768\n    preprocess: 1\n" + billion_laughs(), "YAML aliases"),
+        ("    embed_dim: 768\n", "    embed_dim: " + "[" * 200 + "1" + "]" * 200 + "\n", "nested more than"),
+        ("    embed_dim: 768\n", "    embed_dim: " + "[" * 5000 + "1" + "]" * 5000 + "\n", "nest"),
+    ],
+    ids=["billion-laughs", "deep", "deeper-than-the-stack"],
+)
+def test_a_zoo_file_costs_bounded_work(zoo_copy: Path, run: Run, old: str, new: str, problem: str) -> None:
+    """Alias bombs and deep nesting are refused quickly with the file and line, before anything expands them."""
+    import time
+
+    broken(zoo_copy, old, new)
+    start = time.monotonic()
+    result = run("ls", "--zoo", str(zoo_copy))
+    assert time.monotonic() - start < 10
+    assert result.exit_code == 2
+    assert problem in result.stderr and f"{zoo_copy}:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_huge_zoo_file_is_refused_unread(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"# " + b"x" * (9 * 2**20) + b"\n")
+    result = run("ls", "--zoo", str(path))
+    assert result.exit_code == 2
+    assert "more than a zoo file may have" in result.stderr

@@ -14,7 +14,7 @@ def load(name: str, device: str = "cpu", precision: str = "fp32", cache_dir: str
     from vitamin_cli import loading, zoo
     from vitamin_cli.hubcache import hub_dir
 
-    return loading.load(zoo.load(), name, hub_dir(cache_dir), device=device, dtype=precision)
+    return loading.load(zoo.load(), name, hub_root=hub_dir(cache_dir), device=device, dtype=precision)
 
 
 def __getattr__(name: str) -> str:

@@ -56,9 +56,24 @@ def build(cfg: dict[str, Any], device: str | torch.device = "cpu") -> Any:
 
     kwargs = {k: v for k, v in cfg.items() if k not in ("custom_text", "preprocess_cfg")}
     cls = CustomTextCLIP if cfg.get("custom_text") else CLIP
-    with torch.device(device):
-        model = cls(**kwargs)
+    try:
+        with torch.device(device):
+            model = cls(**kwargs)
+    except Exception as err:  # noqa: BLE001 - a config from a zoo file can fail in any way open_clip or timm can
+        raise ArchitectureError(f"open_clip cannot build this architecture: {_first_line(err)}") from err
     return model.eval()
+
+
+class ArchitectureError(VitaminError):
+    """A config open_clip cannot build, or that fails on its own input (exit code 1)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint="fix the architecture in the zoo file (`architectures:`), or its `arch`")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200] if text else ''}"
 
 
 def preprocess_cfg(cfg: dict[str, Any]) -> Any:
@@ -98,8 +113,11 @@ def count(cfg: dict[str, Any]) -> Counts:
     size = cfg["vision_cfg"]["image_size"]
     image = torch.empty(1, 3, size, size, device="meta")
     text = torch.zeros(1, cfg["text_cfg"].get("context_length", CONTEXT_LENGTH), dtype=torch.long, device="meta")
-    image_full, image_paper = _macs(lambda: model.encode_image(image))
-    text_full, text_paper = _macs(lambda: model.encode_text(text))
+    try:
+        image_full, image_paper = _macs(lambda: model.encode_image(image))
+        text_full, text_paper = _macs(lambda: model.encode_text(text))
+    except Exception as err:  # noqa: BLE001 - a config that builds can still not fit its own input
+        raise ArchitectureError(f"the architecture fails on a {size} px image or a text: {_first_line(err)}") from err
     return Counts(
         params_image_m=image_params / 1e6,
         params_text_m=(all_params - image_params) / 1e6,

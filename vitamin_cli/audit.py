@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from vitamin_cli.errors import VitaminError
 from vitamin_cli.files import memo_dir, write_atomic
 from vitamin_cli.zoo import Model, Zoo
 
@@ -74,8 +75,14 @@ def cached_counts() -> dict[str, dict[str, float]]:
         return {}
 
 
-def audit(zoo: Zoo, models: Sequence[Model], progress: Callable[[str], None] | None = None) -> list[AuditRow]:
-    """Measure each distinct architecture once (or take it from the cache) and compare every model."""
+def audit(
+    zoo: Zoo,
+    models: Sequence[Model],
+    progress: Callable[[str], None] | None = None,
+    failures: dict[str, VitaminError] | None = None,
+) -> list[AuditRow]:
+    """Measure each distinct architecture once (or take it from the cache) and compare every model. A model
+    whose architecture cannot be built or counted is left out, its error put in `failures` (else raised)."""
     from vitamin_cli import arch
 
     known = cached_counts()
@@ -86,14 +93,20 @@ def audit(zoo: Zoo, models: Sequence[Model], progress: Callable[[str], None] | N
         if key not in known:
             if progress is not None:
                 progress(model.arch)
-            known[key] = arch.count(arch.config(zoo, model)).to_json()
+            try:
+                known[key] = arch.count(arch.config(zoo, model)).to_json()
+            except VitaminError as err:
+                if failures is None:
+                    raise
+                failures[model.name] = err
+                continue
             fresh = True
     if fresh:
         try:
             write_atomic(cache_file(), json.dumps(known))
         except OSError:
             pass  # a cache that cannot be written only costs the next audit its speed
-    rows = [_row(model, arch.Counts(**known[keys[model.name]])) for model in models]
+    rows = [_row(model, arch.Counts(**known[keys[model.name]])) for model in models if keys[model.name] in known]
     _flag_copied_params(rows, models)
     return rows
 

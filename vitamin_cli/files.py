@@ -25,7 +25,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
@@ -36,7 +36,32 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _umask() -> int:
+def save(path: Path, text: str) -> None:
+    """Write a file the user named (`-o FILE`, a zoo file to pin), whole or not at all: where a link at `path`
+    points, as a shell redirection would. A folder or a place that cannot be written is a usage error."""
+    from vitamin_cli.errors import UsageError
+
+    check_writable(path)
+    try:
+        write_atomic(path.resolve(), text)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or err}", hint="choose another file") from None
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, before the work, if `path` names a folder or lies in a folder that is a file."""
+    from vitamin_cli.errors import UsageError
+
+    target = path.resolve()
+    if target.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder", hint="name a file, e.g. results.json")
+    parent = next((p for p in (target.parent, *target.parent.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
+
+
+def umask() -> int:
+    """The process's umask (reading it means setting it: it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

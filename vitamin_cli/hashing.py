@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from vitamin_cli.hubids import is_sha256
+
 BUFFER_BYTES = 8 * 1024 * 1024
 SLICE_BYTES = 64 * 1024 * 1024
 
@@ -60,3 +62,9 @@ def git_blob_id(path: str | os.PathLike[str]) -> str:
         while chunk := f.read(BUFFER_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def content_id(etag: str, sha256: str, path: str | os.PathLike[str]) -> str:
+    """What a file's ETag should be, given its sha256: the sha256 itself for an LFS file (a 64-hex ETag), or
+    git's blob id of the content for a plain file (a 40-hex ETag)."""
+    return sha256 if is_sha256(etag) else git_blob_id(path)

@@ -25,9 +25,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from vitamin_cli import hubids
 from vitamin_cli.errors import UsageError, VitaminError
-from vitamin_cli.hashing import BUFFER_BYTES, git_blob_id, sha256_file
-from vitamin_cli.hubcache import Pulled, RepoCache, read_manifest, updating_manifest
+from vitamin_cli.hashing import BUFFER_BYTES, content_id, sha256_file
+from vitamin_cli.hubcache import (
+    CacheError,
+    Pulled,
+    RepoCache,
+    cache_failure,
+    confined,
+    lock_mode,
+    open_for_append,
+    read_manifest,
+    updating_manifest,
+)
 from vitamin_cli.hubids import is_commit, is_sha256
 from vitamin_cli.output import human_bytes
 from vitamin_cli.zoo import Model
@@ -129,6 +140,13 @@ class PullResult:
         return {key: getattr(self, key) for key in keys}
 
 
+def check_revision(revision: str | None) -> None:
+    """A --revision the Hub would not accept (`../..`, a newline, a NUL) is a usage error, before any request."""
+    problem = hubids.revision_problem(revision) if revision is not None else None
+    if problem is not None:
+        raise UsageError(f"--revision {str(revision)[:80]!r}: {problem}", hint="give a branch, tag or commit")
+
+
 def pull(
     model: Model,
     hub_root: Path,
@@ -136,14 +154,25 @@ def pull(
     revision: str | None = None,
     token: str | bool | None = None,
     progress: ProgressCallback | None = None,
+    network: Network | None = None,
+    force: bool = False,
 ) -> PullResult:
     """Make the model's checkpoint present and intact in the cache, and record it in the manifest; raise
-    PullError when that fails."""
+    PullError when that fails. `force` downloads it again even if a blob of its name is there."""
     if model.weights is None:
         return PullResult(name=model.name, status="unreleased", error=model.weights_note)
     w = model.weights
     wanted = HubFile(w.repo, w.filename, revision or w.revision or "main", sha256=w.sha256, size_bytes=w.size_bytes)
-    fetched = fetch(wanted, hub_root, token=token, progress=progress, label=model.name, on_present=_record_for(model))
+    fetched = fetch(
+        wanted,
+        hub_root,
+        token=token,
+        progress=progress,
+        label=model.name,
+        on_present=record_for(model.name),
+        network=network,
+        force=force,
+    )
     return PullResult(
         name=model.name,
         repo=w.repo,
@@ -164,27 +193,52 @@ def fetch(
     progress: ProgressCallback | None = None,
     label: str | None = None,
     on_present: Callable[[RepoCache, Fetched], None] | None = None,
+    network: Network | None = None,
+    force: bool = False,
 ) -> Fetched:
     """Make one file present and intact in the cache (downloading, resuming or finding it); `on_present` runs
-    under the blob's lock once it is, so that a pull waiting for the lock finds what it recorded."""
-    network = Network.from_environment()
+    under the blob's lock once it is, so that a pull waiting for the lock finds what it recorded.
+
+    Every name is checked before any byte moves, and every path before it is written. `force` downloads
+    the file again and puts it in place of a blob of the same name (a damaged one) only once it checks out."""
+    network = network or Network.from_environment()
     label = label or f"{wanted.repo}/{wanted.filename}"
     repo = RepoCache(hub_root, wanted.repo, wanted.repo_type)
+    for problem in (hubids.filename_problem(wanted.filename), hubids.revision_problem(wanted.revision)):
+        if problem is not None:
+            raise UsageError(f"{label}: {problem}")
 
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
         return _from_cache_offline(wanted, repo, label)
     meta = metadata(wanted, token, network, label)
-    commit, etag, size = meta.commit_hash, meta.etag, meta.size
-    _check_against_pins(wanted, etag, size, label)
+    _check_against_pins(wanted, meta.etag, meta.size, label)
+    try:
+        return _fetch_locked(wanted, repo, meta, token, progress, network, label, on_present, force)
+    except OSError as err:
+        raise cache_failure(err, f"write {label} into the cache {hub_root}") from err
+
+
+def _fetch_locked(
+    wanted: HubFile,
+    repo: RepoCache,
+    meta: Any,
+    token: str | bool | None,
+    progress: ProgressCallback | None,
+    network: Network,
+    label: str,
+    on_present: Callable[[RepoCache, Fetched], None] | None,
+    force: bool,
+) -> Fetched:
     from filelock import FileLock
 
-    lock = repo.lock(etag)
+    commit, etag, size = meta.commit_hash, meta.etag, meta.size
+    lock = confined(repo.root, repo.lock(etag))
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock)):
-        blob = repo.blob(etag)
-        if blob.exists() and blob.stat().st_size == size:
+    with FileLock(str(lock), mode=lock_mode()):
+        blob = confined(repo.root, repo.blob(etag))
+        if not force and blob.is_file() and not blob.is_symlink() and blob.stat().st_size == size:
             status, sha256 = "cached", _known_sha256(repo, etag) or _hash_existing(blob, etag, label)
         else:
             status, sha256 = _download(repo, meta.location, etag, size, token, progress, network, label)
@@ -192,8 +246,26 @@ def fetch(
         path = repo.link(commit, wanted.filename, etag, wanted.revision)
         fetched = Fetched(commit, etag, size, sha256, path, status)
         if on_present is not None:
-            on_present(repo, fetched)
+            try:
+                on_present(repo, fetched)
+            except CacheError:
+                if status != "cached":
+                    _back_to_partial(repo, etag, path)
+                raise
     return fetched
+
+
+def _back_to_partial(repo: RepoCache, etag: str, snapshot: Path) -> None:
+    """Undo a download that could not be recorded (a full disk, say): the blob becomes a partial download
+    again, which the next pull finishes without fetching a byte, and its snapshot link goes. Nothing then looks
+    complete that the manifest does not list, and nothing downloaded is lost."""
+    from vitamin_cli.hubcache import Removal, tidy
+
+    blob = repo.blob(etag)
+    if snapshot.is_symlink() and not any(p != snapshot for p in repo.links_to(blob)):
+        snapshot.unlink()
+        os.replace(blob, repo.partial(etag))
+        tidy(repo.root, repo, snapshot.relative_to(repo.folder / "snapshots").parts[0], Removal())
 
 
 def metadata(wanted: HubFile, token: str | bool | None, network: Network, label: str) -> Any:
@@ -249,9 +321,15 @@ def _explain(err: Exception, wanted: HubFile, url: str, label: str) -> tuple[str
             f"{label}: access to {wanted.repo} is refused ({status or 'gated'})",
             "the repo is gated or private: accept its terms on the Hub and set HF_TOKEN to a token that may read it",
         )
+    if status == 401:  # the Hub's answer for a private repo, and for one that does not exist
+        return (
+            f"{label}: the server refused {wanted.repo}/{wanted.filename} without valid credentials (401)",
+            "the repo may be private or gated: set HF_TOKEN to a token that may read it; or the repo id may be "
+            "wrong: check it on the Hub",
+        )
     if isinstance(err, RevisionNotFoundError):
         return f"{label}: revision not found in {wanted.repo}: {url}", "check --revision or zoo.yaml's pin"
-    if isinstance(err, (RepositoryNotFoundError, EntryNotFoundError)) or status in (401, 404):
+    if isinstance(err, (RepositoryNotFoundError, EntryNotFoundError)) or status == 404:
         return (
             f"{label}: {wanted.repo}/{wanted.filename} was not found ({status or 404})",
             "the repo or file may be gone, or private: set HF_TOKEN if you should have access",
@@ -308,16 +386,10 @@ def _check_against_pins(wanted: HubFile, etag: str, size: int, label: str) -> No
 
 def _known_sha256(repo: RepoCache, etag: str) -> str | None:
     """The sha256 the manifest recorded when this very blob was pulled and hashed."""
-    for entry in read_manifest(repo.root).values():
-        if entry.repo == repo.repo and entry.etag == etag:
+    for entry in read_manifest(repo.root, warn=False).entries:
+        if (entry.repo_type, entry.repo, entry.etag) == (repo.repo_type, repo.repo, etag):
             return entry.sha256
     return None
-
-
-def content_id(etag: str, sha256: str, path: Path) -> str:
-    """What a file's ETag should be, given its sha256: the sha256 itself for an LFS file (a 64-hex ETag), or
-    git's blob id of the content for a plain file (a 40-hex ETag)."""
-    return sha256 if is_sha256(etag) else git_blob_id(path)
 
 
 def _hash_existing(blob: Path, etag: str, label: str) -> str:
@@ -352,8 +424,15 @@ def _download(
 
     from vitamin_cli.extras import version
 
-    partial = repo.partial(etag)
+    partial = confined(repo.root, repo.partial(etag))
+    if partial.is_symlink():
+        raise CacheError(
+            f"{label}: {partial} is a symbolic link, and vitamin never writes through links in the cache",
+            hint="move the link away if you did not put it there on purpose",
+        )
     partial.parent.mkdir(parents=True, exist_ok=True)
+    # huggingface_hub's cache scanner expects every repo folder to have one, even while a file is on its way
+    confined(repo.root, repo.folder / "snapshots" / "x").parent.mkdir(exist_ok=True)
     have = partial.stat().st_size if partial.exists() else 0
     if have > size:
         partial.unlink()
@@ -362,7 +441,7 @@ def _download(
     if free < size - have:
         raise PullError(
             f"{label}: not enough free disk in {partial.parent}: "
-            f"needs {human_bytes(size - have)}, has {human_bytes(free)}",
+            f"needs {human_bytes(size - have)} more, has {human_bytes(free)}",
             hint="free some space, or pull into another folder with --cache-dir",
         )
     headers = build_hf_headers(token=token, library_name=LIBRARY, library_version=version())
@@ -379,9 +458,10 @@ def _download(
         return moved
 
     try:
-        _with_retries(
-            lambda: writer.fetch(url, headers, network.read_timeout_s, deadline), network, deadline, progressed
-        )
+        if writer.done < size:  # a partial file already whole (its pull could not be recorded) needs no request
+            _with_retries(
+                lambda: writer.fetch(url, headers, network.read_timeout_s, deadline), network, deadline, progressed
+            )
     except Exception as err:  # noqa: BLE001
         writer.close()
         raise PullError(*_explain_download(err, writer, size, label)) from err
@@ -398,12 +478,29 @@ def _download(
             f"{label}: {kind} mismatch: expected {etag} (the Hub's ETag), got {got}; removed the file",
             hint="run the pull again; if it repeats, the server or a proxy is corrupting the file",
         )
-    os.replace(partial, repo.blob(etag))
+    os.replace(partial, confined(repo.root, repo.blob(etag)))  # a link at the blob's name is replaced, not followed
     return ("resumed" if resumed else "downloaded"), actual
 
 
 def _explain_download(err: Exception, writer: _PartialWriter, size: int, label: str) -> tuple[str, str | None]:
+    import errno
+
     got = f"after {human_bytes(writer.done)} of {human_bytes(size)}"
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status in (401, 403):
+        return (
+            f"{label}: the server refused the download ({status}) although it described the file",
+            "the repo may be gated or private: accept its terms on the Hub and set HF_TOKEN to a token that may "
+            "read it",
+        )
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{label}: the disk is full {got}: {human_bytes(size - writer.done)} more are needed",
+            "free that much space and run the same pull again: it continues from the bytes already on disk",
+        )
+    if isinstance(err, (OSError, CacheError)):
+        failure = err if isinstance(err, CacheError) else cache_failure(err, f"write {writer.path}")
+        return f"{label}: {failure.message}", failure.hint
     if isinstance(err, _Deadline):
         return (
             f"{label}: the download did not finish within its deadline ({got})",
@@ -431,7 +528,7 @@ class _PartialWriter:
         self.done = 0
         self.deadline = float("inf")
         self.file: IO[bytes] | None = None
-        if path.exists():
+        if path.is_file():
             with open(path, "rb") as existing:
                 while chunk := existing.read(BUFFER_BYTES):
                     self.digest.update(chunk)
@@ -460,7 +557,7 @@ class _PartialWriter:
 
     def write(self, chunk: bytes) -> None:
         if self.file is None:
-            self.file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+            self.file = os.fdopen(open_for_append(self.path), "ab")
         if self.done + len(chunk) > self.size:
             raise PullError(f"the server sent more than the {self.size} bytes it announced")
         self.file.write(chunk)
@@ -502,35 +599,38 @@ def _from_cache_offline(wanted: HubFile, repo: RepoCache, label: str) -> Fetched
             f"{label}: offline (HF_HUB_OFFLINE is set) and not in the cache {repo.root}",
             hint="unset HF_HUB_OFFLINE to download it, or point --cache-dir / HF_HUB_CACHE at a cache that has it",
         )
-    etag = path.resolve().name
+    target = path.resolve()
+    etag = target.name
+    if not hubids.is_etag(etag) or target != repo.blob(etag).resolve():
+        raise PullError(
+            f"{label}: {path} does not link to a blob of the cache; vitamin does not vouch for it",
+            hint="pull it again with the network on",
+        )
     known = _known_sha256(repo, etag)
-    return Fetched(commit, etag, path.stat().st_size, known or sha256_file(path), path, "cached")
+    return Fetched(commit, etag, target.stat().st_size, known or _hash_existing(target, etag, label), path, "cached")
 
 
-def _record_for(model: Model) -> Callable[[RepoCache, Fetched], None]:
-    """Record a pulled model in the manifest (unless it is already recorded as it is)."""
+def record_for(name: str) -> Callable[[RepoCache, Fetched], None]:
+    """Record a pulled file in the manifest, for `name` (a model, or a task); an entry for the same file that
+    is already there as it is stays as it was."""
 
     def record(repo: RepoCache, fetched: Fetched) -> None:
-        assert model.weights is not None
+        filename = fetched.path.relative_to(repo.folder / "snapshots" / fetched.commit).as_posix()
         entry = Pulled(
-            name=model.name,
+            name=name,
             repo=repo.repo,
+            repo_type=repo.repo_type,
             revision=fetched.commit,
-            filename=model.weights.filename,
+            filename=filename,
             size_bytes=fetched.size_bytes,
             sha256=fetched.sha256,
             etag=fetched.etag,
-            path=str(fetched.path),
             pulled_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-        with updating_manifest(repo.root) as entries:
-            previous = entries.get(model.name)
-            if previous is None or (previous.sha256, previous.revision, previous.path) != (
-                entry.sha256,
-                entry.revision,
-                entry.path,
-            ):
-                entries[model.name] = entry
+        with updating_manifest(repo.root) as manifest:
+            same = [e for e in manifest.of(name) if e.same_file(entry)]
+            if not same or (same[0].sha256, same[0].etag) != (entry.sha256, entry.etag):
+                manifest.add(entry)
 
     return record
 

@@ -1,32 +1,49 @@
-"""Where pulled checkpoints live: the standard Hugging Face cache, and vitamin's manifest beside it.
+"""Where pulled files live: the standard Hugging Face cache (the hub cache), and vitamin's manifest beside it.
 
-The layout is huggingface_hub's own (`models--org--name/{blobs,snapshots,refs}`), so open_clip and timm find
-what `vitamin pull` fetched. The manifest (`<cache>.vitamin-manifest.json`, next to the cache folder rather
-than in it, where `hf cache scan` would take it for a broken repo) records what was pulled and its sha256.
+The layout is huggingface_hub's own (`models--org--name/{blobs,snapshots,refs}`), so open_clip, timm and
+`hf cache` see what `vitamin pull` fetched. The manifest (`<cache>.vitamin-manifest.json`, next to the cache
+folder rather than in it, where the cache scanner would take it for a broken repo) records each file vitamin
+pulled: for which model (or task), from which repo, commit and file, its blob and its sha256.
+
+The cache is shared with other tools and users, so:
+- every path vitamin writes, links or deletes is computed from the cache root and checked (`confined`) to
+  stay inside it once symlinks are resolved; names from the manifest, `refs/` files and the server are
+  checked against the Hub's rules (`hubids`) before they become paths; files are never opened for writing
+  through a symlink;
+- `remove` deletes only what no other entry uses (decided by repo, commit, file and blob, across every
+  entry of the manifest and every snapshot link in the repo), and only links and blobs vitamin made.
 
 Nothing here imports huggingface_hub: `vitamin ls --pulled` and `vitamin cache` stay light.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.errors import VitaminError
-from vitamin_cli.files import write_atomic
-from vitamin_cli.hubids import is_commit
+from vitamin_cli import hubids
+from vitamin_cli.errors import UsageError, VitaminError
+from vitamin_cli.files import umask, write_atomic
 
 PARTIAL_SUFFIX = ".vitamin-partial"
+MANIFEST_VERSION = 2
+REPO_TYPES = ("model", "dataset")
+
+
+class CacheError(VitaminError):
+    """The cache cannot be used as asked: a file that cannot be written, a path that leads out (exit 1)."""
 
 
 def hub_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The cache folder huggingface_hub uses: --cache-dir, $HF_HUB_CACHE, $HF_HOME/hub, or the default;
-    made absolute, since the manifest records paths in it.
+    made absolute, since paths are computed from it.
 
     This mirrors `huggingface_hub.constants.HF_HUB_CACHE` (tests/test_cache_paths.py compares the two)
     without importing huggingface_hub.
@@ -40,62 +57,136 @@ def hub_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         chosen = Path(os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")) / "hub"
-    return chosen.expanduser().absolute()
+    root = chosen.expanduser().absolute()
+    if root.parent == root:
+        raise UsageError(
+            f"{root} cannot be a cache folder: vitamin keeps its manifest beside the cache, in its parent",
+            hint="use a folder of its own, e.g. --cache-dir ~/hf-cache",
+        )
+    return root
+
+
+def cache_failure(err: OSError, doing: str) -> CacheError:
+    """An OSError met while using the cache, as a message that says what to do."""
+    where = err.filename or "the cache"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return CacheError(
+            f"cannot {doing}: permission denied on {where}",
+            hint="point --cache-dir (or HF_HUB_CACHE) at a folder you may write, or ask its owner for access",
+        )
+    if err.errno == errno.EROFS:
+        return CacheError(
+            f"cannot {doing}: {where} is on a read-only file system",
+            hint="point --cache-dir (or HF_HUB_CACHE) at a writable folder",
+        )
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CacheError(f"cannot {doing}: the disk holding {where} is full", hint="free some space and run it again")
+    if err.errno == errno.ELOOP:
+        return CacheError(
+            f"cannot {doing}: {where} is a symbolic link, and vitamin never writes through links in the cache",
+            hint="move the link away if you did not put it there on purpose",
+        )
+    return CacheError(f"cannot {doing}: {where}: {err.strerror or err}")
+
+
+def confined(root: Path, path: Path) -> Path:
+    """`path`, once checked to lie inside the cache root (or be vitamin's manifest or its lock beside it) after
+    every symlink in its folders is resolved. The last part may itself be a link: vitamin replaces or unlinks a
+    link, never writes through one."""
+    real_root = root.resolve()
+    real_parent = path.parent.resolve()
+    beside = real_parent == root.parent.resolve() and path.name.startswith(root.name + ".vitamin-manifest")
+    if not beside and real_parent != real_root and real_root not in real_parent.parents:
+        raise CacheError(
+            f"{path} leads out of the cache {root} (to {real_parent}); vitamin does not touch it",
+            hint="a folder inside the cache is a link to somewhere else: move it away, or use another --cache-dir",
+        )
+    return path
+
+
+def open_for_append(path: Path) -> int:
+    """A file descriptor appending to `path`, created with the user's umask; never through a symlink."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+
+
+def lock_mode() -> int:
+    """Lock files as the user's umask allows, so that a group-shared cache stays usable by the group."""
+    return 0o666 & ~umask()
 
 
 @dataclass(frozen=True)
 class RepoCache:
-    """Paths of one repo in a Hugging Face cache folder."""
+    """Paths of one repo in a Hugging Face cache folder; every name is checked before it becomes a path."""
 
     root: Path  # the cache folder
     repo: str
     repo_type: str = "model"  # or "dataset"
+
+    def __post_init__(self) -> None:
+        problem = hubids.repo_problem(self.repo)
+        if problem is not None or self.repo_type not in REPO_TYPES:
+            raise CacheError(f"{self.repo!r} is not a repo id vitamin can cache: {problem or self.repo_type}")
 
     @property
     def folder(self) -> Path:
         return self.root / (f"{self.repo_type}s--" + self.repo.replace("/", "--"))
 
     def blob(self, etag: str) -> Path:
-        return self.folder / "blobs" / etag
+        return self.folder / "blobs" / _checked(etag, hubids.is_etag(etag), "ETag")
 
     def partial(self, etag: str) -> Path:
-        return self.folder / "blobs" / (etag + PARTIAL_SUFFIX)
+        return self.folder / "blobs" / (_checked(etag, hubids.is_etag(etag), "ETag") + PARTIAL_SUFFIX)
 
     def snapshot(self, commit: str, filename: str) -> Path:
-        return self.folder / "snapshots" / commit / filename
+        _checked(filename, hubids.filename_problem(filename) is None, "file name")
+        return self.folder / "snapshots" / _checked(commit, hubids.is_commit(commit), "commit") / filename
 
     def ref(self, revision: str) -> Path:
-        return self.folder / "refs" / revision
+        return self.folder / "refs" / _checked(revision, hubids.revision_problem(revision) is None, "revision")
 
     def lock(self, etag: str) -> Path:
         """The lock file huggingface_hub itself takes for this blob, so that we exclude its downloads too."""
-        return self.root / ".locks" / self.folder.name / (etag + ".lock")
+        return self.root / ".locks" / self.folder.name / (_checked(etag, hubids.is_etag(etag), "ETag") + ".lock")
 
     def commit_for(self, revision: str) -> str | None:
-        """The commit a revision (a branch, a tag or a commit) points at in this cache, if known."""
-        if is_commit(revision):
+        """The commit a revision (a branch, a tag or a commit) points at in this cache, if known. A `refs/` file
+        is data: what it holds is used only if it is a commit id."""
+        if hubids.is_commit(revision):
             return revision
         try:
-            return self.ref(revision).read_text().strip() or None
-        except OSError:
+            ref = self.ref(revision)
+            text = ref.read_text(encoding="ascii", errors="replace").strip() if ref.is_file() else ""
+        except (OSError, CacheError):
             return None
+        return text if hubids.is_commit(text) else None
 
     def link(self, commit: str, filename: str, etag: str, revision: str) -> Path:
         """Link snapshots/<commit>/<filename> to the blob and refs/<revision> to the commit, as huggingface_hub does."""
-        snapshot = self.snapshot(commit, filename)
+        snapshot = confined(self.root, self.snapshot(commit, filename))
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         target = os.path.relpath(self.blob(etag), snapshot.parent)
         if not (snapshot.is_symlink() and os.readlink(snapshot) == target):
             tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(target)
-            os.replace(tmp, snapshot)
-        if revision != commit:
-            ref = self.ref(revision)
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            if not ref.exists() or ref.read_text().strip() != commit:
-                write_atomic(ref, commit)
+            os.replace(tmp, snapshot)  # replaces a link or file at `snapshot`, never what it points to
+        if revision != commit and self.commit_for(revision) != commit:
+            write_atomic(confined(self.root, self.ref(revision)), commit)
         return snapshot
+
+    def links_to(self, blob: Path) -> list[Path]:
+        """Snapshot links in this repo (made by any tool) that point at `blob`."""
+        found = []
+        for path in (self.folder / "snapshots").glob("**/*"):
+            if path.is_symlink() and os.path.abspath(path.parent / os.readlink(path)) == os.path.abspath(blob):
+                found.append(path)
+        return found
+
+
+def _checked(name: str, ok: bool, what: str) -> str:
+    if not ok:
+        raise CacheError(f"{name[:80]!r} is not a {what} the Hub would send; vitamin does not make it a path")
+    return name
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,116 +195,295 @@ class RepoCache:
 
 @dataclass(frozen=True)
 class Pulled:
-    """One manifest entry: a model's checkpoint as it was pulled and hashed."""
+    """One manifest entry: a file vitamin pulled and hashed, for one model (or task)."""
 
-    name: str
+    name: str  # the model's canonical name (or the task's key)
     repo: str
+    repo_type: str
     revision: str  # the commit
     filename: str
     size_bytes: int
     sha256: str
     etag: str  # the blob's name in the cache
-    path: str  # the snapshot path open_clip and timm resolve
     pulled_at: str  # ISO 8601, UTC
 
+    def repo_cache(self, root: Path) -> RepoCache:
+        return RepoCache(root, self.repo, self.repo_type)
 
-def manifest_path(cache_root: Path) -> Path:
-    return cache_root.with_name(cache_root.name + ".vitamin-manifest.json")
+    def snapshot(self, root: Path) -> Path:
+        """Where huggingface_hub, open_clip and timm find the file: computed, never read from the manifest."""
+        return self.repo_cache(root).snapshot(self.revision, self.filename)
+
+    def blob(self, root: Path) -> Path:
+        return self.repo_cache(root).blob(self.etag)
+
+    def same_file(self, other: Pulled) -> bool:
+        return (self.repo_type, self.repo, self.revision, self.filename) == (
+            other.repo_type,
+            other.repo,
+            other.revision,
+            other.filename,
+        )
+
+    def same_blob(self, other: Pulled) -> bool:
+        return (self.repo_type, self.repo, self.etag) == (other.repo_type, other.repo, other.etag)
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        """The entry as `vitamin cache --json` shows it, with its snapshot path and whether it is on disk."""
+        snapshot = self.snapshot(root)
+        return {**asdict(self), "path": str(snapshot), "present": snapshot.exists()}
 
 
-def read_manifest(cache_root: Path) -> dict[str, Pulled]:
-    """Pulled models by name; an absent manifest is an empty one."""
-    path = manifest_path(cache_root)
+@dataclass
+class Manifest:
+    """The manifest's entries, and what was wrong with the file (entries left out, never acted on)."""
+
+    entries: list[Pulled] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def latest(self) -> dict[str, Pulled]:
+        """The most recently pulled entry of each name."""
+        newest: dict[str, Pulled] = {}
+        for entry in sorted(self.entries, key=lambda e: e.pulled_at):
+            newest[entry.name] = entry
+        return newest
+
+    def of(self, name: str) -> list[Pulled]:
+        return [e for e in self.entries if e.name == name]
+
+    def add(self, entry: Pulled) -> None:
+        """Record an entry, replacing the one of the same name and file."""
+        self.entries = [e for e in self.entries if not (e.name == entry.name and e.same_file(entry))]
+        self.entries.append(entry)
+
+
+def manifest_path(root: Path) -> Path:
+    return root.with_name(root.name + ".vitamin-manifest.json")
+
+
+def read_manifest(root: Path, warn: bool = True) -> Manifest:
+    """The manifest of a cache; an absent one is empty. A file vitamin did not write as it reads it (garbage,
+    wrong types, names the Hub would not send) is reported on stderr and its bad entries are left out."""
+    path = manifest_path(root)
+    manifest = Manifest()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return {}
+        return manifest
     except (OSError, ValueError) as err:
-        raise VitaminError(
-            f"cannot read the manifest {path}: {err}",
-            hint="move it away; `vitamin pull` then records models again as it finds them in the cache",
-        ) from None
-    try:
-        return {entry["name"]: Pulled(**entry) for entry in data["models"]}
-    except (KeyError, TypeError) as err:
-        raise VitaminError(f"the manifest {path} is not one vitamin wrote: {err}") from None
+        manifest.problems.append(f"cannot read it ({getattr(err, 'strerror', None) or err})")
+        data = None
+    if data is not None:
+        version = data.get("version") if isinstance(data, dict) else None
+        rows = data.get("models") if version == 1 else data.get("files") if version == MANIFEST_VERSION else None
+        if not isinstance(rows, list):
+            manifest.problems.append(f"not a manifest vitamin wrote (version {version!r})")
+            rows = []
+        for index, row in enumerate(rows):
+            entry, problem = _entry(row, version == 1)
+            if entry is not None:
+                manifest.entries.append(entry)
+            else:
+                manifest.problems.append(f"entry {index + 1}: {problem}")
+    if warn and manifest.problems:
+        shown = "; ".join(manifest.problems[:3]) + ("; ..." if len(manifest.problems) > 3 else "")
+        print(f"warning: ignoring what vitamin cannot use in {path}: {shown}", file=sys.stderr)
+    return manifest
+
+
+_ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "name": lambda v: isinstance(v, str) and 0 < len(v) <= 200 and v.isprintable(),
+    "repo": lambda v: hubids.repo_problem(v) is None,
+    "repo_type": lambda v: v in REPO_TYPES,
+    "revision": hubids.is_commit,
+    "filename": lambda v: hubids.filename_problem(v) is None,
+    "size_bytes": lambda v: type(v) is int and v >= 0,
+    "sha256": hubids.is_sha256,
+    "etag": hubids.is_etag,
+    "pulled_at": lambda v: isinstance(v, str) and len(v) <= 64,
+}
+
+
+def _entry(row: Any, version_1: bool) -> tuple[Pulled | None, str | None]:
+    """An entry from its JSON object, every field checked; a version 1 entry (one per model, with a `path`
+    that is now computed) is read as a model file."""
+    if not isinstance(row, dict):
+        return None, "not an object"
+    if version_1:
+        row = {**{k: v for k, v in row.items() if k != "path"}, "repo_type": "model"}
+    for key, check in _ENTRY_CHECKS.items():
+        if key not in row:
+            return None, f"no {key}"
+        if not check(row[key]):
+            return None, f"bad {key} {str(row[key])[:60]!r}"
+    return Pulled(**{key: row[key] for key in _ENTRY_CHECKS}), None
 
 
 @contextmanager
-def updating_manifest(cache_root: Path) -> Iterator[dict[str, Pulled]]:
-    """Read, change and write back the manifest under a lock, so that concurrent pulls lose no entry."""
+def updating_manifest(root: Path) -> Iterator[Manifest]:
+    """Read, change and write back the manifest under a lock, so that concurrent pulls lose no entry. An
+    unreadable file is kept aside (`.unreadable`), never overwritten unseen."""
     from filelock import FileLock
 
-    path = manifest_path(cache_root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        entries = read_manifest(cache_root)
-        yield entries
-        payload: dict[str, Any] = {
-            "version": 1,
-            "models": [asdict(e) for e in sorted(entries.values(), key=lambda e: e.name)],
+    path = manifest_path(root)
+    lock = FileLock(str(confined(root, path.with_name(path.name + ".lock"))), mode=lock_mode())
+    try:
+        lock.acquire()
+    except OSError as err:
+        raise cache_failure(err, f"lock the manifest {path}") from err
+    try:
+        manifest = read_manifest(root)
+        if manifest.problems and path.exists():
+            _saved_aside(path)
+        yield manifest
+        payload = {
+            "version": MANIFEST_VERSION,
+            "files": [asdict(e) for e in sorted(manifest.entries, key=lambda e: (e.name, e.pulled_at))],
         }
-        write_atomic(path, json.dumps(payload, indent=2) + "\n")
+        try:
+            write_atomic(path, json.dumps(payload, indent=2) + "\n")
+        except OSError as err:  # the old manifest is still whole: it never claims a file that is not there
+            raise cache_failure(err, f"update the manifest {path}") from err
+    finally:
+        lock.release()
+
+
+def _saved_aside(path: Path) -> None:
+    aside = path.with_name(path.name + ".unreadable")
+    try:
+        os.replace(path, aside)
+    except OSError as err:
+        raise cache_failure(err, f"keep the unreadable manifest {path} aside") from err
+    print(f"warning: kept the old manifest as {aside}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Removing what one name alone uses
+
+
+@dataclass
+class Removal:
+    """What `remove` deleted, and what it kept and why."""
+
+    deleted: list[Path] = field(default_factory=list)
+    kept: list[tuple[Path, str]] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)  # snapshot files of the same repos that no entry records
+    freed_bytes: int = 0
+
+
+def remove(root: Path, name: str) -> Removal:
+    """Delete the files of every manifest entry of `name` that nothing else uses: the snapshot link unless
+    another entry names the same repo, commit and file; the blob unless another entry or any snapshot link
+    in the repo still uses it; its partial download; refs and folders that this leaves dangling or empty.
+
+    Only links that point at their blob and blobs that are plain files are vitamin's to delete; anything else
+    is kept and reported. Runs under the manifest's and each blob's lock, so that it never pulls a file from
+    under a running `vitamin pull`."""
+    from filelock import FileLock
+
+    removal = Removal()
+    with updating_manifest(root) as manifest:
+        mine = manifest.of(name)
+        others = [e for e in manifest.entries if e.name != name]
+        for entry in mine:
+            repo = entry.repo_cache(root)
+            lock = confined(root, repo.lock(entry.etag))
+            try:
+                lock.parent.mkdir(parents=True, exist_ok=True)
+                with FileLock(str(lock), mode=lock_mode()):
+                    _remove_entry(root, entry, others, removal)
+            except OSError as err:
+                raise cache_failure(err, f"delete the files of {name}") from err
+        manifest.entries = others
+        recorded = {e.snapshot(root) for e in others}
+        for folder in {e.repo_cache(root).folder for e in mine}:
+            for path in sorted((folder / "snapshots").glob("**/*")):
+                if (path.is_symlink() or path.is_file()) and path not in recorded:
+                    removal.others.append(path)
+    return removal
+
+
+def _remove_entry(root: Path, entry: Pulled, others: list[Pulled], removal: Removal) -> None:
+    repo = entry.repo_cache(root)
+    blob = confined(root, repo.blob(entry.etag))
+    snapshot = confined(root, repo.snapshot(entry.revision, entry.filename))
+    sharing = [o.name for o in others if o.same_file(entry)]
+    if sharing:
+        removal.kept.append((snapshot, f"also pulled for {', '.join(sorted(set(sharing)))}"))
+    elif snapshot.is_symlink() and os.path.abspath(snapshot.parent / os.readlink(snapshot)) == os.path.abspath(blob):
+        _unlink(snapshot, removal)
+    elif snapshot.exists() or snapshot.is_symlink():
+        removal.kept.append((snapshot, "not a link to its blob: another tool made or changed it"))
+    users = sorted({o.name for o in others if o.same_blob(entry)})
+    links = repo.links_to(blob)
+    if users:
+        removal.kept.append((blob, f"also used by {', '.join(users)}"))
+    elif links:
+        removal.kept.append((blob, f"still linked from {links[0].relative_to(repo.folder)}"))
+    elif blob.is_file() and not blob.is_symlink():
+        removal.freed_bytes += blob.stat().st_size
+        _unlink(blob, removal)
+        partial = confined(root, repo.partial(entry.etag))
+        if partial.is_file() and not partial.is_symlink():
+            _unlink(partial, removal)
+    elif blob.is_symlink():
+        removal.kept.append((blob, "a link, not a blob vitamin wrote"))
+    tidy(root, repo, entry.revision, removal)
+
+
+def _unlink(path: Path, removal: Removal) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise cache_failure(err, f"delete {path}") from err
+    removal.deleted.append(path)
+
+
+def tidy(root: Path, repo: RepoCache, commit: str, removal: Removal) -> None:
+    """Remove the folders `remove` emptied, refs to the commit once its snapshot is gone, and the repo folder
+    once nothing is left in it, so that the cache scanner sees no dangling ref and no half repo."""
+    snapshots = repo.folder / "snapshots"
+    commit_folder = snapshots / commit
+    _remove_empty_folders(commit_folder, stop=snapshots)
+    if not commit_folder.exists():
+        for ref in sorted((repo.folder / "refs").glob("**/*")):
+            if ref.is_file() and not ref.is_symlink() and ref.read_text(errors="replace").strip() == commit:
+                _unlink(confined(root, ref), removal)
+        _remove_empty_folders(repo.folder / "refs", stop=repo.folder)
+    if not any(p.is_file() or p.is_symlink() for p in repo.folder.glob("**/*")):
+        _remove_empty_folders(repo.folder, stop=root)
+    elif repo.folder.is_dir():
+        (repo.folder / "snapshots").mkdir(exist_ok=True)  # the scanner reads a repo folder without one as broken
+
+
+def _remove_empty_folders(top: Path, stop: Path) -> None:
+    """Remove `top` and the folders in it that are (or become) empty, deepest first; never `stop` or above."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for folder in sorted(top.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+        if folder != stop and folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 # ---------------------------------------------------------------------------------------------------
 # What is on disk
 
 
-def remove(cache_root: Path, entry: Pulled) -> list[Path]:
-    """Delete one pulled checkpoint: its snapshot link, its blob (unless another snapshot still links to it),
-    its partial download, folders left empty and refs to snapshots that are gone. Returns what was removed.
-
-    Runs under the blob's lock, so that it never pulls a file from under a running `vitamin pull`."""
-    from filelock import FileLock
-
-    repo = RepoCache(cache_root, entry.repo)
-    removed: list[Path] = []
-    repo.lock(entry.etag).parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(repo.lock(entry.etag))):
-        with updating_manifest(cache_root) as entries:
-            entries.pop(entry.name, None)
-        snapshot = Path(entry.path)
-        if snapshot.is_symlink() or snapshot.exists():
-            snapshot.unlink()
-            removed.append(snapshot)
-        blob = repo.blob(entry.etag)
-        snapshots = repo.folder / "snapshots"
-        still_linked = any(link.is_symlink() and link.resolve() == blob.resolve() for link in snapshots.rglob("*"))
-        for path in (blob, repo.partial(entry.etag)):
-            if path.exists() and not (path == blob and still_linked):
-                path.unlink()
-                removed.append(path)
-        _remove_empty_folders(snapshots)
-        refs = repo.folder / "refs"
-        for ref in [r for r in refs.rglob("*") if r.is_file()]:  # refs/pr/1 and the like are nested
-            if not (snapshots / ref.read_text().strip()).exists():
-                ref.unlink()
-                removed.append(ref)
-        _remove_empty_folders(refs)
-        _remove_empty_folders(repo.folder / "blobs")
-        _remove_empty_folders(repo.folder)
-    return removed
-
-
-def _remove_empty_folders(top: Path) -> None:
-    """Remove the folders below `top`, and `top`, that are (or become) empty; deepest first."""
-    for folder in sorted(top.glob("**/"), key=lambda p: len(p.parts), reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
 @dataclass(frozen=True)
 class PartialDownload:
     repo: str
+    repo_type: str
     path: Path
     size_bytes: int
 
 
-def partial_downloads(cache_root: Path) -> list[PartialDownload]:
-    """Interrupted pulls that the next `vitamin pull` of the same model will continue."""
+def partial_downloads(root: Path) -> list[PartialDownload]:
+    """Interrupted pulls that the next `vitamin pull` of the same file will continue."""
     found = []
-    for path in sorted(cache_root.glob(f"models--*/blobs/*{PARTIAL_SUFFIX}")):
-        repo = path.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
-        found.append(PartialDownload(repo, path, path.stat().st_size))
+    for path in sorted(root.glob(f"*s--*/blobs/*{PARTIAL_SUFFIX}")):
+        kind, _, name = path.parent.parent.name.partition("s--")
+        if kind in REPO_TYPES and path.is_file() and not path.is_symlink():
+            found.append(PartialDownload(name.replace("--", "/", 1), kind, path, path.stat().st_size))
     return found

@@ -16,13 +16,14 @@ class CheckpointError(VitaminError):
 
 
 def checkpoint_path(model: Model, hub_root: Path) -> Path:
-    """The pulled file of a model; a model that is not pulled is an error naming `vitamin pull`."""
+    """The pulled file of a model (the one pulled last, if several revisions are); a model that is not pulled is
+    an error naming `vitamin pull`."""
     if model.weights is None:
         raise UsageError(f"{model.name} has no public checkpoint", hint="`vitamin ls --released` lists those that do")
-    entry = read_manifest(hub_root).get(model.name)
-    if entry is None or not Path(entry.path).exists():
+    present = [e for e in read_manifest(hub_root).of(model.name) if e.snapshot(hub_root).exists()]
+    if not present:
         raise UsageError(f"{model.name} is not pulled", hint=f"run `vitamin pull {model.name}` first")
-    return Path(entry.path)
+    return max(present, key=lambda e: e.pulled_at).snapshot(hub_root)
 
 
 def read_state_dict(path: Path) -> dict[str, Any]:
@@ -66,8 +67,17 @@ def load_into(model: Any, state: dict[str, Any], name: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def load(zoo: Zoo, name: str, hub_root: Path, device: str = "cpu", dtype: str = "fp32") -> tuple[Any, Any, Any]:
-    """(model, preprocess, tokenizer) of a pulled model, ready for inference."""
+def load(
+    zoo: Zoo,
+    name: str,
+    *,
+    hub_root: Path | None = None,
+    checkpoint: Path | None = None,
+    device: str = "cpu",
+    dtype: str = "fp32",
+) -> tuple[Any, Any, Any]:
+    """(model, preprocess, tokenizer) of a model, ready for inference: with the checkpoint file given, or else
+    the one pulled into the cache at `hub_root`."""
     import open_clip
 
     from vitamin_cli import arch
@@ -75,7 +85,10 @@ def load(zoo: Zoo, name: str, hub_root: Path, device: str = "cpu", dtype: str = 
     if dtype not in precision.NAMES:
         raise UsageError(f"precision must be one of {', '.join(precision.NAMES)}, not {dtype!r}")
     model_entry = zoo.get(name)
-    path = checkpoint_path(model_entry, hub_root)
+    if checkpoint is None:
+        assert hub_root is not None, "give the checkpoint, or the cache it was pulled into"
+        checkpoint = checkpoint_path(model_entry, hub_root)
+    path = checkpoint
     cfg = arch.config(zoo, model_entry)
     model = arch.build(cfg, device="cpu")
     load_into(model, read_state_dict(path), model_entry.name)

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from vitamin_cli.errors import VitaminError
-from vitamin_cli.files import write_atomic
+from vitamin_cli.files import save
 from vitamin_cli.hubids import is_sha256
 from vitamin_cli.zoo import Model, Weights
 
@@ -63,7 +63,7 @@ def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
         zoo_schema.parse(text, zoo_file)  # never write a file that does not load
     except VitaminError as err:
         raise VitaminError(f"pinning would break {zoo_file}, so it is left as it was: {err.message}") from None
-    write_atomic(zoo_file, text)
+    save(zoo_file, text)
 
 
 def _weights_spans(text: str) -> dict[str, tuple[int, int]]:

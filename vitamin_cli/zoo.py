@@ -181,7 +181,8 @@ class Zoo:
         """A model by canonical name, alias or Hugging Face repo (`org/name` or `name`), ignoring case."""
         model = self._index.get(name.strip().lower())
         if model is None:
-            raise UnknownModelError(f"unknown model '{name}'", hint=suggest(name, self._display_names()))
+            shown = f"'{name}'" if len(name) <= 80 else f"'{name[:60]}...' ({len(name):,} characters)"
+            raise UnknownModelError(f"unknown model {shown}", hint=suggest(name[:200], self._display_names()))
         return model
 
     def _display_names(self) -> list[str]:

@@ -248,4 +248,4 @@ def pulled_names(hub_root: Path) -> set[str]:
     """Names of the models whose checkpoint the manifest of this cache records."""
     from vitamin_cli.hubcache import read_manifest
 
-    return set(read_manifest(hub_root))
+    return {e.name for e in read_manifest(hub_root).entries if e.snapshot(hub_root).exists()}

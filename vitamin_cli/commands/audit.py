@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vitamin_cli import output, zoo
 from vitamin_cli.commands import _options as opt
+from vitamin_cli.errors import EXIT_FAILURE, VitaminError
 from vitamin_cli.output import OutputFormat
+
+if TYPE_CHECKING:
+    from vitamin_cli.audit import AuditRow
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.markdown)
 EXAMPLES = """
@@ -46,13 +50,21 @@ def audit_command(
         if chosen == OutputFormat.table and sys.stderr.isatty():
             print(f"measuring {architecture} ...", file=sys.stderr)
 
-    rows = audit.audit(registry, models, progress=progress)
+    failures: dict[str, VitaminError] = {}
+    rows = audit.audit(registry, models, progress=progress, failures=failures)
+    for name, err in failures.items():
+        output.report_error(VitaminError(f"{name}: {err.message}", hint=err.hint))
     if chosen == OutputFormat.json:
         output.write_json([r.to_json() for r in rows])
-        return
-    if chosen == OutputFormat.markdown:
+    elif chosen == OutputFormat.markdown:
         output.write_text(audit.to_markdown(rows))
-        return
+    else:
+        _table(rows)
+    if failures:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _table(rows: list[AuditRow]) -> None:
     cells: list[list[output.Cell]] = [
         [
             r.model,

@@ -76,6 +76,10 @@ def bench_command(
     if tower not in ("image", "text", "both"):
         raise UsageError(f"--tower must be image, text or both, not {tower!r}")
     opt.check_dtype(dtype)
+    if out is not None:
+        from vitamin_cli.files import check_writable
+
+        check_writable(out)
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
     hub_root = hub_dir(cache_dir)
@@ -129,9 +133,9 @@ def bench_command(
             )
     rows = [r.to_json() for r in results]
     if out is not None:
-        from vitamin_cli.files import write_atomic
+        from vitamin_cli.files import save
 
-        write_atomic(out, json.dumps({"environment": bench.environment(settings, roof), "results": rows}, indent=2))
+        save(out, json.dumps({"environment": bench.environment(settings, roof), "results": rows}, indent=2))
     if chosen == OutputFormat.json:
         output.write_json(rows)
     elif chosen == OutputFormat.csv:

@@ -22,38 +22,56 @@ def cache_command(
     format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
 ) -> None:
-    """Show the pulled checkpoints and interrupted downloads in the cache, with sizes and the total."""
+    """Show the files vitamin pulled into the cache (each revision of each model), interrupted downloads, and
+    the total on disk. A file deleted by another tool is listed as gone."""
     from vitamin_cli.hubcache import hub_dir, manifest_path, partial_downloads, read_manifest
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     root = hub_dir(cache_dir)
-    pulled = sorted(read_manifest(root).values(), key=lambda e: e.name)
+    pulled = sorted(read_manifest(root).entries, key=lambda e: (e.name, e.pulled_at))
     partials = partial_downloads(root)
-    total = sum(e.size_bytes for e in pulled) + sum(p.size_bytes for p in partials)
+    present = [e for e in pulled if e.snapshot(root).exists()]
+    # a blob two entries share is counted once, as the cache scanner counts it
+    blobs = {(e.repo_type, e.repo, e.etag): e.size_bytes for e in present}
+    total = sum(blobs.values()) + sum(p.size_bytes for p in partials)
     if chosen == OutputFormat.json:
         output.write_json(
             {
                 "cache_dir": str(root),
                 "manifest": str(manifest_path(root)),
-                "models": [vars(e) for e in pulled],
-                "partial": [{"repo": p.repo, "path": str(p.path), "size_bytes": p.size_bytes} for p in partials],
+                "models": [e.to_json(root) for e in pulled],
+                "partial": [
+                    {"repo": p.repo, "repo_type": p.repo_type, "path": str(p.path), "size_bytes": p.size_bytes}
+                    for p in partials
+                ],
                 "total_bytes": total,
             }
         )
         return
-    console = output.console()
     output.write_text(f"cache {root}")
     if not pulled and not partials:
         output.write_text("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
         return
-    rows: list[list[output.Cell]] = [
-        [e.name, output.human_bytes(e.size_bytes), e.revision[:10], e.pulled_at, e.path] for e in pulled
-    ]
-    rows += [
-        [(f"{p.repo} (partial)", "yellow"), output.human_bytes(p.size_bytes), "", "", str(p.path)] for p in partials
-    ]
-    console.print(output.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}, fold=True))
+    rows: list[list[output.Cell]] = []
+    for e in pulled:
+        gone = e not in present
+        rows.append(
+            [
+                (f"{e.name} (gone)", "yellow") if gone else e.name,
+                output.human_bytes(e.size_bytes),
+                e.revision[:10],
+                e.pulled_at,
+                str(e.snapshot(root)),
+            ]
+        )
+    for p in partials:
+        rows.append([(f"{p.repo} (partial)", "yellow"), output.human_bytes(p.size_bytes), "", "", str(p.path)])
+    output.console().print(
+        output.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}, fold=True)
+    )
+    vanished = len(pulled) - len(present)
     output.write_text(
-        f"total {output.human_bytes(total)} in {len(pulled)} models"
+        f"total {output.human_bytes(total)} in {len(present)} files"
         + (f" and {len(partials)} partial downloads" if partials else "")
+        + (f"; {vanished} deleted outside vitamin (`vitamin rm` forgets them)" if vanished else "")
     )

@@ -34,6 +34,9 @@ def pin_command(
 
     if bool(names) == all_models:
         raise UsageError("name the models to pin, or use --all")
+    from vitamin_cli import hub
+
+    hub.check_revision(revision)
     registry = zoo.load(zoo_path)
     models = registry.select(names or ()) if names else list(registry.models)
     if names:

@@ -55,6 +55,8 @@ def pull_command(
     from vitamin_cli.hubcache import hub_dir
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
+    hub.check_revision(revision)
+    network = hub.Network.from_environment()  # a bad setting is a usage error before any model is tried
     # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     selection.require("pull")
@@ -65,7 +67,7 @@ def pull_command(
     with _progress_display(quiet or chosen == OutputFormat.json) as show:
         for model in models:
             try:
-                result = hub.pull(model, root, revision=revision, progress=show(model.name))
+                result = hub.pull(model, root, revision=revision, progress=show(model.name), network=network)
             except VitaminError as err:
                 result = PullResult(name=model.name, status="failed", error=err.message)
                 output.report_error(err)

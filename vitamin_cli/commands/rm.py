@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from vitamin_cli import output, zoo
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.errors import EXIT_FAILURE, UsageError
+from vitamin_cli.errors import EXIT_FAILURE, UnknownModelError, UsageError
 
 EXAMPLES = """
 Examples:
@@ -25,24 +26,49 @@ def rm_command(
     cache_dir: opt.CacheDir = None,
     zoo_path: opt.ZooPath = None,
 ) -> None:
-    """Delete models' checkpoints from the cache: only their own files, and their manifest entries."""
+    """Delete models' files from the cache: every revision pulled of each, but only what no other model and no
+    other tool's snapshot uses; then their manifest entries."""
     from vitamin_cli.hubcache import hub_dir, read_manifest, remove
 
     registry = zoo.load(zoo_path)
     root = hub_dir(cache_dir)
     manifest = read_manifest(root)
-    models = [registry.get(name) for name in names]
-    missing = [m.name for m in models if m.name not in manifest]
-    entries = [manifest[m.name] for m in models if m.name in manifest]
+    pulled = {e.name for e in manifest.entries}
+    wanted: list[str] = []
+    for name in names:
+        try:
+            canonical = registry.get(name).name
+        except UnknownModelError:
+            if name not in pulled:  # a name pulled with another zoo file is still the manifest's to delete
+                raise
+            canonical = name
+        if canonical not in wanted:
+            wanted.append(canonical)
+    missing = [n for n in wanted if n not in pulled]
+    present = [n for n in wanted if n in pulled]
     for name in missing:
         print(f"{name} is not pulled into {root}; nothing to delete", file=sys.stderr)
-    if entries and not yes:
+    if present and not yes:
         if not sys.stdin.isatty():
             raise UsageError("not deleting without confirmation: pass --yes")
-        total = output.human_bytes(sum(e.size_bytes for e in entries))
-        typer.confirm(f"Delete {', '.join(e.name for e in entries)} ({total}) from {root}?", abort=True)
-    for entry in entries:
-        remove(root, entry)
-        output.write_text(f"deleted {entry.name} ({output.human_bytes(entry.size_bytes)})")
+        total = output.human_bytes(sum(e.size_bytes for n in present for e in manifest.of(n)))
+        typer.confirm(f"Delete {', '.join(present)} (up to {total}) from {root}?", abort=True)
+    for name in present:
+        removal = remove(root, name)
+        files = len(removal.deleted)
+        output.write_text(
+            f"deleted {name}: {files} file{'s' if files != 1 else ''}, {output.human_bytes(removal.freed_bytes)} freed"
+        )
+        for path, reason in removal.kept:
+            output.write_text(f"  kept {_short(path, root)}: {reason}")
+        for path in removal.others:
+            output.write_text(f"  still in the cache, not pulled by vitamin: {_short(path, root)}")
     if missing:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _short(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

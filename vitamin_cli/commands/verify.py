@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -50,37 +50,39 @@ def verify_command(
     parameter count compared with the zoo, and one forward pass must give finite embeddings of the right width.
     """
     from vitamin_cli import verify
-    from vitamin_cli.hubcache import Pulled, hub_dir, read_manifest
+    from vitamin_cli.hubcache import hub_dir, read_manifest
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     if names and all_models:
         raise UsageError("name models or use --all, not both")
     registry = zoo.load(zoo_path)
     root = hub_dir(cache_dir)
+    network = _network() if fix else None
     manifest = read_manifest(root)
-    if not names and not manifest:
+    if not names and not manifest.entries:
         print(f"nothing pulled into {root} yet; `vitamin pull NAME` fetches a checkpoint", file=sys.stderr)
         if chosen == OutputFormat.json:
             output.write_json([])
         return
-    wanted = {registry.get(n).name for n in names} if names else set(manifest)
-    total = sum(entry.size_bytes for name, entry in manifest.items() if name in wanted)
 
-    def check_all(manifest: dict[str, Pulled], names: list[str]) -> list[Check]:
+    def check_all(names: list[str]) -> list[Check]:
+        manifest = read_manifest(root, warn=False)
+        wanted = set(names) or {e.name for e in manifest.entries}
+        total = sum(e.size_bytes for e in manifest.entries if e.name in wanted)
         with output.byte_progress("hashing", total, enabled=chosen == OutputFormat.table) as on_bytes:
-            checks = verify.verify(registry, manifest, names, on_bytes=on_bytes)
+            checks = verify.verify(registry, root, manifest, names, on_bytes=on_bytes)
         if deep:
             for check in checks:
                 if check.status == "ok":
                     verify.deep_check(registry, check, hub_root=root)
         return checks
 
-    checks = check_all(manifest, list(names or ()))
+    checks = check_all(list(names or ()))
     if fix:
-        mended = _mend(registry, checks, root)
+        mended = _mend(checks, root, network)
         if mended:
-            again = {c.name: c for c in check_all(read_manifest(root), mended)}
-            checks = [again.get(c.name, c) for c in checks]
+            again = {(c.name, c.path): c for c in check_all(mended)}
+            checks = [again.get((c.name, c.path), c) for c in checks]
     if chosen == OutputFormat.json:
         output.write_json([c.to_json() for c in checks])
     else:
@@ -89,32 +91,37 @@ def verify_command(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _mend(registry: zoo.Zoo, checks: list[Check], hub_root: Path) -> list[str]:
-    """Download again what is damaged or missing; returns the names it downloaded. A file that only
-    disagrees with a zoo.yaml pin, or that loads badly though it is what was pulled, is left as it is:
-    a new download would give the same bytes."""
-    from vitamin_cli import hub
-    from vitamin_cli.errors import UnknownModelError
+def _network() -> Any:
+    from vitamin_cli.hub import Network
 
-    mended = []
+    return Network.from_environment()  # a bad setting is a usage error before anything is checked
+
+
+def _mend(checks: list[Check], hub_root: Path, network: Any) -> list[str]:
+    """Download again each file that is damaged or gone, at the commit it was pulled at, and put it in place
+    once it hashes as recorded; returns the names it mended. Nothing is deleted first: a download that fails
+    leaves the cache as it was. A file that only disagrees with a zoo.yaml pin is left as it is: a new
+    download would give the same bytes."""
+    from vitamin_cli import hub
+
+    mended: list[str] = []
     for check in checks:
-        if check.status == "ok":
+        if check.status == "ok" or check.entry is None:
+            if check.status != "ok":
+                print(f"{check.name}: not pulled, so nothing to mend; `vitamin pull` it", file=sys.stderr)
             continue
         if not check.damaged:
             print(f"{check.name}: not downloading it again, the same file would come back", file=sys.stderr)
             continue
+        e = check.entry
+        wanted = hub.HubFile(e.repo, e.filename, e.revision, e.repo_type, sha256=e.sha256)  # exactly what was pulled
         try:
-            model = registry.get(check.name)
-        except UnknownModelError:
-            print(f"{check.name}: not in this zoo file; pull it with the zoo it came from", file=sys.stderr)
-            continue
-        if check.path:
-            Path(check.path).resolve().unlink(missing_ok=True)  # bytes that no longer match their own hash
-        try:
-            hub.pull(model, hub_root)
-            mended.append(check.name)
+            hub.fetch(wanted, hub_root, label=e.name, on_present=hub.record_for(e.name), network=network, force=True)
         except VitaminError as err:
             output.report_error(err)
+            continue
+        if e.name not in mended:
+            mended.append(e.name)
     return mended
 
 
