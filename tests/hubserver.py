@@ -43,7 +43,9 @@ def build_repo(
     path = mirrors / f"{repo_type}s" / repo
     path.mkdir(parents=True)
     subprocess.run([*GIT, "init", "-q", "-b", "main", str(path)], check=True)
-    (path / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    (path / ".gitattributes").write_text(
+        "*.bin filter=lfs diff=lfs merge=lfs -text\n*.tar filter=lfs diff=lfs merge=lfs -text\n"
+    )
     return _commit(path, lfs_files, plain_files if plain_files is not None else {"README.md": f"# {repo}\n"})
 
 

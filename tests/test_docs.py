@@ -101,3 +101,18 @@ def test_json_page_lists_the_pull_and_verify_keys() -> None:
     from vitamin_cli.bench import Result
 
     assert table_keys(page, "## `vitamin bench --json`") == [f.name for f in fields(Result) if f.name != "tried"]
+
+
+def test_json_page_lists_the_eval_keys() -> None:
+    from vitamin_cli.results_file import TaskResult
+
+    page = (DOCS / "json.md").read_text()
+    assert table_keys(page, "## `vitamin eval --json`") == list(TaskResult("m", None, "t", "t").to_json())
+
+
+def test_every_command_has_its_page_in_the_cli_reference() -> None:
+    from vitamin_cli.cli import COMMANDS
+
+    reference = (DOCS / "cli.md").read_text()
+    for name in COMMANDS:
+        assert f"## `vitamin {name}`" in reference, name

@@ -33,6 +33,7 @@ COMMANDS = {
     "bench": "bench",
     "plot": "plot",
     "compare": "compare",
+    "eval": "eval",
 }
 
 

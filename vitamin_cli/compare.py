@@ -6,8 +6,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vitamin_cli.results_file import Speeds
-from vitamin_cli.zoo import Model
+from vitamin_cli.results_file import Measured, Speeds
+from vitamin_cli.zoo import METRICS, Model
+
+METRIC_LABELS = {
+    "imagenet": "ImageNet (%)",
+    "avg38": "avg. 38 datasets (%)",
+    "dist_shift": "ImageNet dist. shift (%)",
+    "vtab": "VTAB (%)",
+    "retrieval": "retrieval (%)",
+}
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,10 @@ def _speed(tower: str) -> Callable[[Model, Speeds], float | None]:
     return lambda m, speeds: speeds.get(m, tower)
 
 
+def _reported(metric: str) -> Callable[[Model, Speeds], float]:
+    return lambda model, _: float(getattr(model, metric))
+
+
 FIELDS = (
     Field("encoder", "encoder", lambda m, _: m.encoder, None),
     Field("image size (px)", "image_size", lambda m, _: m.image_size, None),
@@ -31,11 +43,7 @@ FIELDS = (
     Field("params text (M)", "params_text_m", lambda m, _: m.params_text_m, "lower"),
     Field("MACs image (G)", "macs_image_g", lambda m, _: m.macs_image_g, "lower"),
     Field("MACs text (G)", "macs_text_g", lambda m, _: m.macs_text_g, "lower"),
-    Field("ImageNet (%)", "imagenet", lambda m, _: m.imagenet, "higher"),
-    Field("avg. 38 datasets (%)", "avg38", lambda m, _: m.avg38, "higher"),
-    Field("ImageNet dist. shift (%)", "dist_shift", lambda m, _: m.dist_shift, "higher"),
-    Field("VTAB (%)", "vtab", lambda m, _: m.vtab, "higher"),
-    Field("retrieval (%)", "retrieval", lambda m, _: m.retrieval, "higher"),
+    *(Field(METRIC_LABELS[m], m, _reported(m), "higher") for m in METRICS),
     Field("weights", "weights", lambda m, _: m.weights.repo if m.weights else None, None),
 )
 MEASURED = (
@@ -55,9 +63,18 @@ class Row:
         return {"field": self.key, "label": self.label, "values": self.values, "best": self.best}
 
 
-def compare(models: Sequence[Model], speeds: Speeds | None = None) -> list[Row]:
+def _measured_fields(accuracy: Measured) -> tuple[Field, ...]:
+    def getter(metric: str) -> Callable[[Model, Speeds], float | None]:
+        return lambda model, _: accuracy.get(model, metric)
+
+    return tuple(Field(f"{METRIC_LABELS[m]} measured", f"{m}_measured", getter(m), "higher") for m in METRICS)
+
+
+def compare(models: Sequence[Model], speeds: Speeds | None = None, accuracy: Measured | None = None) -> list[Row]:
+    """One row per field, the best marked; measured accuracy (`vitamin eval`) and throughput when given."""
     rows = []
-    for field in FIELDS + (MEASURED if speeds is not None else ()):
+    measured = _measured_fields(accuracy) if accuracy is not None else ()
+    for field in FIELDS + measured + (MEASURED if speeds is not None else ()):
         values = [field.get(m, speeds or Speeds()) for m in models]
         numbers = [v for v in values if isinstance(v, (int, float))]
         best: list[str] = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitamin_cli.errors import UsageError
-from vitamin_cli.results_file import Speeds
+from vitamin_cli.results_file import Measured, Speeds
 from vitamin_cli.zoo import METRICS, Model
 
 X_AXES = {
@@ -39,8 +39,11 @@ class Point:
     y: float
 
 
-def points(models: Sequence[Model], x: str, y: str, speeds: Speeds | None = None) -> list[Point]:
-    """The models as points; with x = throughput, only those with a saved image-tower measurement."""
+def points(
+    models: Sequence[Model], x: str, y: str, speeds: Speeds | None = None, accuracy: Measured | None = None
+) -> list[Point]:
+    """The models as points; with x = throughput, only those with a saved image-tower measurement; with
+    `accuracy`, y is the measured column, and only models with one are drawn."""
     if x not in X_AXES:
         raise UsageError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
     if y not in Y_AXES:
@@ -55,11 +58,16 @@ def points(models: Sequence[Model], x: str, y: str, speeds: Speeds | None = None
                 continue
         else:
             value = model.macs_image_g if x == "macs" else model.params_image_m
+        y_value = getattr(model, y) if accuracy is None else accuracy.get(model, y)
+        if y_value is None:
+            continue
         series = (model.schedule, model.encoder, str(model.image_size))
-        found.append(Point(model.name, model.family, series, model.seen_samples_total, value, getattr(model, y)))
+        found.append(Point(model.name, model.family, series, model.seen_samples_total, value, y_value))
     if not found:
         raise UsageError(
-            "no model to plot: the selection is empty" + (" or has no saved throughput" if x == "throughput" else "")
+            "no model to plot: the selection is empty"
+            + (" or has no saved throughput" if x == "throughput" else "")
+            + (f" or has no complete measured {y}" if accuracy is not None else "")
         )
     return found
 

@@ -16,7 +16,7 @@ from vitamin_cli.zoo import JSON_KEYS, METRICS, Model, Weights, Zoo
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from vitamin_cli.results_file import Speeds
+    from vitamin_cli.results_file import Measured, Speeds
 
 METRIC_TITLES = {
     "imagenet": "ImageNet",
@@ -120,6 +120,7 @@ def ls_table(
     grouped: bool,
     measured: Mapping[str, Mapping[str, float]] | None = None,
     speeds: Speeds | None = None,
+    accuracy: Measured | None = None,
 ) -> TextTable:
     """The `vitamin ls` table, under 80 columns; grouped like the zoo table unless the rows were sorted.
 
@@ -130,6 +131,8 @@ def ls_table(
         titles[3:3] = ["Params M\nmeasured", "MACs G\nmeasured"]
     if speeds is not None:
         titles[-1:-1] = ["Images\n/s", "Texts\n/s"]
+    if accuracy is not None:
+        titles[-1:-1] = [f"{LS_TITLES[m]}\nmeas." for m in METRICS]
     table = TextTable(titles, right=set(range(1, len(titles) - 1)))
     for index, model in enumerate(models):
         previous = models[index - 1] if index else None
@@ -148,6 +151,9 @@ def ls_table(
         if speeds is not None:
             rates = [speeds.get(model, tower) for tower in ("image", "text")]
             cells[-1:-1] = [("-" if rate is None else f"{rate:,.0f}", "cyan") for rate in rates]
+        if accuracy is not None:
+            values = [accuracy.get(model, m) for m in METRICS]
+            cells[-1:-1] = [("-" if value is None else f"{value:.1f}", "cyan") for value in values]
         if measured is not None:
             c = measured[model.name]
             d = cost_decimals(model)

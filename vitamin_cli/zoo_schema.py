@@ -64,41 +64,41 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 5] + "...'" + f" ({len(text)} characters)"
 
 
-class _Problem(ValueError):
+class Problem(ValueError):
     """A value that breaks the schema; the parser adds the file, line and field."""
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _Problem(f"expected a non-empty string, got {shown(value)}")
+        raise Problem(f"expected a non-empty string, got {shown(value)}")
     return value
 
 
 def _integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _Problem(f"expected a positive whole number, got {shown(value)}")
+        raise Problem(f"expected a positive whole number, got {shown(value)}")
     return value
 
 
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _Problem(f"expected a number, got {shown(value)}")
+        raise Problem(f"expected a number, got {shown(value)}")
     if value < 0:
-        raise _Problem(f"expected a number of at least 0, got {shown(value)}")
+        raise Problem(f"expected a number of at least 0, got {shown(value)}")
     return float(value)
 
 
 def _percent(value: Any) -> float:
     number = _number(value)
     if number > 100:
-        raise _Problem(f"expected a percentage between 0 and 100, got {shown(value)}")
+        raise Problem(f"expected a percentage between 0 and 100, got {shown(value)}")
     return number
 
 
 def _choice(options: Sequence[str]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in options:
-            raise _Problem(f"expected one of {', '.join(options)}, got {shown(value)}")
+            raise Problem(f"expected one of {', '.join(options)}, got {shown(value)}")
         return str(value)
 
     return check
@@ -109,9 +109,9 @@ def _samples(value: Any) -> str:
     try:
         total = parse_samples(text)
     except ValueError as err:
-        raise _Problem(str(err)) from None
+        raise Problem(str(err)) from None
     if total <= 0:
-        raise _Problem(f"expected a positive sample count, got {shown(value)}")
+        raise Problem(f"expected a positive sample count, got {shown(value)}")
     return text
 
 
@@ -119,7 +119,7 @@ def _identifier(pattern: re.Pattern[str], what: str, characters: str) -> Callabl
     def check(value: Any) -> str:
         text = _text(value)
         if not pattern.match(text) or len(text) > NAME_MAX:
-            raise _Problem(
+            raise Problem(
                 f"expected {what} of at most {NAME_MAX} ASCII letters, digits and {characters} only, got {shown(value)}"
             )
         return text
@@ -135,7 +135,7 @@ _arch = _identifier(_ARCH_RE, "an architecture name", ". _ + -")
 
 def _aliases(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise _Problem(f"expected a list of names, got {shown(value)}")
+        raise Problem(f"expected a list of names, got {shown(value)}")
     return tuple(_name(v) for v in value)
 
 
@@ -145,7 +145,7 @@ def _hub_name(problem_of: Callable[[Any], str | None]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         problem = problem_of(value)
         if problem is not None:
-            raise _Problem(f"{problem}; got {shown(value)}")
+            raise Problem(f"{problem}; got {shown(value)}")
         return str(value)
 
     return check
@@ -157,7 +157,7 @@ def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _sha256(value: Any) -> str:
     if not hubids.is_sha256(value):
-        raise _Problem(f"expected 64 lower-case hex digits, got {shown(value)}")
+        raise Problem(f"expected 64 lower-case hex digits, got {shown(value)}")
     return str(value)
 
 
@@ -196,32 +196,22 @@ WEIGHTS_KEYS_REQUIRED = ("repo", "filename")
 WEIGHTS_KEYS_OPTIONAL = tuple(key for key in _WEIGHTS_CHECKS if key not in WEIGHTS_KEYS_REQUIRED)
 
 
-class _Parser:
-    """Walks the YAML node tree (not plain dicts) so every error can name its line."""
+class Reader:
+    """Walks a YAML file's node tree (not plain dicts) so every error can name its line; bounded work.
+
+    The zoo's parser below and the task registry (`vitamin_cli.tasks`) are both readers."""
 
     def __init__(self, path: str, data: str | bytes) -> None:
         self.path = path
         self.data = data
         self.constructor = yaml.constructor.SafeConstructor()
-        self.owners: dict[str, tuple[str, int]] = {}  # lower-case name, alias or repo -> (model, line)
 
     def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ZooFileError:
         line = node.start_mark.line + 1 if node is not None else None
         return ZooFileError(self.path, line, field, problem)
 
-    def value(self, node: yaml.Node, field: str | None) -> Any:
-        """The plain value of a node; tags beyond YAML's own (`!foo`, `!!python/...`) are errors."""
-        if isinstance(node, yaml.ScalarNode):  # the common case; skips construct_object's bookkeeping
-            construct = self.constructor.yaml_constructors.get(node.tag)
-            if construct is None:
-                raise self.fail(node, field, f"unsupported YAML tag or value {node.tag!r}")
-            return construct(self.constructor, node)
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as err:
-            raise self.fail(node, field, f"unsupported YAML value: {getattr(err, 'problem', None) or err}") from None
-
-    def parse(self) -> Zoo:
+    def root(self, expected: str) -> yaml.Node:
+        """The file's top node, once it is known to be UTF-8, valid YAML and of bounded size."""
         if len(self.data) > MAX_BYTES:
             raise self.fail(None, None, f"{len(self.data):,} bytes is more than a zoo file may have ({MAX_BYTES:,})")
         try:
@@ -235,22 +225,25 @@ class _Parser:
             line = mark.line + 1 if mark is not None else None
             raise ZooFileError(self.path, line, None, f"invalid YAML: {err.problem or err.context}") from None
         except yaml.YAMLError as err:
-            raise ZooFileError(self.path, None, None, f"invalid YAML: {err}") from None
+            raise self.fail(None, None, f"invalid YAML: {err}") from None
         except RecursionError:
             raise self.fail(None, None, f"nested more than {MAX_DEPTH} levels deep") from None
         if root is None:
-            raise self.fail(None, None, "the file is empty; expected 'version' and 'models'")
+            raise self.fail(None, None, f"the file is empty; expected {expected}")
         self.check_size(root)
-        top = self.mapping(root, None, required=("version", "models"), optional=("architectures",))
-        version = self.value(top["version"], "version")
-        if type(version) is not int or version != SCHEMA_VERSION:
-            raise self.fail(top["version"], "version", f"expected {SCHEMA_VERSION}, got {version!r}")
-        architectures = self.architectures(top.get("architectures"))
-        models_node = top["models"]
-        if not isinstance(models_node, yaml.SequenceNode) or not models_node.value:
-            raise self.fail(models_node, "models", "expected a non-empty list of models")
-        models = tuple(self.model(node, architectures) for node in models_node.value)
-        return Zoo(path=Path(self.path), models=models, architectures=freeze(architectures))
+        return root
+
+    def value(self, node: yaml.Node, field: str | None) -> Any:
+        """The plain value of a node; tags beyond YAML's own (`!foo`, `!!python/...`) are errors."""
+        if isinstance(node, yaml.ScalarNode):  # the common case; skips construct_object's bookkeeping
+            construct = self.constructor.yaml_constructors.get(node.tag)
+            if construct is None:
+                raise self.fail(node, field, f"unsupported YAML tag or value {node.tag!r}")
+            return construct(self.constructor, node)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as err:
+            raise self.fail(node, field, f"unsupported YAML value: {getattr(err, 'problem', None) or err}") from None
 
     def check_size(self, root: yaml.Node) -> None:
         """Refuse a file whose nodes, counted as its aliases expand them, are too many or too deeply nested.
@@ -307,6 +300,39 @@ class _Parser:
                 raise self.fail(node, f"{where}.{key}" if where else key, "missing")
         return found
 
+    def checked(
+        self, checks: Mapping[str, Callable[[Any], Any]], fields: Mapping[str, yaml.Node], label: str, where: str
+    ) -> dict[str, Any]:
+        """Each present field's value, converted by its check; a failed check names the line and field."""
+        values: dict[str, Any] = {}
+        for key, node in fields.items():
+            try:
+                values[key] = checks[key](self.value(node, label + key))
+            except Problem as problem:
+                raise self.fail(node, label + key, f"{where}: {problem}") from None
+        return values
+
+
+class _Parser(Reader):
+    """zoo.yaml's own checks, on top of the reader's."""
+
+    def __init__(self, path: str, data: str | bytes) -> None:
+        super().__init__(path, data)
+        self.owners: dict[str, tuple[str, int]] = {}  # lower-case name, alias or repo -> (model, line)
+
+    def parse(self) -> Zoo:
+        root = self.root("'version' and 'models'")
+        top = self.mapping(root, None, required=("version", "models"), optional=("architectures",))
+        version = self.value(top["version"], "version")
+        if type(version) is not int or version != SCHEMA_VERSION:
+            raise self.fail(top["version"], "version", f"expected {SCHEMA_VERSION}, got {version!r}")
+        architectures = self.architectures(top.get("architectures"))
+        models_node = top["models"]
+        if not isinstance(models_node, yaml.SequenceNode) or not models_node.value:
+            raise self.fail(models_node, "models", "expected a non-empty list of models")
+        models = tuple(self.model(node, architectures) for node in models_node.value)
+        return Zoo(path=Path(self.path), models=models, architectures=freeze(architectures))
+
     def architectures(self, node: yaml.Node | None) -> dict[str, dict[str, Any]]:
         if node is None or (isinstance(node, yaml.ScalarNode) and self.value(node, "architectures") is None):
             return {}
@@ -318,7 +344,7 @@ class _Parser:
                 raise self.fail(key_node, "architectures", "expected a plain architecture name")
             try:
                 _arch(self.value(key_node, "architectures"))
-            except _Problem as problem:
+            except Problem as problem:
                 raise self.fail(key_node, "architectures", str(problem)) from None
             label = f"architectures.{key_node.value}"
             if key_node.value in result:
@@ -331,18 +357,6 @@ class _Parser:
                     raise self.fail(fields[key], f"{label}.{key}", "expected a mapping (an open_clip config)")
             result[key_node.value] = {key: self.value(node, f"{label}.{key}") for key, node in fields.items()}
         return result
-
-    def checked(
-        self, checks: Mapping[str, Callable[[Any], Any]], fields: Mapping[str, yaml.Node], label: str, where: str
-    ) -> dict[str, Any]:
-        """Each present field's value, converted by its check; a failed check names the line and field."""
-        values: dict[str, Any] = {}
-        for key, node in fields.items():
-            try:
-                values[key] = checks[key](self.value(node, label + key))
-            except _Problem as problem:
-                raise self.fail(node, label + key, f"{where}: {problem}") from None
-        return values
 
     def model(self, node: yaml.Node, architectures: Mapping[str, Mapping[str, Any]]) -> Model:
         fields = self.mapping(node, None, required=MODEL_KEYS_REQUIRED, optional=MODEL_KEYS_OPTIONAL)

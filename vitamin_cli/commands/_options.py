@@ -96,6 +96,27 @@ BatchSize = Annotated[
 ]
 
 
+Tasks = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--task",
+        metavar="KEY",
+        help="An evaluation task (DataComp's key: imagenet1k, vtab/cifar100, ...), or folder:PATH / wds:PATH for "
+        "your own data (repeatable).",
+        show_default=False,
+    ),
+]
+Suites = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--suite",
+        metavar="NAME",
+        help="The tasks behind a zoo column: imagenet, dist_shift, vtab, retrieval or avg38 (repeatable).",
+        show_default=False,
+    ),
+]
+
+
 def check_dtype(dtype: str | None) -> None:
     from vitamin_cli import precision
 

@@ -26,11 +26,15 @@ def compare_command(
     bench_file: Annotated[
         Path | None, typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE`.")
     ] = None,
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", metavar="FILE", help="Add accuracy measured by `vitamin eval -o FILE`.")
+    ] = None,
     format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
-    """Show models side by side: metrics, params, MACs, weights, and measured throughput with --bench."""
+    """Show models side by side: metrics, params, MACs, weights; measured accuracy with --eval, throughput with
+    --bench."""
     from vitamin_cli import compare, results_file
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
@@ -39,7 +43,8 @@ def compare_command(
     if len(models) < 2:
         raise UsageError("name at least two different models to compare")
     speeds = results_file.read_bench(bench_file) if bench_file else None
-    rows = compare.compare(models, speeds)
+    accuracy = results_file.read_eval(eval_file, models) if eval_file else None
+    rows = compare.compare(models, speeds, accuracy)
     if chosen == OutputFormat.json:
         output.write_json({"models": [m.name for m in models], "rows": [r.to_json() for r in rows]})
         return

@@ -49,6 +49,10 @@ def ls_command(
         Path | None,
         typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE` (or --json)."),
     ] = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option("--eval", metavar="FILE", help="Add the accuracy measured by `vitamin eval -o FILE`."),
+    ] = None,
     with_audit: Annotated[
         bool,
         typer.Option("--audit", help="Add the params and MACs measured by `vitamin audit` (from its cache)."),
@@ -64,8 +68,8 @@ def ls_command(
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
     if reverse and sort is None:
         raise UsageError("--reverse needs --sort COLUMN")
-    if (with_audit or bench_file) and chosen != OutputFormat.table:
-        raise UsageError("--audit and --bench add columns to the table only")
+    if (with_audit or bench_file or eval_file) and chosen != OutputFormat.table:
+        raise UsageError("--audit, --bench and --eval add columns to the table only")
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
     if pulled is not None:
@@ -90,7 +94,10 @@ def ls_command(
 
         measured = _audit_counts(registry, models) if with_audit else None
         speeds = results_file.read_bench(bench_file) if bench_file else None
-        table = render.ls_table(registry, models, grouped=sort is None, measured=measured, speeds=speeds)
+        accuracy = results_file.read_eval(eval_file, models) if eval_file else None
+        table = render.ls_table(
+            registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy
+        )
         output.write_text(table.render(color=use_color(), width=terminal_width()))
 
 

@@ -29,6 +29,10 @@ def plot_command(
     bench_file: Annotated[
         Path | None, typer.Option("--bench", metavar="FILE", help="Throughput saved by `vitamin bench -o FILE`.")
     ] = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option("--eval", metavar="FILE", help="Put accuracy measured by `vitamin eval -o FILE` on the y axis."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("-o", "--output", help="Write a .png or .svg file.")] = None,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -38,7 +42,8 @@ def plot_command(
 
     models = selection.models(zoo.load(zoo_path))
     speeds = results_file.read_bench(bench_file) if bench_file else None
-    pts = plot.points(models, x, y, speeds)
+    accuracy = results_file.read_eval(eval_file, models) if eval_file else None
+    pts = plot.points(models, x, y, speeds, accuracy)
     title = f"{len(pts)} models of the ViTamin zoo"
     if out is not None:
         plot.draw_file(pts, x, y, out, title)

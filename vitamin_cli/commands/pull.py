@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -37,16 +37,20 @@ def pull_command(
         str | None,
         typer.Option("--revision", help="Branch, tag or commit to fetch (default: zoo.yaml's pin, else main)."),
     ] = None,
+    task: opt.Tasks = None,
+    suite: opt.Suites = None,
     cache_dir: opt.CacheDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the summary.")] = False,
     format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
-    """Download checkpoints into the Hugging Face cache, where open_clip and timm find them.
+    """Download checkpoints (and, with --task or --suite, evaluation data) into the Hugging Face cache, where
+    open_clip, timm and `vitamin eval` find them.
 
-    A model already present and intact is not downloaded again; an interrupted download continues where it
-    stopped. Every file is checked against the Hub's sha256 (and zoo.yaml's pin) before it is kept.
+    A file already present and intact is not downloaded again; an interrupted download continues where it
+    stopped. Every file is checked against the Hub's ETag (sha256, or git blob id) and zoo.yaml's pin before it
+    is kept.
     """
     import logging
 
@@ -59,9 +63,15 @@ def pull_command(
     network = hub.Network.from_environment()  # a bad setting is a usage error before any model is tried
     # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    selection.require("pull")
-    models = selection.models(zoo.load(zoo_path))
     root = hub_dir(cache_dir)
+    if task or suite:
+        from vitamin_cli import tasks
+
+        wanted = tasks.load().resolve(task or [], suite or [])
+        models = selection.models(zoo.load(zoo_path)) if selection.names or selection.filtered else []
+    else:
+        selection.require("pull")
+        wanted, models = [], selection.models(zoo.load(zoo_path))
 
     results: list[PullResult] = []
     with _progress_display(quiet or chosen == OutputFormat.json) as show:
@@ -80,6 +90,8 @@ def pull_command(
                 )
                 result.status = "failed"
             results.append(result)
+        for t in wanted:
+            results.append(_pull_task(t, root, network, show))
 
     if chosen == OutputFormat.json:
         output.write_json([r.to_json() for r in results])
@@ -87,6 +99,36 @@ def pull_command(
         _summary(results)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _pull_task(task: Any, root: Any, network: Any, show: Callable[[str], ProgressCallback | None]) -> PullResult:
+    """Fetch a task's data files; one result for the task (its files summed), recorded as `task:<key>`."""
+    from vitamin_cli import evaldata
+    from vitamin_cli.hub import PullResult
+    from vitamin_cli.hubcache import read_manifest
+
+    name = f"task:{task.key}"
+    if task.repo is None:
+        return PullResult(name=name, status="failed", error=f"{task.key} is local data: there is nothing to pull")
+    if not task.evaluated:
+        return PullResult(name=name, repo=task.repo, status="unreleased", error=task.why_not)
+    before = {e.etag for e in read_manifest(root, warn=False).of(name)}
+    try:
+        commit, paths = evaldata.fetch(task, root, network=network, progress=show)
+    except VitaminError as err:
+        output.report_error(err)
+        return PullResult(name=name, repo=task.repo, status="failed", error=err.message)
+    entries = [e for e in read_manifest(root, warn=False).of(name) if e.revision == commit]
+    fresh = {e.etag for e in entries} - before
+    return PullResult(
+        name=name,
+        repo=task.repo,
+        revision=commit,
+        filename=f"{len(paths)} files",
+        path=str(next(iter(paths.values())).parent),
+        size_bytes=sum(e.size_bytes for e in entries),
+        status="downloaded" if fresh else "cached",
+    )
 
 
 def _summary(results: list[PullResult]) -> None:

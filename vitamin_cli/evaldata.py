@@ -1,0 +1,305 @@
+"""An evaluation task's data: fetched from the Hub into its cache (as `vitamin pull` fetches checkpoints:
+resumable, hashed, confined, offline-capable), or read from a local folder; and read in DataLoader workers.
+
+A Hub task is a dataset repo in the webdataset layout (shared/EVAL.md): `classnames.txt`,
+`zeroshot_classification_templates.txt`, `test/nshards.txt` and `test/0.tar ... test/N-1.tar`, each tar holding
+samples by key: an image (`jpg`, `png`, `webp`, ...), `cls` (the label) and, for WILDS and fairness tasks, `npy`
+(a metadata array). Every file is fetched at the commit the first one resolved to, so a task's data is one
+revision.
+
+Only `vitamin eval` and `vitamin pull --task` import this module, so it imports torch and numpy at the top
+(pyproject.toml exempts it from the rule that keeps them out of light commands).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vitamin_cli.errors import UsageError, VitaminError
+from vitamin_cli.tasks import IMAGE_SUFFIXES, Task, fingerprint, label_of
+
+CLASSNAMES = "classnames.txt"
+TEMPLATES = "zeroshot_classification_templates.txt"
+NSHARDS = "test/nshards.txt"
+MAX_SHARDS = 100_000
+WDS_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+class DataError(VitaminError):
+    """A task's data that cannot be used as it is (exit code 1)."""
+
+
+@dataclass
+class TaskData:
+    """What an evaluation of one task needs, on local disk."""
+
+    task: Task
+    classnames: list[str]
+    templates: list[str]  # each with `{c}` where the class name goes
+    templates_source: str  # "task", "default" or the --templates file
+    revision: str  # the dataset's commit, or a fingerprint of a local folder's files
+    shards: list[Path] = field(default_factory=list)  # webdataset tars
+    images: list[tuple[Path, int]] = field(default_factory=list)  # a folder task's (image, label)
+
+    @property
+    def templates_sha256(self) -> str:
+        return hashlib.sha256("\n".join(self.templates).encode()).hexdigest()
+
+
+def fetch(
+    task: Task,
+    hub_root: Path,
+    *,
+    network: Any = None,
+    progress: Callable[[str], Callable[[int, int], None] | None] | None = None,
+    everything: bool = True,
+) -> tuple[str, dict[str, Path]]:
+    """Make a Hub task's files present in the cache, recorded in the manifest under `task:<key>`; returns the
+    commit and each file's snapshot path. Without `everything`, only the small text files."""
+    from vitamin_cli import hub
+
+    assert task.repo is not None
+    record = hub.record_for(f"task:{task.key}")
+
+    def one(filename: str, revision: str) -> Any:
+        wanted = hub.HubFile(task.repo or "", filename, revision, repo_type="dataset")
+        bar = progress(f"{task.key}: {filename}") if progress is not None else None
+        return hub.fetch(
+            wanted, hub_root, label=f"{task.key}: {filename}", on_present=record, network=network, progress=bar
+        )
+
+    first = one(CLASSNAMES, "main")
+    commit = first.commit
+    paths = {CLASSNAMES: first.path}
+    for name in (TEMPLATES, NSHARDS):
+        paths[name] = one(name, commit).path
+    if everything:
+        for shard in range(shard_count(paths[NSHARDS])):
+            name = f"test/{shard}.tar"
+            paths[name] = one(name, commit).path
+    return commit, paths
+
+
+def prepare(
+    task: Task,
+    hub_root: Path,
+    templates_file: Path | None = None,
+    network: Any = None,
+    progress: Callable[[str], Callable[[int, int], None] | None] | None = None,
+) -> TaskData:
+    """The task's class names, templates, revision and files, fetching what a Hub task needs."""
+    override = read_templates(templates_file) if templates_file is not None else None
+    if task.kind == "folder":
+        assert task.path is not None
+        return _folder_data(task, override, templates_file)
+    if task.repo is not None:
+        revision, paths = fetch(task, hub_root, network=network, progress=progress)
+        root_files = {name: paths[name] for name in (CLASSNAMES, TEMPLATES, NSHARDS)}
+        shards = [paths[f"test/{i}.tar"] for i in range(shard_count(root_files[NSHARDS]))]
+    else:
+        assert task.path is not None
+        revision = fingerprint(task.path)
+        root_files = {name: task.path / name for name in (CLASSNAMES, TEMPLATES, NSHARDS)}
+        shards = [task.path / f"test/{i}.tar" for i in range(shard_count(root_files[NSHARDS]))]
+        missing = [s for s in shards if not s.is_file()]
+        if missing:
+            raise UsageError(f"{task.path}: {len(missing)} shards are missing, {missing[0]} first")
+    classnames = _lines(root_files[CLASSNAMES])
+    if len(classnames) < 2:
+        raise DataError(f"{task.key}: {CLASSNAMES} names {len(classnames)} classes; zero-shot needs at least 2")
+    if override is not None:
+        templates, source = override, str(templates_file)
+    elif root_files[TEMPLATES].is_file():
+        templates, source = check_templates(_lines(root_files[TEMPLATES]), f"{task.key}: {TEMPLATES}"), "task"
+    else:
+        templates, source = default_templates(), "default"
+    return TaskData(task, classnames, templates, source, revision, shards=shards)
+
+
+def _folder_data(task: Task, override: list[str] | None, templates_file: Path | None) -> TaskData:
+    assert task.path is not None
+    folders = [p for p in sorted(task.path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    images = [
+        (image, label)
+        for label, folder in enumerate(folders)
+        for image in sorted(folder.iterdir())
+        if image.suffix.lower() in IMAGE_SUFFIXES and image.is_file()
+    ]
+    templates = override if override is not None else default_templates()
+    source = str(templates_file) if override is not None else "default"
+    classnames = [label_of(f.name) for f in folders]
+    return TaskData(task, classnames, templates, source, fingerprint(task.path), images=images)
+
+
+def shard_count(path: Path) -> int:
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    if not text.isdigit() or not 0 < int(text) <= MAX_SHARDS:
+        raise DataError(f"{path} should hold the number of shards, not {text[:40]!r}")
+    return int(text)
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+
+
+def read_templates(path: Path) -> list[str]:
+    """A --templates file: one template per line, `{c}` where the class name goes."""
+    try:
+        lines = _lines(path)
+    except OSError as err:
+        raise UsageError(f"cannot read --templates {path}: {err.strerror}") from None
+    return check_templates(lines, f"--templates {path}")
+
+
+def check_templates(lines: list[str], where: str) -> list[str]:
+    if not lines:
+        raise UsageError(f"{where} holds no templates", hint="one per line, e.g. `a photo of a {c}.`")
+    for number, line in enumerate(lines, 1):
+        if "{c}" not in line:
+            raise UsageError(
+                f"{where}: template {number} ({line[:60]!r}) has no {{c}}",
+                hint="write {c} where the class name goes, e.g. `a photo of a {c}.`",
+            )
+    return lines
+
+
+def default_templates() -> list[str]:
+    """open_clip's 80 ImageNet templates (OpenAI's), with `{c}` for the class name."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return [template("{c}") for template in OPENAI_IMAGENET_TEMPLATES]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading images in DataLoader workers
+
+
+@dataclass
+class Sample:
+    image: Any  # the preprocessed tensor, or None when the image does not decode
+    label: int
+    metadata: Any = None  # a WILDS or fairness task's metadata array
+
+
+def decode(data: bytes, transform: Callable[[Any], Any]) -> Any:
+    """An image's bytes through the model's preprocessing; None when they are not an image PIL can read."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return transform(image.convert("RGB"))
+    except Exception:  # noqa: BLE001 - a broken image is counted and reported, never a crash
+        return None
+
+
+def wds_samples(shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool) -> Iterator[Sample]:
+    """The samples of these shards, in order: each key's image, `cls` and `npy` members."""
+    for shard in shards:
+        try:
+            with tarfile.open(shard, mode="r|*") as tar:
+                yield from _grouped(tar, transform, with_metadata)
+        except (tarfile.TarError, OSError) as err:
+            raise DataError(f"{shard} is not a readable tar file: {err}") from None
+
+
+def _grouped(tar: tarfile.TarFile, transform: Callable[[Any], Any], with_metadata: bool) -> Iterator[Sample]:
+    current: str | None = None
+    parts: dict[str, bytes] = {}
+    for member in tar:
+        if not member.isfile():
+            continue
+        key, _, extension = member.name.rpartition("/")[2].partition(".")
+        stream = tar.extractfile(member)
+        data = stream.read() if stream is not None else b""
+        if key != current and current is not None:
+            yield _sample(parts, transform, with_metadata)
+            parts = {}
+        current = key
+        parts[extension.lower()] = data
+    if current is not None:
+        yield _sample(parts, transform, with_metadata)
+
+
+def _sample(parts: dict[str, bytes], transform: Callable[[Any], Any], with_metadata: bool) -> Sample:
+    label = int(parts.get("cls", b"-1").decode("ascii", errors="replace").strip() or -1)
+    image = next((parts[e] for e in WDS_IMAGE_EXTENSIONS if e in parts), None)
+    metadata = np.load(io.BytesIO(parts["npy"])) if with_metadata and "npy" in parts else None
+    return Sample(decode(image, transform) if image is not None else None, label, metadata)
+
+
+def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, workers: int) -> Any:
+    """A DataLoader of batches (images, labels, metadata, undecodable count); images are decoded in `workers`
+    worker processes, shards split among them."""
+    with_metadata = data.task.kind in ("wilds", "fairness")
+    if data.images:
+        dataset: Any = _FolderImages(data.images, transform)
+    else:
+        dataset = Shards(data.shards, transform, with_metadata)
+        workers = min(workers, len(data.shards))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        worker_init_fn=_one_thread,
+        persistent_workers=False,
+    )
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # decoding workers each keep to one core; the model has the rest
+
+
+def _collate(samples: list[Sample]) -> tuple[Any, Any, Any, int]:
+    good = [s for s in samples if s.image is not None and s.label >= 0]
+    images = torch.stack([s.image for s in good]) if good else torch.empty(0)
+    labels = torch.tensor([s.label for s in good], dtype=torch.long)
+    metadata = np.stack([s.metadata for s in good]) if good and good[0].metadata is not None else None
+    return images, labels, metadata, len(samples) - len(good)
+
+
+class _FolderImages:
+    """A folder task's images, as a map-style dataset."""
+
+    def __init__(self, images: list[tuple[Path, int]], transform: Callable[[Any], Any]) -> None:
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Sample:
+        path, label = self.images[index]
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return Sample(None, label)
+        return Sample(decode(data, self.transform), label)
+
+
+class Shards(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    """A webdataset task's shards, each worker reading every n-th shard."""
+
+    def __init__(self, shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool) -> None:
+        self.shards, self.transform, self.with_metadata = shards, transform, with_metadata
+
+    def __iter__(self) -> Iterator[Sample]:
+        info = torch.utils.data.get_worker_info()
+        mine = self.shards if info is None else self.shards[info.id :: info.num_workers]
+        return wds_samples(mine, self.transform, self.with_metadata)
+
+
+def default_workers(device: str) -> int:
+    """Decoding processes: on a GPU, every core but one (the model's feeder); on the CPU, half the cores, since
+    the model itself needs the rest (on 2 cores: 1 worker keeps eval at 0.95x the bench's images/s, 2 at 0.75x)."""
+    cores = os.cpu_count() or 1
+    return max(1, min(16, cores - 1)) if device.startswith("cuda") else max(1, cores // 2)
