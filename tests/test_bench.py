@@ -13,7 +13,8 @@ from conftest import TINY_ARCHITECTURE, Run, tiny_model, tiny_zoo_text
 from vitamin_cli import bench, zoo
 
 BENCH_KEYS = [
-    "model", "aliases", "architecture", "tower", "device", "gpu_name", "dtype", "amp", "compile", "channels_last",
+    "model", "aliases", "architecture", "tower", "device", "gpu_name", "node", "node_id", "dtype", "amp", "compile",
+    "channels_last",
     "batch_size", "throughput", "throughput_min", "throughput_max", "latency_ms", "peak_memory_gib",
     "gflops_per_item", "tflops", "mfu", "warmup_s", "error",
 ]  # fmt: skip
@@ -127,7 +128,8 @@ def test_one_measurement_per_architecture_and_errors_recorded(
         "_measure",
         lambda result, cfg, tower, s, c=None: measured.append(tower) or real(result, cfg, tower, s, c),
     )
-    results = bench.bench(tiny_zoo, tiny_zoo.models, FAST, roof_tflops=1.0)
+    monkeypatch.setattr(bench, "_roof", lambda device, dtype: 1.0)
+    results = bench.bench(tiny_zoo, tiny_zoo.models, FAST)
     assert [(r.model, r.tower) for r in results] == [(m.name, t) for m in tiny_zoo.models for t in ("image", "text")]
     assert measured == ["image", "text", "image", "text"]  # Tiny once, Broken once: not 8 times
     by = {(r.model, r.tower): r for r in results}
@@ -147,7 +149,7 @@ def test_one_measurement_per_architecture_and_errors_recorded(
 
 
 def test_json_contract_and_saved_file(tiny_zoo: zoo.Zoo, run: Run, tmp_path: Path) -> None:
-    saved = tmp_path / "bench.json"
+    saved = tmp_path / "bench.jsonl"
     args = ("bench", "Tiny-s128M", "--device", "cpu", "--batch-size", "2", "--iters", "1", "--repeats", "2")
     result = run(*args, "--warmup", "0", "--json", "-o", str(saved))
     assert result.exit_code == 0, result.stderr
@@ -155,12 +157,20 @@ def test_json_contract_and_saved_file(tiny_zoo: zoo.Zoo, run: Run, tmp_path: Pat
     assert [list(r) for r in rows] == [BENCH_KEYS] * 2
     assert [r["tower"] for r in rows] == ["image", "text"]
     assert rows[0]["device"] == "cpu" and rows[0]["dtype"] == "fp32" and rows[0]["channels_last"] is False
-    data = json.loads(saved.read_text())
-    assert data["results"] == rows
-    environment = data["environment"]
-    for key in ("torch", "open_clip", "timm", "cuda", "driver", "gpu_name", "matmul_roof_tflops"):
+    assert rows[0]["node"] is None and rows[0]["node_id"] is None  # no Ray
+    lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["environment", "result", "result"]
+    assert [{k: v for k, v in line.items() if k not in ("kind", "key")} for line in lines[1:]] == rows
+    environment = lines[0]
+    for key in ("node", "torch", "open_clip", "timm", "cuda", "driver", "gpu_name", "matmul_roof_tflops"):
         assert key in environment
     assert environment["matmul_roof_tflops"] > 0
+    # a rerun with the same file measures nothing again; another setting does
+    again = run(*args, "--warmup", "0", "--json", "-o", str(saved))
+    assert json.loads(again.stdout) == rows
+    assert len(saved.read_text().splitlines()) == 3
+    other = run(*args, "--warmup", "1", "--json", "-o", str(saved))
+    assert other.exit_code == 0 and len(saved.read_text().splitlines()) == 6  # its environment, two results
     csv_result = run(*args, "--csv")
     assert csv_result.stdout.splitlines()[0].split(",") == BENCH_KEYS
 
@@ -187,16 +197,16 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
     speeds = {("fp32", False): 10.0, ("bf16", False): 20.0, ("bf16", True): 25.0, ("fp32", True): 99.0}
     calls = []
 
-    def fake_bench(z, models, settings, towers, roof_tflops=None, on_result=None, hub_root=None):  # type: ignore[no-untyped-def]
+    def fake_bench(z, models, settings, towers, on_result=None, hub_root=None):  # type: ignore[no-untyped-def]
         calls.append((settings.dtype, settings.compile, settings.auto_batch, settings.batch_size))
         return [
-            bench.Result(m.name, [], m.arch, t, "cpu", None, settings.dtype, False, settings.compile, False,
+            bench.Result(m.name, [], m.arch, t, "cpu", None, None, None, settings.dtype, False, settings.compile, False,
                          batch_size=settings.batch_size or 16, throughput=speeds[(settings.dtype, settings.compile)])
             for m in models for t in towers
         ]  # fmt: skip
 
     monkeypatch.setattr(bench, "bench", fake_bench)
-    monkeypatch.setattr(bench, "matmul_roof_tflops", lambda device, dtype: 1.0)
+    monkeypatch.setattr(bench, "_roof", lambda device, dtype: 1.0)
     results, roofs = bench.tune(tiny_zoo, tiny_zoo.models[:1], FAST, ("image",))
     (best,) = results
     # eager in both dtypes with the batch searched, then compiled in the eager winner's dtype and batch only
@@ -298,3 +308,52 @@ def test_no_selection_on_cuda_without_cuda_is_a_usage_error(run: Run) -> None:
     result = run("bench", "--device", "cuda")
     assert result.exit_code == 2
     assert "no CUDA device" in result.stderr
+
+
+def test_without_ray_ray_is_never_imported(tiny_zoo: zoo.Zoo, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vitamin_cli.cli import main\n"
+        "try:\n"
+        "    main(['bench', 'Tiny-s128M', '--device', 'cpu', '--batch-size', '2', '--iters', '1', '--repeats', '1'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('RAY', 'ray' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False)
+    assert "RAY False" in result.stderr, result.stderr
+
+
+def test_results_of_different_gpus_are_never_mixed(run: Run, tmp_path: Path) -> None:
+    saved = tmp_path / "cluster.jsonl"
+    rows = [
+        {"kind": "environment", "node": "a", "gpu_name": "NVIDIA H200"},
+        {
+            "kind": "result",
+            "model": "ViTamin-S-s1.28B",
+            "tower": "image",
+            "throughput": 6453.0,
+            "gpu_name": "NVIDIA H200",
+        },
+        {"kind": "environment", "node": "b", "gpu_name": "NVIDIA A100"},
+        {
+            "kind": "result",
+            "model": "ViTamin-S-s1.28B",
+            "tower": "image",
+            "throughput": 3100.0,
+            "gpu_name": "NVIDIA A100",
+        },
+    ]
+    saved.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mixed = run("ls", "ViTamin-S", "--bench", str(saved))
+    assert mixed.exit_code == 2 and "never mixed" in mixed.stderr and "--gpu" in mixed.stderr
+    for gpu, shown in (("NVIDIA H200", "6,453"), ("NVIDIA A100", "3,100")):
+        table = run("ls", "ViTamin-S", "--bench", str(saved), "--gpu", gpu).stdout
+        assert shown in table
+    compared = json.loads(
+        run("compare", "ViTamin-S", "ViTamin-B", "--bench", str(saved), "--gpu", "NVIDIA A100", "--json").stdout
+    )
+    assert {r["field"]: r["values"] for r in compared["rows"]}["throughput_image"] == [3100.0, None]

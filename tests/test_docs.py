@@ -100,7 +100,9 @@ def test_json_page_lists_the_pull_and_verify_keys() -> None:
     assert table_keys(page, "## `vitamin audit --json`") == [f.name for f in fields(AuditRow)]
     from vitamin_cli.bench import Result
 
-    assert table_keys(page, "## `vitamin bench --json`") == [f.name for f in fields(Result) if f.name != "tried"]
+    assert table_keys(page, "## `vitamin bench --json`") == [
+        f.name for f in fields(Result) if f.name not in ("tried", "resumed")
+    ]
 
 
 def test_json_page_lists_the_eval_keys() -> None:

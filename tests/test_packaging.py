@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, ZOO_YAML, Hub
 
-HEAVY = ("torch", "open_clip", "timm", "huggingface_hub", "requests", "numpy")
+HEAVY = ("torch", "open_clip", "timm", "huggingface_hub", "requests", "numpy", "ray")
 
 
 def python(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ included); MFU is against a dense matmul roof the tool measures on the same devi
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -94,6 +95,8 @@ class Result:
     tower: str
     device: str
     gpu_name: str | None
+    node: str | None  # host name, with --ray
+    node_id: str | None  # Ray's node id; null without Ray
     dtype: str
     amp: bool
     compile: bool
@@ -110,9 +113,10 @@ class Result:
     warmup_s: float | None = None
     error: str | None = None
     tried: list[dict[str, Any]] = field(default_factory=list, repr=False)  # --tune's attempts
+    resumed: bool = field(default=False, repr=False)  # read back from -o FILE, not measured now
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in vars(self).items() if k != "tried"}
+        data = {k: v for k, v in vars(self).items() if k not in ("tried", "resumed")}
         if self.tried:
             data["tried"] = self.tried
         return data
@@ -321,60 +325,167 @@ def device_name(device: str) -> str | None:
     return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
 
 
+@dataclass(frozen=True)
+class Job:
+    """One tower of one architecture (or of one pulled checkpoint), for `measure`: in this process, or as a Ray
+    task on another machine. Plain data: everything that depends on the device is found out where it runs."""
+
+    zoo_path: str
+    model: str  # the first model of the architecture; the others share its result
+    tower: str
+    settings: Settings
+    checkpoint: str | None = None  # the pulled file, with --weights
+    gflops_per_item: float | None = None  # the audit's full count (computed where the zoo is)
+    done: frozenset[str] = frozenset()  # keys of results a rerun with -o FILE skips
+
+
+@dataclass
+class Measured:
+    """What `measure` gives back: the result (None when it was done before), the environment and the key."""
+
+    result: Result | None
+    environment: dict[str, Any]
+    key: str
+
+
+def measure(job: Job) -> Measured:
+    """Measure one tower: the device check, the matmul roof and the environment record are all made here,
+    on the machine that measures."""
+    import torch
+
+    from vitamin_cli import arch, zoo
+
+    registry = zoo.load(job.zoo_path)
+    model = registry.get(job.model)
+    settings = job.settings
+    check_device(settings)
+    roof = _roof(settings.device, settings.dtype)
+    env = environment(settings, roof)
+    key = result_key(job.checkpoint and model.name or model.arch, job.tower, env["gpu_name"], settings)
+    if key in job.done:
+        return Measured(None, env, key)
+    result = Result(
+        model.name,
+        list(model.aliases),
+        model.arch,
+        job.tower,
+        settings.device,
+        env["gpu_name"],
+        None,
+        None,
+        settings.dtype,
+        settings.amp,
+        settings.compile,
+        settings.channels_last and job.tower == "image",
+    )
+    try:
+        with on_device(settings.device):
+            _measure(result, arch.config(registry, model), job.tower, settings, job.checkpoint)
+    except Exception as err:  # noqa: BLE001 - recorded; the sweep goes on
+        result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+    if settings.compile:
+        torch.compiler.reset()  # each model compiles afresh, never against a recompile limit
+    if torch.cuda.is_available():
+        with on_device(settings.device):
+            torch.cuda.empty_cache()
+    _add_flops(result, job.gflops_per_item, roof)
+    return Measured(result, env, key)
+
+
+def result_key(measured: str, tower: str, gpu_name: str | None, settings: Settings) -> str:
+    """What makes two measurements the same: the network (or checkpoint), the tower, the GPU and the settings.
+    A rerun with the same -o FILE skips a key it holds; on another GPU it measures again."""
+    import json
+
+    return json.dumps([measured, tower, gpu_name or "cpu", sorted(vars(settings).items())], sort_keys=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _roof(device: str, dtype: str) -> float:
+    return matmul_roof_tflops(device, dtype)
+
+
+def plan(
+    zoo: Zoo,
+    models: Sequence[Model],
+    settings: Settings,
+    towers: Sequence[str] = TOWERS,
+    hub_root: Path | None = None,
+    done: frozenset[str] = frozenset(),
+) -> tuple[list[Job], list[list[Model]]]:
+    """One job per tower of each distinct architecture (or, with `hub_root`, of each pulled checkpoint), and
+    for each job the models that share its result."""
+    from vitamin_cli import audit, loading
+
+    flops = _flops_per_item(zoo, models)
+    jobs: list[Job] = []
+    sharing: list[list[Model]] = []
+    index: dict[tuple[str, str], int] = {}
+    for model in models:
+        key = model.name if hub_root is not None else audit.architecture_id(zoo, model)
+        checkpoint = str(loading.checkpoint_path(model, hub_root)) if hub_root is not None else None
+        for tower in towers:
+            if (key, tower) not in index:
+                index[(key, tower)] = len(jobs)
+                gflops = flops.get(model.name, {}).get(tower)
+                jobs.append(Job(str(zoo.path), model.name, tower, settings, checkpoint, gflops, done))
+                sharing.append([])
+            sharing[index[(key, tower)]].append(model)
+    return jobs, sharing
+
+
 def bench(
     zoo: Zoo,
     models: Sequence[Model],
     settings: Settings,
     towers: Sequence[str] = TOWERS,
-    roof_tflops: float | None = None,
     on_result: Callable[[Result], None] | None = None,
     hub_root: Path | None = None,
+    runner: Runner | None = None,
+    on_measured: Callable[[Measured], None] | None = None,
+    saved: dict[str, Result] | None = None,
 ) -> list[Result]:
     """Measure each tower of each distinct architecture once; rows sharing an architecture share results.
-    With `hub_root`, each model runs with its own checkpoint pulled into that cache instead."""
-    import torch
+    With `hub_root`, each model runs with its own checkpoint pulled into that cache instead. `runner` runs the
+    jobs elsewhere (Ray); by default they run here, one after another. Results come in table order. A job whose
+    key is in `saved` (a rerun with -o FILE) is not measured again: its saved result stands."""
+    saved = saved or {}
+    jobs, sharing = plan(zoo, models, settings, towers, hub_root, frozenset(saved))
+    results: list[Result] = []
 
-    from vitamin_cli import arch, audit, loading
-
-    check_device(settings)
-    gpu = device_name(settings.device)
-    flops = _flops_per_item(zoo, models)
-    measured: dict[tuple[str, str], Result] = {}
-    results = []
-    for model in models:
-        key = model.name if hub_root is not None else audit.architecture_id(zoo, model)
-        checkpoint = loading.checkpoint_path(model, hub_root) if hub_root is not None else None
-        for tower in towers:
-            if (key, tower) not in measured:
-                result = Result(
-                    model.name,
-                    list(model.aliases),
-                    model.arch,
-                    tower,
-                    settings.device,
-                    gpu,
-                    settings.dtype,
-                    settings.amp,
-                    settings.compile,
-                    settings.channels_last and tower == "image",
-                )
-                try:
-                    with on_device(settings.device):
-                        _measure(result, arch.config(zoo, model), tower, settings, checkpoint)
-                except Exception as err:  # noqa: BLE001 - recorded; the sweep goes on
-                    result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
-                if settings.compile:
-                    torch.compiler.reset()  # each model compiles afresh, never against a recompile limit
-                if torch.cuda.is_available():
-                    with on_device(settings.device):
-                        torch.cuda.empty_cache()
-                measured[(key, tower)] = result
-            shared = replace(measured[(key, tower)], model=model.name, aliases=list(model.aliases))
-            _add_flops(shared, flops.get(model.name, {}).get(tower), roof_tflops)
-            results.append(shared)
+    def finished(
+        index: int, measured: Measured | None, node: str | None, node_id: str | None, error: str | None
+    ) -> None:
+        if on_measured is not None and measured is not None:
+            on_measured(measured)
+        base = measured.result if measured is not None else None
+        if measured is not None and base is None:
+            base = replace(saved[measured.key], resumed=True)  # measured before, and saved
+        if base is None:
+            first = sharing[index][0]
+            base = Result(
+                first.name, [], first.arch, jobs[index].tower, settings.device, None, None, None, settings.dtype,
+                settings.amp, settings.compile, settings.channels_last, error=error,
+            )  # fmt: skip
+        for model in sharing[index]:
+            row = replace(base, model=model.name, aliases=list(model.aliases))
+            if not base.resumed:
+                row.node, row.node_id = node, node_id
+            results.append(row)
             if on_result is not None:
-                on_result(shared)
-    return results
+                on_result(row)
+
+    if runner is None:
+        for index, job in enumerate(jobs):
+            finished(index, measure(job), None, None, None)
+    else:
+        runner(jobs, finished)
+    order = {m.name: i for i, m in enumerate(models)}
+    return sorted(results, key=lambda r: (order[r.model], TOWERS.index(r.tower)))
+
+
+# A way to run jobs elsewhere: it calls back (job index, what `measure` gave, node, node id, error) per job.
+Runner = Callable[[list[Job], Callable[[int, "Measured | None", "str | None", "str | None", "str | None"], None]], None]
 
 
 def _measure(result: Result, cfg: dict[str, Any], tower: str, settings: Settings, checkpoint: Any = None) -> None:
@@ -433,7 +544,7 @@ def tune(
     """
     cuda = settings.device.startswith("cuda")
     dtypes = ("bf16", "fp16") if cuda else ("fp32", "bf16")
-    roofs = {dtype: matmul_roof_tflops(settings.device, dtype) for dtype in dtypes}
+    roofs = {dtype: _roof(settings.device, dtype) for dtype in dtypes}
     best: dict[tuple[str, str], Result] = {}
     tried: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
@@ -447,7 +558,7 @@ def tune(
 
     for dtype in dtypes:
         eager = replace(settings, dtype=dtype, compile=False, auto_batch=True, amp=False)
-        for result in bench(zoo, models, eager, towers, roof_tflops=roofs[dtype]):
+        for result in bench(zoo, models, eager, towers):
             keep(result)
     for model in models:
         for tower in towers:
@@ -457,7 +568,7 @@ def tune(
             compiled = replace(
                 settings, dtype=winner.dtype, compile=True, auto_batch=False, batch_size=winner.batch_size, amp=False
             )
-            for result in bench(zoo, [model], compiled, [tower], roof_tflops=roofs[winner.dtype]):
+            for result in bench(zoo, [model], compiled, [tower]):
                 keep(result)
     results = []
     for key, result in best.items():
@@ -492,12 +603,15 @@ def environment(settings: Settings, roof_tflops: float | None) -> dict[str, Any]
             )
         except (OSError, IndexError, subprocess.SubprocessError):
             driver = None
+    import socket
+
     return {
+        "node": socket.gethostname(),
         "device": settings.device,
         "gpu_name": device_name(settings.device),
-        "cuda": torch.version.cuda,
+        "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
         "driver": driver,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a TorchVersion would make the reader import torch to unpickle it
         "open_clip": metadata.version("open_clip_torch"),
         "timm": metadata.version("timm"),
         "python": platform.python_version(),

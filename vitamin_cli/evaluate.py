@@ -227,3 +227,84 @@ def classifier(
 
 def _fill(template: str, classname: str) -> str:
     return template.replace("{c}", classname)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model on one task, as plain data: `run_job` finds the data, the weights and the device where it
+    runs (this process, or a Ray worker on another machine, with its own cache)."""
+
+    zoo_path: Path
+    model: str
+    task: Any  # a vitamin_cli.tasks.Task
+    settings: Settings
+    checkpoint: Path | None = None  # the user's own weights; None: the pulled checkpoint
+    templates: Path | None = None
+    cache_dir: Path | None = None  # None: the cache of the machine it runs on
+    done: frozenset[tuple[Any, ...]] = frozenset()  # result keys a rerun with -o FILE skips
+
+
+def run_job(job: Job, progress: Progress | None = None) -> TaskResult:
+    """Fetch the task's data and the model's weights (into this machine's cache), then `run_task`; a result
+    with the key of one already saved comes back with status `done` and nothing measured."""
+    result = TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric)
+    try:
+        data = _prepared(job.task, job.cache_dir, job.templates)
+        weights = _weights(job)
+    except VitaminError as err:
+        result.status, result.error = "failed", err.message
+        return result
+    result.checkpoint_sha256, result.data_revision = weights.sha256, data.revision
+    result.templates, result.templates_sha256, result.dtype = (
+        data.templates_source,
+        data.templates_sha256,
+        job.settings.dtype,
+    )
+    if result.key() in job.done:
+        result.status = "done"
+        return result
+    return run_task(job.zoo_path, job.model, weights, data, job.settings, progress)
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(task: Any, cache_dir: Path | None, templates: Path | None) -> TaskData:
+    """A task's data, once per process: the next model on the same task reuses it."""
+    from vitamin_cli import evaldata, hub
+    from vitamin_cli.hubcache import hub_dir
+
+    return evaldata.prepare(task, hub_dir(cache_dir), templates, hub.Network.from_environment())
+
+
+def _weights(job: Job) -> Checkpoint:
+    """The user's checkpoint, or the model's pulled one (pulled now into this machine's cache if missing)."""
+    from vitamin_cli import hub, zoo
+    from vitamin_cli.hashing import sha256_file
+    from vitamin_cli.hubcache import hub_dir, read_manifest
+    from vitamin_cli.loading import checkpoint_path
+
+    if job.checkpoint is not None:
+        if not job.checkpoint.is_file():
+            raise VitaminError(f"--checkpoint {job.checkpoint}: no such file on {_host()}")
+        return Checkpoint(job.checkpoint, _sha256(job.checkpoint))
+    model = zoo.load(job.zoo_path).get(job.model)
+    root = hub_dir(job.cache_dir)
+    try:
+        path = checkpoint_path(model, root)
+    except VitaminError:
+        hub.pull(model, root, network=hub.Network.from_environment())
+        path = checkpoint_path(model, root)
+    entries = [e for e in read_manifest(root, warn=False).of(model.name) if e.snapshot(root) == path]
+    return Checkpoint(path, entries[0].sha256 if entries else sha256_file(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: Path) -> str:
+    from vitamin_cli.hashing import sha256_file
+
+    return sha256_file(path)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()

@@ -20,6 +20,7 @@ EXTRAS = {
     "matplotlib": "plot",
     "plotext": "plot",
     "adjustText": "plot",
+    "ray": "ray",
 }
 
 

@@ -28,20 +28,61 @@ class Speeds:
         return self.by_model.get(model.name.lower(), {}).get(tower)
 
 
-def read_bench(path: Path) -> Speeds:
-    """The throughput of each model and tower in a file written by `vitamin bench -o FILE` or `--json`."""
+def bench_rows(path: Path) -> list[dict[str, Any]]:
+    """The result rows of a file `vitamin bench` wrote: JSON lines (`-o FILE`: an environment line per node
+    and GPU, a line per result), or one JSON document (`--json`, and `-o FILE` before JSON lines)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        rows = data["results"] if isinstance(data, dict) else data
-        speeds: dict[str, dict[str, float]] = {}
-        for row in rows:
-            if row.get("throughput") is not None:
-                speeds.setdefault(str(row["model"]).lower(), {})[str(row["tower"])] = float(row["throughput"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+            rows = data["results"] if isinstance(data, dict) else data
+        except ValueError:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()[:1] == "{"]
+            rows = [r for r in records if isinstance(r, dict) and r.get("kind") == "result"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise TypeError("not a list of results")
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(
             f"cannot read benchmark results from {path}: {err}", hint="pass a file written by `vitamin bench -o FILE`"
         ) from None
+    return rows
+
+
+def read_bench(path: Path, gpu: str | None = None) -> Speeds:
+    """The throughput of each model and tower in a bench file. Results of different GPUs are never mixed: a
+    file that holds several needs `gpu` to say which."""
+    rows = [r for r in bench_rows(path) if r.get("throughput") is not None]
+    gpus = sorted({str(r.get("gpu_name") or "cpu") for r in rows})
+    if gpu is not None:
+        rows = [r for r in rows if str(r.get("gpu_name") or "cpu") == gpu]
+        if not rows:
+            raise UsageError(f"{path} holds no results of {gpu!r}", hint=f"it holds: {', '.join(gpus)}")
+    elif len(gpus) > 1:
+        raise UsageError(
+            f"{path} holds results of {len(gpus)} devices ({', '.join(gpus)}), which are never mixed",
+            hint="choose one with --gpu NAME",
+        )
+    speeds: dict[str, dict[str, float]] = {}
+    try:
+        for row in rows:
+            speeds.setdefault(str(row["model"]).lower(), {})[str(row["tower"])] = float(row["throughput"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UsageError(f"cannot read benchmark results from {path}: {err}") from None
     return Speeds(speeds)
+
+
+def saved_bench(path: Path) -> dict[str, Any]:
+    """Results a rerun of `vitamin bench -o FILE` need not measure again, by their key."""
+    from dataclasses import fields
+
+    from vitamin_cli.bench import Result
+
+    names = {f.name for f in fields(Result) if f.init and f.name not in ("tried", "resumed")}
+    saved = {}
+    for row in bench_rows(path):
+        if "key" in row and names <= set(row):
+            saved[str(row["key"])] = Result(**{k: row[k] for k in names})
+    return saved
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -70,6 +111,8 @@ class TaskResult:
     images_per_s: float | None = None
     classifier_s: float | None = None
     classifier_cached: bool | None = None
+    node: str | None = None  # host name, with --ray
+    node_id: str | None = None  # Ray's node id; null without Ray
     status: str = "ok"  # ok, skipped (not evaluated yet, or no weights) or failed
     error: str | None = None
 

@@ -117,6 +117,32 @@ Suites = Annotated[
 ]
 
 
+BenchGpu = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu",
+        metavar="NAME",
+        help="With --bench: the device whose results to show, when the file holds several (`cpu` for the CPU).",
+        show_default=False,
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run each task on Ray: local (this machine, all its GPUs), auto (the running cluster) or "
+        "ray://host:port (docs/scale.md).",
+        show_default=False,
+    ),
+]
+
+
+def check_ray_device(ray: str | None, device: str | None) -> None:
+    if ray is not None and device is not None and device.startswith("cuda:"):
+        raise UsageError("--device cuda:N and --ray: Ray gives each task its GPU", hint="use --device cuda")
+
+
 def check_dtype(dtype: str | None) -> None:
     from vitamin_cli import precision
 

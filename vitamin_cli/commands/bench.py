@@ -55,8 +55,12 @@ def bench_command(
     as_json: opt.JsonFlag = False,
     as_csv: opt.CsvFlag = False,
     out: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Also save the results and the environment to this JSON file.")
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Append the environment and each result to this JSON-lines file; a rerun skips them."
+        ),
     ] = None,
+    ray: opt.RayAddress = None,
     cache_dir: opt.CacheDir = None,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -66,6 +70,7 @@ def bench_command(
     released model. Random weights by default. Batches of 256 images / 1024 texts on CUDA, 8 / 32 on the
     CPU, unless --batch-size says otherwise. Warm-up and compilation are timed apart; the median of several
     timed runs is reported with its spread, peak memory, TFLOP/s and MFU against a matmul roof measured here.
+    With --ray, every tower is a Ray task on a GPU of its own, on this machine or a cluster (docs/scale.md).
     """
     from vitamin_cli import audit, bench, zoo
     from vitamin_cli.hubcache import hub_dir
@@ -76,10 +81,16 @@ def bench_command(
     if tower not in ("image", "text", "both"):
         raise UsageError(f"--tower must be image, text or both, not {tower!r}")
     opt.check_dtype(dtype)
+    if ray is not None and tune:
+        raise UsageError("--tune searches on one device; drop --ray")
+    opt.check_ray_device(ray, device)
+    saved: dict[str, bench.Result] = {}
     if out is not None:
+        from vitamin_cli import results_file
         from vitamin_cli.files import check_writable
 
         check_writable(out)
+        saved = results_file.saved_bench(out) if out.exists() else {}
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
     hub_root = hub_dir(cache_dir)
@@ -90,6 +101,17 @@ def bench_command(
             raise UsageError(
                 "--weights measures pulled checkpoints, and none is pulled", hint="`vitamin pull NAME` first"
             )
+    resources = None
+    if ray is not None:
+        from vitamin_cli import sweep
+
+        sweep.connect(ray)
+        device = device or ("cuda" if sweep.gpu_count() else "cpu")
+        if device == "cuda" and not sweep.gpu_count():
+            raise UsageError("--device cuda, but the Ray cluster has no GPU", hint="use --device cpu")
+        cuda = device == "cuda"
+        resources = sweep.Resources(num_gpus=1 if cuda else 0, num_cpus=1 if cuda else sweep.cpus_per_node(),
+                                    fresh_worker=cuda)  # fmt: skip
     settings = bench.default_settings(
         device or opt.default_device(),
         dtype=dtype,
@@ -103,7 +125,8 @@ def bench_command(
         iters=iters,
         repeats=repeats,
     )
-    bench.check_device(settings)
+    if ray is None:
+        bench.check_device(settings)  # with Ray, each worker checks its own device
     if weights:
         from vitamin_cli.loading import checkpoint_path
 
@@ -116,26 +139,31 @@ def bench_command(
         f"tower{'s' if len(towers) > 1 else ''} ({len(models)} models) on {settings.device}",
         file=sys.stderr,
     )
+    log = _Log(out)
     with _live_table(enabled=sys.stderr.isatty()) as show:
         if tune:
             results, roofs = bench.tune(registry, models, settings, towers, on_result=show)
-            roof = roofs.get(settings.dtype)
+            log.measured(bench.Measured(None, bench.environment(settings, roofs.get(settings.dtype)), ""))
+            for result in results:
+                log.row(result)
         else:
-            roof = bench.matmul_roof_tflops(settings.device, settings.dtype)
+
+            def shown(result: bench.Result) -> None:
+                show(result)
+                log.row(result)
+
             results = bench.bench(
                 registry,
                 models,
                 settings,
                 towers,
-                roof_tflops=roof,
-                on_result=show,
+                on_result=shown,
                 hub_root=hub_root if weights else None,
+                runner=_ray_runner(resources) if resources is not None else None,
+                on_measured=log.measured,
+                saved=saved,
             )
     rows = [r.to_json() for r in results]
-    if out is not None:
-        from vitamin_cli.files import save
-
-        save(out, json.dumps({"environment": bench.environment(settings, roof), "results": rows}, indent=2))
     if chosen == OutputFormat.json:
         output.write_json(rows)
     elif chosen == OutputFormat.csv:
@@ -149,13 +177,60 @@ def bench_command(
         raise typer.Exit(EXIT_FAILURE)
 
 
+class _Log:
+    """`-o FILE`: one JSON line per environment (each node and GPU, once) and one per result, as they come."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.key = ""
+        self.environment: dict[str, Any] = {}
+        self.written: set[tuple[Any, Any]] = set()
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(record) + "\n")
+
+    def measured(self, measured: Any) -> None:
+        self.key, self.environment = measured.key, measured.environment
+
+    def row(self, result: Result) -> None:
+        if result.resumed:
+            return
+        where = (self.environment.get("node"), self.environment.get("gpu_name"))
+        if where not in self.written:  # written before the first result measured there
+            self.written.add(where)
+            self._append({"kind": "environment", **self.environment})
+        self._append({"kind": "result", "key": self.key, **result.to_json()})
+
+
+def _ray_runner(resources: Any) -> Any:
+    """Run bench jobs as Ray tasks, each result handed back as it finishes."""
+    from vitamin_cli import bench, sweep
+
+    def run(jobs: list[Any], finished: Any) -> None:
+        # the longest first (by FLOPs in the timed batches), so that no GPU is left with a long one at the end
+        order = sorted(
+            range(len(jobs)),
+            key=lambda i: -(jobs[i].gflops_per_item or 0) * bench.default_batch(jobs[i].settings, jobs[i].tower),
+        )
+        sweep.run(
+            bench.measure,
+            [(jobs[i],) for i in order],
+            resources,
+            on_finished=lambda f: finished(order[f.index], f.value, f.node, f.node_id, f.error),
+        )
+
+    return run
+
+
 def _write_csv(rows: list[dict[str, Any]]) -> None:
     import csv
     from dataclasses import fields
 
     from vitamin_cli.bench import Result
 
-    columns = [f.name for f in fields(Result) if f.name != "tried"]  # the JSON keys
+    columns = [f.name for f in fields(Result) if f.name not in ("tried", "resumed")]  # the JSON keys
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:

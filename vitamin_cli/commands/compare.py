@@ -26,6 +26,7 @@ def compare_command(
     bench_file: Annotated[
         Path | None, typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE`.")
     ] = None,
+    gpu: opt.BenchGpu = None,
     eval_file: Annotated[
         Path | None, typer.Option("--eval", metavar="FILE", help="Add accuracy measured by `vitamin eval -o FILE`.")
     ] = None,
@@ -42,7 +43,7 @@ def compare_command(
     models = list({m.name: m for m in (registry.get(n) for n in names)}.values())
     if len(models) < 2:
         raise UsageError("name at least two different models to compare")
-    speeds = results_file.read_bench(bench_file) if bench_file else None
+    speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
     accuracy = results_file.read_eval(eval_file, models) if eval_file else None
     rows = compare.compare(models, speeds, accuracy)
     if chosen == OutputFormat.json:

@@ -15,7 +15,6 @@ from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
 from vitamin_cli.output import OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.evaluate import Checkpoint
     from vitamin_cli.results_file import TaskResult
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
@@ -60,6 +59,7 @@ def eval_command(
         Path | None,
         typer.Option("-o", "--output", help="Append each finished task to this JSON-lines file; a rerun skips them."),
     ] = None,
+    ray: opt.RayAddress = None,
     cache_dir: opt.CacheDir = None,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -72,12 +72,12 @@ def eval_command(
     Face cache like checkpoints (`vitamin pull --task KEY` fetches it ahead). docs/eval.md.
     """
     from vitamin_cli import bench, evaldata, evaluate, hub, results_file, tasks
-    from vitamin_cli.hubcache import hub_dir
     from vitamin_cli.results_file import TaskResult
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     selection.require("evaluate")
     opt.check_dtype(dtype)
+    opt.check_ray_device(ray, device)
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
     wanted = tasks.load().resolve(task or [], suite or [])
@@ -89,64 +89,73 @@ def eval_command(
         check_writable(out)
     if templates is not None:
         evaldata.read_templates(templates)  # a bad file is a usage error before anything runs
-    root = hub_dir(cache_dir)
-    network = hub.Network.from_environment()
+    hub.Network.from_environment()  # a bad setting is a usage error before anything runs
     import torch
 
-    chosen_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if ray is not None:
+        from vitamin_cli import sweep
+
+        sweep.connect(ray)
+        chosen_device = device or ("cuda" if sweep.gpu_count() else "cpu")
+    else:
+        chosen_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     settings = evaluate.Settings(
         device=chosen_device,
         dtype=dtype or ("bf16" if chosen_device.startswith("cuda") else "fp32"),
         batch_size=int(batch_size) if batch_size and batch_size != "auto" else None,
         workers=evaldata.default_workers(chosen_device) if workers is None else workers,
     )
-    bench.check_device(bench.Settings(device=settings.device, dtype=settings.dtype, amp=settings.dtype != "fp32"))
-    done = {r.key(): r for r in results_file.read_results(out)} if out is not None else {}
+    if ray is None:  # with Ray, each worker checks its own device
+        bench.check_device(bench.Settings(device=settings.device, dtype=settings.dtype, amp=settings.dtype != "fp32"))
+    saved = {r.key(): r for r in results_file.read_results(out)} if out is not None else {}
 
     results: list[TaskResult] = []
-    failed = False
-    with _Live(enabled=sys.stderr.isatty() and chosen == OutputFormat.table) as live:
-        prepared: dict[str, Any] = {}
-        for model in models:
-            weights = _weights(model, selection, checkpoint, root, network)
-            if isinstance(weights, str):
-                results.append(TaskResult(model.name, None, "-", "-", status="skipped", error=weights))
-                if selection.explicit:  # named, it must run; picked by a filter, it is skipped, as pull skips it
-                    failed = True
-                    output.report_error(VitaminError(weights))
+    jobs: list[evaluate.Job] = []
+    for model in models:
+        reason = _no_weights(model, checkpoint)
+        if reason is not None:
+            results.append(TaskResult(model.name, None, "-", "-", status="skipped", error=reason))
+            if selection.explicit:  # named, it must run; picked by a filter, it is skipped, as pull skips it
+                output.report_error(VitaminError(reason))
+            continue
+        for t in wanted:
+            if not t.evaluated:
+                results.append(TaskResult(model.name, None, t.key, t.name, main_metric=t.metric, status="skipped",
+                                          error=t.why_not))  # fmt: skip
                 continue
-            for t in wanted:
-                if not t.evaluated:
-                    results.append(TaskResult(model.name, weights.sha256, t.key, t.name, status="skipped",
-                                                       error=t.why_not, main_metric=t.metric))  # fmt: skip
-                    continue
-                if t.key not in prepared:
-                    try:
-                        prepared[t.key] = evaldata.prepare(t, root, templates, network)
-                    except VitaminError as err:
-                        prepared[t.key] = err
-                data = prepared[t.key]
-                if isinstance(data, VitaminError):
-                    failed = True
-                    results.append(TaskResult(model.name, weights.sha256, t.key, t.name, status="failed",
-                                                       error=data.message, main_metric=t.metric))  # fmt: skip
-                    continue
-                result = TaskResult(
-                    model.name, weights.sha256, t.key, t.name, data.revision, data.templates_source,
-                    data.templates_sha256, settings.dtype,
-                )  # fmt: skip
-                if result.key() in done:
-                    results.append(done[result.key()])
-                    live.finished(done[result.key()], resumed=True)
-                    continue
-                result = evaluate.run_task(
-                    registry.path, model.name, weights, data, settings, progress=live.progress(model.name, t.key)
-                )
-                failed = failed or result.status == "failed"
+            own = checkpoint.resolve() if checkpoint is not None else None
+            jobs.append(
+                evaluate.Job(registry.path, model.name, t, settings, own, templates, cache_dir, frozenset(saved))
+            )
+
+    with _Live(enabled=sys.stderr.isatty() and chosen == OutputFormat.table) as live:
+
+        def finished(result: TaskResult, node: str | None = None, node_id: str | None = None) -> None:
+            if result.status == "done":
+                result = saved[result.key()]
+                live.finished(result, resumed=True)
+            else:
+                result.node, result.node_id = node, node_id
                 if out is not None:
                     results_file.append_result(out, result)
-                results.append(result)
                 live.finished(result)
+            results.append(result)
+
+        if ray is None:
+            for job in jobs:
+                finished(evaluate.run_job(job, progress=live.progress(job.model, job.task.key)))
+        else:
+            from vitamin_cli import sweep
+
+            cuda = settings.device.startswith("cuda")
+            resources = sweep.Resources(num_gpus=1 if cuda else 0, num_cpus=1, fresh_worker=cuda)
+            sweep.run(
+                evaluate.run_job,
+                [(job,) for job in jobs],
+                resources,
+                on_finished=lambda f: finished(_from_worker(f, jobs), f.node, f.node_id),
+            )
+    failed = any(r.status == "failed" for r in results) or (selection.explicit and any(r.task == "-" for r in results))
     measured = [r for r in results if r.task != "-"]
     summaries = {
         m.name: results_file.columns(m, measured, tasks.load().tasks)
@@ -169,30 +178,27 @@ def eval_command(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _weights(
-    model: zoo.Model, selection: opt.Selection, given: Path | None, root: Path, network: Any
-) -> Checkpoint | str:
-    """The checkpoint to evaluate a model with, or why there is none. A released model not yet pulled is
-    pulled now."""
-    from vitamin_cli import hub
-    from vitamin_cli.evaluate import Checkpoint
-    from vitamin_cli.hashing import sha256_file
-    from vitamin_cli.hubcache import read_manifest
-    from vitamin_cli.loading import checkpoint_path
-
-    if given is not None:
-        if not given.is_file():
-            raise UsageError(f"--checkpoint {given}: no such file")
-        return Checkpoint(given.resolve(), sha256_file(given))
+def _no_weights(model: zoo.Model, checkpoint: Path | None) -> str | None:
+    """Why a model cannot be evaluated, if it cannot: no public weights and no --checkpoint."""
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            raise UsageError(f"--checkpoint {checkpoint}: no such file")
+        return None
     if model.weights is None:
         return f"{model.name} has no public checkpoint: {model.weights_note}; give your own with --checkpoint PATH"
-    try:
-        path = checkpoint_path(model, root)
-    except UsageError:
-        hub.pull(model, root, network=network)
-        path = checkpoint_path(model, root)
-    entries = [e for e in read_manifest(root, warn=False).of(model.name) if e.snapshot(root) == path]
-    return Checkpoint(path, entries[0].sha256 if entries else sha256_file(path))
+    return None
+
+
+def _from_worker(finished: Any, jobs: list[Any]) -> TaskResult:
+    """A Ray task's result, or, when its worker died twice, a failed result that says so."""
+    from vitamin_cli.results_file import TaskResult
+
+    if finished.value is not None:
+        result: TaskResult = finished.value
+        return result
+    job = jobs[finished.index]
+    return TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric, status="failed",
+                      error=finished.error)  # fmt: skip
 
 
 def _print(results: list[TaskResult], summaries: dict[str, list[Any]]) -> None:

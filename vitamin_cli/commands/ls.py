@@ -49,6 +49,7 @@ def ls_command(
         Path | None,
         typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE` (or --json)."),
     ] = None,
+    gpu: opt.BenchGpu = None,
     eval_file: Annotated[
         Path | None,
         typer.Option("--eval", metavar="FILE", help="Add the accuracy measured by `vitamin eval -o FILE`."),
@@ -93,7 +94,7 @@ def ls_command(
         from vitamin_cli import results_file
 
         measured = _audit_counts(registry, models) if with_audit else None
-        speeds = results_file.read_bench(bench_file) if bench_file else None
+        speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
         accuracy = results_file.read_eval(eval_file, models) if eval_file else None
         table = render.ls_table(
             registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy

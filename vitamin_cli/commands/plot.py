@@ -29,6 +29,7 @@ def plot_command(
     bench_file: Annotated[
         Path | None, typer.Option("--bench", metavar="FILE", help="Throughput saved by `vitamin bench -o FILE`.")
     ] = None,
+    gpu: opt.BenchGpu = None,
     eval_file: Annotated[
         Path | None,
         typer.Option("--eval", metavar="FILE", help="Put accuracy measured by `vitamin eval -o FILE` on the y axis."),
@@ -41,7 +42,7 @@ def plot_command(
     from vitamin_cli import plot, results_file
 
     models = selection.models(zoo.load(zoo_path))
-    speeds = results_file.read_bench(bench_file) if bench_file else None
+    speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
     accuracy = results_file.read_eval(eval_file, models) if eval_file else None
     pts = plot.points(models, x, y, speeds, accuracy)
     title = f"{len(pts)} models of the ViTamin zoo"

@@ -1,0 +1,176 @@
+"""Sweeps beyond one device: the same task functions `vitamin bench` and `vitamin eval` call in-process, run as
+Ray tasks on every GPU of a machine or of a cluster (docs/scale.md).
+
+Ray is the engine; this module only says what each task needs and hands results back as they finish:
+- a task on CUDA asks for one whole GPU (Ray sets CUDA_VISIBLE_DEVICES, so it runs on `cuda:0`) and a fresh
+  worker process, which frees the GPU's memory between models;
+- on the CPU a bench task asks for every CPU of a node (so no two measurements share a node), an eval task
+  for one; a CPU worker is reused, since importing torch and open_clip again would cost more than most
+  measurements;
+- a worker that dies (killed, out of memory, its node lost) is retried once on a new worker, then recorded as
+  that task's error, and the sweep goes on; Ctrl-C cancels what is queued and keeps what finished.
+
+Nothing here runs without `--ray`, and nothing imports Ray until then.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vitamin_cli.errors import UsageError, VitaminError
+
+# Environment variables a worker needs as the driver has them: where the Hub is and how long to wait for it.
+# Cache paths are not among them: a node uses its own cache unless --cache-dir names a shared one.
+FORWARDED = (
+    "HF_ENDPOINT",
+    "HF_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_HUB_DOWNLOAD_TIMEOUT",
+    "HF_HUB_ETAG_TIMEOUT",
+    "VITAMIN_RETRY_WAIT",
+    "VITAMIN_PULL_DEADLINE",
+    "VITAMIN_DEBUG",
+)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task asks of Ray."""
+
+    num_gpus: float = 0.0
+    num_cpus: float = 1.0
+    fresh_worker: bool = False  # a new worker process for each task
+
+    def decorator(self) -> dict[str, Any]:
+        return {
+            "num_gpus": self.num_gpus,
+            "num_cpus": self.num_cpus,
+            "max_retries": 1,  # a dead worker: once more, on a new one
+            "retry_exceptions": False,  # an error of the task itself is its result, not a reason to retry
+            "max_calls": 1 if self.fresh_worker else 0,  # Ray takes it when the function is made remote only
+        }
+
+
+@dataclass
+class Finished:
+    """One task's outcome, with where it ran."""
+
+    index: int  # the job's position in the list given
+    value: Any = None
+    error: str | None = None  # set when the task could not run to its end (its worker died twice)
+    node: str | None = None  # host name
+    node_id: str | None = None  # Ray's node id
+    gpu_ids: list[Any] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+
+
+def connect(address: str) -> None:
+    """Start or join Ray: `local` (this machine and all its GPUs), `auto` (the running cluster: $RAY_ADDRESS or
+    the one Ray finds) or `ray://host:port` (a client connection)."""
+    try:
+        import ray
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(f"No module named {err.name!r}", name="ray") from err
+    if address not in ("local", "auto") and not address.startswith("ray://"):
+        raise UsageError(f"--ray {address[:80]!r}: expected local, auto or ray://host:port")
+    if ray.is_initialized():
+        return
+    env = {name: os.environ[name] for name in FORWARDED if name in os.environ}
+    target = (os.environ.get("RAY_ADDRESS") or "auto") if address == "auto" else address
+    try:
+        ray.init(
+            address=target,
+            runtime_env={"env_vars": env} if env else None,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+            include_dashboard=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise VitaminError(
+            f"cannot start or reach Ray at {target!r}: {str(err).splitlines()[0][:200]}",
+            hint="start a cluster (`ray start --head`), set RAY_ADDRESS, or use --ray local",
+        ) from None
+
+
+def gpu_count() -> float:
+    """GPUs in the Ray cluster."""
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
+
+
+def cpus_per_node() -> float:
+    """The CPUs of the smallest alive node: a task asking for that many fits any node and has it alone."""
+    import ray
+
+    counts = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    return float(min((c for c in counts if c), default=1))
+
+
+def run(
+    function: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    resources: Resources,
+    on_finished: Callable[[Finished], None] | None = None,
+) -> list[Finished]:
+    """Run `function(*job)` for each job as a Ray task, in the order given as resources allow; hand each
+    outcome to `on_finished` as it comes; return them all, in the order they finished."""
+    import ray
+
+    remote = ray.remote(**resources.decorator())(_call)
+    pending = {remote.remote(function, job): index for index, job in enumerate(jobs)}
+    finished: list[Finished] = []
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                outcome = _outcome(ref, pending.pop(ref))
+                finished.append(outcome)
+                if on_finished is not None:
+                    on_finished(outcome)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return finished
+
+
+def _outcome(ref: Any, index: int) -> Finished:
+    import ray
+
+    try:
+        value, where = ray.get(ref)
+    except ray.exceptions.RayTaskError as err:  # the task itself raised: its own message
+        cause = err.cause if isinstance(err.cause, BaseException) else err
+        message = getattr(cause, "message", None) or f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}"
+        return Finished(index, error=message)
+    except ray.exceptions.RayError as err:  # the worker died, twice, or its node went away
+        kind = type(err).__name__
+        return Finished(index, error=f"its worker died, and again when tried once more ({kind})")
+    return Finished(index, value, **where)
+
+
+def _call(function: Callable[..., Any], job: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
+    """In the worker: run the job and say where it ran."""
+    import gc
+
+    import ray
+
+    started = time.time()
+    value = function(*job)
+    where = {
+        "node": socket.gethostname(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "gpu_ids": list(ray.get_gpu_ids()),
+        "started": started,
+        "ended": time.time(),
+    }
+    gc.collect()  # a reused worker starts the next task without this one's tensors
+    return value, where
