@@ -269,8 +269,10 @@ def hub_tasks(hub: Hub) -> Hub:
 def test_task_data_is_pulled_verified_evaluated_offline_and_removed(
     hub_tasks: Hub, run: Run, tiny: tuple[Path, Path]
 ) -> None:
+    hub_tasks.proxy.faults.cut_after = 5000  # the first shard's download is cut, and continued
     pulled = vitamin_process("pull", "--task", "vtab/eurosat", "--json")
     assert pulled.exit_code == 0, pulled.stderr
+    assert any(r[2] and r[1].endswith("test/0.tar") for r in hub_tasks.proxy.faults.requests)
     (row,) = json.loads(pulled.stdout)
     assert row["name"] == "task:vtab/eurosat" and row["status"] == "downloaded" and row["filename"] == "5 files"
     listed = json.loads(run("cache", "--json").stdout)["models"]

@@ -47,7 +47,6 @@ ATTEMPTS = 5  # tries of one request without a byte of progress
 FIRST_WAIT_S = 1.0  # the first pause between tries, doubled each time; $VITAMIN_RETRY_WAIT changes it
 DEADLINE_BASE_S = 120.0
 DEADLINE_RATE = 512 * 1024  # bytes per second a file must average, beyond the base, to meet its deadline
-CHUNK_BYTES = 1024 * 1024  # what a cut or a kill can lose: resuming is this fine
 LIBRARY = "vitamin"
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, total bytes)
@@ -548,7 +547,7 @@ class _PartialWriter:
             hf_raise_for_status(response)
             if self.done and response.status_code != 206:  # the server ignored the range: start over
                 self.restart()
-            for chunk in response.iter_bytes(CHUNK_BYTES):
+            for chunk in response.iter_bytes():  # as they arrive: a cut loses nothing that came before it
                 self.write(chunk)
                 if time.monotonic() > deadline:
                     raise _Deadline()
