@@ -91,11 +91,13 @@ def ls_command(
     elif not models:
         output.err_console().print("no model matches these filters; `vitamin ls` shows them all")
     else:
-        from vitamin_cli import results_file
-
         measured = _audit_counts(registry, models) if with_audit else None
-        speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
-        accuracy = results_file.read_eval(eval_file, models) if eval_file else None
+        speeds = accuracy = None
+        if bench_file or eval_file:  # reading results files costs a start-up what plain ls never needs
+            from vitamin_cli import results_file
+
+            speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
+            accuracy = results_file.read_eval(eval_file, models) if eval_file else None
         table = render.ls_table(
             registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy
         )
