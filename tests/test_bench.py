@@ -190,7 +190,7 @@ def test_ls_shows_saved_throughput(run: Run, tmp_path: Path) -> None:
     broken.write_text("{")
     result = run("ls", "--bench", str(broken))
     assert result.exit_code == 2
-    assert "cannot read benchmark results" in result.stderr
+    assert "holds no benchmark results" in result.stderr
 
 
 def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -357,3 +357,83 @@ def test_results_of_different_gpus_are_never_mixed(run: Run, tmp_path: Path) -> 
         run("compare", "ViTamin-S", "ViTamin-B", "--bench", str(saved), "--gpu", "NVIDIA A100", "--json").stdout
     )
     assert {r["field"]: r["values"] for r in compared["rows"]}["throughput_image"] == [3100.0, None]
+
+
+def test_a_task_whose_worker_died_is_saved_under_no_key_and_tried_again(tiny_zoo: zoo.Zoo, tmp_path: Path) -> None:
+    """With Ray, a job whose worker died twice comes back with no measurement: its error row must not take the
+    key of the job before it, and a rerun measures it again while the good result stands."""
+    from vitamin_cli import results_file
+    from vitamin_cli.commands.bench import _Log
+
+    out = tmp_path / "bench.jsonl"
+    tiny = [tiny_zoo.get("Tiny-s128M")]
+
+    def dies_on_text(jobs: list[bench.Job], finished: bench.Runner) -> None:  # type: ignore[valid-type]
+        for index, job in enumerate(jobs):
+            if job.tower == "text":
+                finished(index, None, "node-a", "id-a", "its worker died, and again when tried once more")
+            else:
+                finished(index, bench.measure(job), "node-a", "id-a", None)
+
+    log = _Log(out)
+    results = bench.bench(tiny_zoo, tiny, FAST, on_result=log.row, on_measured=log.measured, runner=dies_on_text)
+    assert [r.error is None for r in results] == [True, False]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["kind"], r.get("tower")) for r in rows] == [("environment", None), ("result", "image"),
+                                                            ("result", "text")]  # fmt: skip
+    assert isinstance(rows[1]["key"], str) and rows[2]["key"] is None
+    saved = results_file.saved_bench(out)
+    assert list(saved) == [rows[1]["key"]] and saved[rows[1]["key"]].throughput == rows[1]["throughput"]
+    again = bench.bench(tiny_zoo, tiny, FAST, saved=saved)
+    assert [r.resumed for r in again] == [True, False] and again[1].throughput
+
+
+def test_the_resume_key_is_the_architectures_config_not_its_name(tmp_path: Path) -> None:
+    wide = TINY_ARCHITECTURE.replace("width: 32", "width: 64", 1)
+    assert wide != TINY_ARCHITECTURE
+    keys = []
+    for text in (TINY_ARCHITECTURE, wide):
+        path = tmp_path / f"zoo{len(keys)}.yaml"
+        path.write_text(tiny_zoo_text([tiny_model("Tiny-s128M")], architectures=text))
+        registry = zoo.load(path)
+        keys.append(bench.result_key(bench._identity(registry, registry.models[0], None), "image", None, FAST))
+    assert keys[0] != keys[1]
+
+
+def test_bench_files_cut_short_or_edited_by_hand(tiny_zoo: zoo.Zoo, run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "bench.jsonl"
+    args = ("bench", "Tiny-s128M", "--device", "cpu", "--batch-size", "2", "--iters", "1", "--repeats", "2",
+            "--warmup", "0", "--tower", "image", "--json", "-o", str(out))  # fmt: skip
+    environment_only = '{"kind": "environment", "node": "n", "gpu_name": null}\n'
+    out.write_text(environment_only)  # killed before the first result
+    assert run("ls", "--bench", str(out)).exit_code == 2
+    assert run(*args).exit_code == 0
+    lines = out.read_text().splitlines()
+    good = json.loads(lines[-1])
+    out.write_text(environment_only + json.dumps({**good, "throughput": "fast"}) + "\n" + lines[-1][:50])
+    again = run(*args)
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)[0]["throughput"] != "fast"  # measured again: the bad row is no result
+    rows = [json.loads(line) for line in out.read_text().splitlines()[-1:]]
+    assert rows[0]["kind"] == "result"
+    shown = run("ls", "--bench", str(out), "Tiny-s128M")
+    assert shown.exit_code == 0, shown.stderr
+    assert f"{rows[0]['throughput']:,.0f}" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("address", "environment", "code", "message"),
+    [("auto", "127.0.0.1:1", 1, "cannot reach Ray at '127.0.0.1:1'"),
+     ("ray://127.0.0.1:1", None, 1, "cannot reach Ray at 'ray://127.0.0.1:1'"),
+     ("auto", "garbage", 2, "RAY_ADDRESS 'garbage': expected host:port")],
+)  # fmt: skip
+def test_a_ray_address_nothing_answers_at_fails_at_once(
+    tiny_zoo: zoo.Zoo, run: Run, monkeypatch: pytest.MonkeyPatch, address: str, environment: str | None, code: int,
+    message: str,
+) -> None:  # fmt: skip
+    """Ray itself retries a dead address for minutes; vitamin checks that something answers first."""
+    pytest.importorskip("ray")
+    if environment is not None:
+        monkeypatch.setenv("RAY_ADDRESS", environment)
+    result = run("bench", "Tiny-s128M", "--device", "cpu", "--ray", address)
+    assert result.exit_code == code and message in result.stderr, result.stderr

@@ -316,7 +316,7 @@ def test_a_released_model_is_pulled_first_and_the_classifier_is_kept(
     hub_tasks: Hub, run: Run, tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, checkpoint = tiny
-    if not (hub_tasks.mirrors / "models" / "test" / "tiny-clip").exists():
+    if not (hub_tasks.mirrors / "models" / "test" / "tiny-clip-eval").exists():  # the hub lives for the session
         build_repo(hub_tasks.mirrors, "test/tiny-clip-eval", {"pytorch_model.bin": checkpoint.read_bytes()})
     code, data, stderr = evaluate(run, "Tiny-s2M", "--task", "vtab/eurosat")
     assert code == 0, stderr
@@ -458,3 +458,175 @@ def test_ls_compare_and_plot_show_measured_accuracy(run: Run, tmp_path: Path) ->
     assert picture.exit_code == 0 and "1 models" in picture.stdout
     missing = run("ls", "--eval", str(tmp_path / "nope.jsonl"))
     assert missing.exit_code == 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data that is broken in the middle, checkpoints from training runs, results files written by hand
+
+
+def shard_with(samples: dict[str, dict[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for key, parts in samples.items():
+            for extension, data in parts.items():
+                info = tarfile.TarInfo(f"{key}.{extension}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [(b"dog", "has cls 'dog'"), (b"1.0", "has cls '1.0'"), (b"-1", "has cls '-1'"),
+     (b"99999999999999999999999", "has cls '99999999999"), (b"7", "has cls '7'"), (None, "has no cls")],
+)  # fmt: skip
+def test_a_sample_without_a_valid_label_fails_the_task_naming_it(
+    run: Run, tiny: tuple[Path, Path], tmp_path: Path, label: bytes | None, expected: str
+) -> None:
+    _, checkpoint = tiny
+    folder = wds_folder(tmp_path / "wds", ["cat", "dog", "bird"], [0, 1, 2], count=1)
+    rng = random.Random(1)
+    broken = {"jpg": image_bytes(rng)} | ({} if label is None else {"cls": label})
+    (folder / "test" / "0.tar").write_bytes(shard_with({"good": {"jpg": image_bytes(rng), "cls": b"1"}, "bad": broken}))
+    code, data, stderr = evaluate(run, "Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"wds:{folder}")
+    assert code == 1
+    (row,) = data["results"]
+    assert row["status"] == "failed" and "sample 'bad'" in row["error"] and expected in row["error"]
+    assert "0.tar" in row["error"] and "Traceback" not in stderr + row["error"]
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.3, 0.98])
+def test_a_shard_cut_short_fails_instead_of_counting_fewer_samples(
+    run: Run, tiny: tuple[Path, Path], tmp_path: Path, keep: float
+) -> None:
+    _, checkpoint = tiny
+    folder = wds_folder(tmp_path / "wds", ["cat", "dog", "bird"], [i % 3 for i in range(12)], count=1)
+    shard = folder / "test" / "0.tar"
+    whole = shard.read_bytes()
+    code, data, _ = evaluate(run, "Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"wds:{folder}")
+    assert code == 0 and data["results"][0]["samples"] == 12  # whole, it reads
+    end = len(whole.rstrip(b"\0"))  # where the end-of-archive blocks and the padding begin
+    shard.write_bytes(whole[: int(end * keep)] if keep < 0.9 else whole[: end + 512])
+    code, data, stderr = evaluate(run, "Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"wds:{folder}")
+    assert code == 1, data
+    (row,) = data["results"]
+    assert row["status"] == "failed", row
+    assert "cut short" in row["error"] or "unexpected end of data" in row["error"], row["error"]
+
+
+def test_an_unreadable_shard_in_a_worker_is_one_line(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    _, checkpoint = tiny
+    folder = wds_folder(tmp_path / "wds", ["cat", "dog"], [0, 1], count=1)
+    (folder / "test" / "0.tar").write_bytes(b"not a tar at all" * 100)
+    result = vitamin_process("eval", "Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"wds:{folder}",
+                             "--workers", "1", "--json")  # fmt: skip
+    assert result.exit_code == 1
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["error"].endswith("is not a readable tar file: invalid header") and "\n" not in row["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_training_checkpoint_loads_and_a_broken_one_says_why(
+    run: Run, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """open_clip's training writes {"epoch", "state_dict"} with DistributedDataParallel's `module.` prefix."""
+    import torch
+
+    _, checkpoint = tiny
+    folder = image_folder(tmp_path / "photos", ["cat", "dog"], 2)
+    task = ("--task", f"folder:{folder}")
+    state = torch.load(checkpoint, weights_only=True)
+    wrapped = tmp_path / "epoch_3.pt"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, wrapped)
+    code, plain, _ = evaluate(run, "Tiny-s1M", "--checkpoint", str(checkpoint), *task)
+    code_wrapped, from_training, stderr = evaluate(run, "Tiny-s1M", "--checkpoint", str(wrapped), *task)
+    assert code == code_wrapped == 0, stderr
+    assert from_training["results"][0]["metrics"] == plain["results"][0]["metrics"]
+
+    text = tmp_path / "notes.pt"
+    text.write_text("these are not weights\n")
+    not_tensor = tmp_path / "float.pt"
+    torch.save({**state, "logit_scale": 1.0}, not_tensor)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    for bad, expected in ((text, "is not a readable PyTorch checkpoint: "), (empty, "is not a readable PyTorch"),
+                          (not_tensor, "logit_scale is a float, not a tensor")):  # fmt: skip
+        code, data, stderr = evaluate(run, "Tiny-s1M", "--checkpoint", str(bad), *task)
+        assert code == 1 and "Traceback" not in stderr
+        error = data["results"][0]["error"]
+        assert expected in error and not error.endswith(": "), error
+
+
+def test_a_folder_tasks_revision_follows_linked_class_folders(tmp_path: Path) -> None:
+    from vitamin_cli import evaldata
+
+    real = image_folder(tmp_path / "real", ["dog"], 2)
+    folder = image_folder(tmp_path / "photos", ["cat"], 2)
+    (folder / "dog").symlink_to(real / "dog")
+    task = tasks.load().resolve([f"folder:{folder}"], [])[0]
+    before = evaldata.prepare(task, tmp_path / "hub")
+    assert len(before.images) == 4
+    (real / "dog" / "0.png").write_bytes(image_bytes(random.Random(7), size=(50, 50), kind="PNG"))
+    assert evaldata.prepare(task, tmp_path / "hub").revision != before.revision
+    (folder / "empty_class").mkdir()  # a class more: another classifier, another revision
+    assert evaldata.prepare(task, tmp_path / "hub").revision != before.revision
+
+
+def test_files_that_are_not_regular_files_are_refused(run: Run, tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    import os
+
+    _, checkpoint = tiny
+    folder = image_folder(tmp_path / "photos", ["cat", "dog"], 1)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    common = ("eval", "Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"folder:{folder}")
+    for args in (("-o", "/dev/zero"), ("-o", str(fifo)), ("--templates", str(fifo))):
+        result = run(*common, *args)
+        assert result.exit_code == 2 and "not a regular file" in result.stderr, result.stderr
+    for option in ("--eval", "--bench"):
+        result = run("ls", option, "/dev/zero")
+        assert result.exit_code == 2 and "not a regular file" in result.stderr
+
+
+def test_results_files_survive_cut_lines_and_hand_edits(run: Run, tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """A line cut short by a kill, or with wrong types, is left out; the next line starts on its own line."""
+    _, checkpoint = tiny
+    out = tmp_path / "runs.jsonl"
+    folder = image_folder(tmp_path / "photos", ["cat", "dog"], 2)
+    one = ("Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"folder:{folder}", "-o", str(out))
+    assert evaluate(run, *one)[0] == 0
+    good = json.loads(out.read_text())
+    bad_types = [{**good, "dtype": ["fp32"]}, {**good, "main": "high"}, {**good, "main": float("nan")},
+                 {**good, "samples": "4"}]  # fmt: skip
+    out.write_text("".join(json.dumps(b) + "\n" for b in bad_types) + json.dumps(good)[:40])  # cut by a kill
+    code, data, stderr = evaluate(run, *one)
+    assert code == 0, stderr
+    assert data["results"][0]["status"] == "ok"  # measured again: nothing readable held it
+    lines = out.read_text().splitlines()
+    assert json.loads(lines[-1])["main"] == good["main"] and len(lines) == len(bad_types) + 2
+    assert len(results_file_module().read_results(out)) == 1
+    listed = run("ls", "--eval", str(out))
+    assert listed.exit_code == 0, listed.stderr
+
+
+def test_a_failed_task_is_tried_again_on_resume(run: Run, tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    _, checkpoint = tiny
+    out = tmp_path / "runs.jsonl"
+    folder = wds_folder(tmp_path / "wds", ["cat", "dog"], [0, 1, 0, 1], count=1)
+    shard = folder / "test" / "0.tar"
+    whole = shard.read_bytes()
+    shard.write_bytes(whole[:1000])
+    args = ("Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"wds:{folder}", "-o", str(out))
+    assert evaluate(run, *args)[0] == 1
+    shard.write_bytes(whole)
+    import os
+
+    os.utime(shard, ns=(1, 1))  # even with the revision unchanged by the repair, the failure is not kept
+    code, data, _ = evaluate(run, *args)
+    assert code == 0 and data["results"][0]["samples"] == 4
+
+
+def results_file_module():  # type: ignore[no-untyped-def]
+    from vitamin_cli import results_file
+
+    return results_file

@@ -361,7 +361,7 @@ def measure(job: Job) -> Measured:
     check_device(settings)
     roof = _roof(settings.device, settings.dtype)
     env = environment(settings, roof)
-    key = result_key(job.checkpoint and model.name or model.arch, job.tower, env["gpu_name"], settings)
+    key = result_key(_identity(registry, model, job.checkpoint), job.tower, env["gpu_name"], settings)
     if key in job.done:
         return Measured(None, env, key)
     result = Result(
@@ -390,6 +390,15 @@ def measure(job: Job) -> Measured:
             torch.cuda.empty_cache()
     _add_flops(result, job.gflops_per_item, roof)
     return Measured(result, env, key)
+
+
+def _identity(zoo: Zoo, model: Model, checkpoint: str | None) -> str:
+    """What was measured: the architecture's config (its zoo entry or open_clip's name), and with --weights
+    the checkpoint file's blob as well."""
+    from vitamin_cli import audit
+
+    network = audit.architecture_id(zoo, model)
+    return network if checkpoint is None else f"{network} {model.name} {Path(checkpoint).resolve().name}"
 
 
 def result_key(measured: str, tower: str, gpu_name: str | None, settings: Settings) -> str:
@@ -442,7 +451,7 @@ def bench(
     on_result: Callable[[Result], None] | None = None,
     hub_root: Path | None = None,
     runner: Runner | None = None,
-    on_measured: Callable[[Measured], None] | None = None,
+    on_measured: Callable[[Measured | None], None] | None = None,
     saved: dict[str, Result] | None = None,
 ) -> list[Result]:
     """Measure each tower of each distinct architecture once; rows sharing an architecture share results.
@@ -456,7 +465,7 @@ def bench(
     def finished(
         index: int, measured: Measured | None, node: str | None, node_id: str | None, error: str | None
     ) -> None:
-        if on_measured is not None and measured is not None:
+        if on_measured is not None:
             on_measured(measured)
         base = measured.result if measured is not None else None
         if measured is not None and base is None:

@@ -32,6 +32,7 @@ CLASSNAMES = "classnames.txt"
 TEMPLATES = "zeroshot_classification_templates.txt"
 NSHARDS = "test/nshards.txt"
 MAX_SHARDS = 100_000
+MAX_TEXT_BYTES = 64 * 2**20  # class names, templates, nshards.txt
 WDS_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
 
@@ -108,12 +109,12 @@ def prepare(
         shards = [paths[f"test/{i}.tar"] for i in range(shard_count(root_files[NSHARDS]))]
     else:
         assert task.path is not None
-        revision = fingerprint(task.path)
         root_files = {name: task.path / name for name in (CLASSNAMES, TEMPLATES, NSHARDS)}
         shards = [task.path / f"test/{i}.tar" for i in range(shard_count(root_files[NSHARDS]))]
         missing = [s for s in shards if not s.is_file()]
         if missing:
             raise UsageError(f"{task.path}: {len(missing)} shards are missing, {missing[0]} first")
+        revision = fingerprint(task.path, [*root_files.values(), *shards])
     classnames = _lines(root_files[CLASSNAMES])
     if len(classnames) < 2:
         raise DataError(f"{task.key}: {CLASSNAMES} names {len(classnames)} classes; zero-shot needs at least 2")
@@ -138,18 +139,27 @@ def _folder_data(task: Task, override: list[str] | None, templates_file: Path | 
     templates = override if override is not None else default_templates()
     source = str(templates_file) if override is not None else "default"
     classnames = [label_of(f.name) for f in folders]
-    return TaskData(task, classnames, templates, source, fingerprint(task.path), images=images)
+    revision = fingerprint(task.path, [image for image, _ in images], classnames)
+    return TaskData(task, classnames, templates, source, revision, images=images)
 
 
 def shard_count(path: Path) -> int:
-    text = path.read_text(encoding="utf-8", errors="replace").strip()
-    if not text.isdigit() or not 0 < int(text) <= MAX_SHARDS:
+    text = "\n".join(_lines(path))
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_SHARDS:
         raise DataError(f"{path} should hold the number of shards, not {text[:40]!r}")
     return int(text)
 
 
 def _lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    if not path.is_file():  # a folder, a pipe or a device is never read
+        raise UsageError(f"{path} is not a regular file")
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise DataError(f"{path} is larger than a text file of a task can be ({MAX_TEXT_BYTES // 2**20} MiB)")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start})", hint="save it as UTF-8") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def read_templates(path: Path) -> list[str]:
@@ -158,6 +168,8 @@ def read_templates(path: Path) -> list[str]:
         lines = _lines(path)
     except OSError as err:
         raise UsageError(f"cannot read --templates {path}: {err.strerror}") from None
+    except DataError as err:
+        raise UsageError(f"--templates: {err.message}", hint=err.hint) from None
     return check_templates(lines, f"--templates {path}")
 
 
@@ -202,17 +214,24 @@ def decode(data: bytes, transform: Callable[[Any], Any]) -> Any:
         return None
 
 
-def wds_samples(shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool) -> Iterator[Sample]:
-    """The samples of these shards, in order: each key's image, `cls` and `npy` members."""
+def wds_samples(
+    shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool, classes: int
+) -> Iterator[Sample]:
+    """The samples of these shards, in order: each key's image, `cls` and `npy` members. A shard that is cut
+    short, or a sample without a class number below `classes`, is a DataError naming the shard."""
     for shard in shards:
         try:
             with tarfile.open(shard, mode="r|*") as tar:
-                yield from _grouped(tar, transform, with_metadata)
+                yield from _grouped(tar, shard.stat().st_size, transform, with_metadata, classes)
         except (tarfile.TarError, OSError) as err:
             raise DataError(f"{shard} is not a readable tar file: {err}") from None
+        except DataError as err:
+            raise DataError(f"{shard}: {err.message}") from None
 
 
-def _grouped(tar: tarfile.TarFile, transform: Callable[[Any], Any], with_metadata: bool) -> Iterator[Sample]:
+def _grouped(
+    tar: tarfile.TarFile, size: int, transform: Callable[[Any], Any], with_metadata: bool, classes: int
+) -> Iterator[Sample]:
     current: str | None = None
     parts: dict[str, bytes] = {}
     for member in tar:
@@ -221,39 +240,65 @@ def _grouped(tar: tarfile.TarFile, transform: Callable[[Any], Any], with_metadat
         key, _, extension = member.name.rpartition("/")[2].partition(".")
         stream = tar.extractfile(member)
         data = stream.read() if stream is not None else b""
+        if len(data) != member.size:
+            raise DataError(f"{member.name} is cut short ({len(data)} of {member.size} bytes)")
         if key != current and current is not None:
-            yield _sample(parts, transform, with_metadata)
+            yield _sample(current, parts, transform, with_metadata, classes)
             parts = {}
         current = key
         parts[extension.lower()] = data
+    if size < tar.offset + 2 * tarfile.BLOCKSIZE:  # the end-of-archive blocks start at tar.offset
+        raise DataError("cut short: it ends without a tar's end-of-archive blocks")
     if current is not None:
-        yield _sample(parts, transform, with_metadata)
+        yield _sample(current, parts, transform, with_metadata, classes)
 
 
-def _sample(parts: dict[str, bytes], transform: Callable[[Any], Any], with_metadata: bool) -> Sample:
-    label = int(parts.get("cls", b"-1").decode("ascii", errors="replace").strip() or -1)
+def _sample(
+    key: str, parts: dict[str, bytes], transform: Callable[[Any], Any], with_metadata: bool, classes: int
+) -> Sample:
+    text = parts.get("cls", b"").decode("ascii", errors="replace").strip()
+    if not (text.isascii() and text.isdigit() and int(text) < classes):
+        found = "no cls" if "cls" not in parts else f"cls {text[:20]!r}"
+        raise DataError(f"sample {key[:80]!r} has {found}; a label is a class number from 0 to {classes - 1}")
     image = next((parts[e] for e in WDS_IMAGE_EXTENSIONS if e in parts), None)
     metadata = np.load(io.BytesIO(parts["npy"])) if with_metadata and "npy" in parts else None
-    return Sample(decode(image, transform) if image is not None else None, label, metadata)
+    return Sample(decode(image, transform) if image is not None else None, int(text), metadata)
 
 
-def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, workers: int) -> Any:
-    """A DataLoader of batches (images, labels, metadata, undecodable count); images are decoded in `workers`
-    worker processes, shards split among them."""
+def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, workers: int) -> Iterator[Any]:
+    """Batches (images, labels, metadata, undecodable count); images are decoded in `workers` worker
+    processes, shards split among them."""
     with_metadata = data.task.kind in ("wilds", "fairness")
     if data.images:
         dataset: Any = _FolderImages(data.images, transform)
     else:
-        dataset = Shards(data.shards, transform, with_metadata)
+        dataset = Shards(data.shards, transform, with_metadata, len(data.classnames))
         workers = min(workers, len(data.shards))
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=_collate,
-        worker_init_fn=_one_thread,
-        persistent_workers=False,
+    batches = iter(
+        torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            worker_init_fn=_one_thread,
+            persistent_workers=False,
+        )
     )
+    while True:
+        try:
+            yield next(batches)
+        except StopIteration:
+            return
+        except DataError as err:  # from a worker, torch puts the worker's traceback into the message
+            raise DataError(_worker_message(err.message)) from None
+
+
+def _worker_message(message: str) -> str:
+    """A worker's error as it was raised there: the last line of the traceback torch wraps it in."""
+    if "Original Traceback" not in message:
+        return message
+    last = message.rstrip().splitlines()[-1]
+    return last.partition(": ")[2] or last
 
 
 def _one_thread(_: int) -> None:
@@ -261,7 +306,7 @@ def _one_thread(_: int) -> None:
 
 
 def _collate(samples: list[Sample]) -> tuple[Any, Any, Any, int]:
-    good = [s for s in samples if s.image is not None and s.label >= 0]
+    good = [s for s in samples if s.image is not None]
     images = torch.stack([s.image for s in good]) if good else torch.empty(0)
     labels = torch.tensor([s.label for s in good], dtype=torch.long)
     metadata = np.stack([s.metadata for s in good]) if good and good[0].metadata is not None else None
@@ -289,13 +334,13 @@ class _FolderImages:
 class Shards(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     """A webdataset task's shards, each worker reading every n-th shard."""
 
-    def __init__(self, shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool) -> None:
-        self.shards, self.transform, self.with_metadata = shards, transform, with_metadata
+    def __init__(self, shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool, classes: int) -> None:
+        self.shards, self.transform, self.with_metadata, self.classes = shards, transform, with_metadata, classes
 
     def __iter__(self) -> Iterator[Sample]:
         info = torch.utils.data.get_worker_info()
         mine = self.shards if info is None else self.shards[info.id :: info.num_workers]
-        return wds_samples(mine, self.transform, self.with_metadata)
+        return wds_samples(mine, self.transform, self.with_metadata, self.classes)
 
 
 def default_workers(device: str) -> int:

@@ -55,6 +55,8 @@ def check_writable(path: Path) -> None:
     target = path.resolve()
     if target.is_dir():
         raise UsageError(f"cannot write {path}: it is a folder", hint="name a file, e.g. results.json")
+    if target.exists() and not target.is_file():
+        raise UsageError(f"cannot write {path}: it is not a regular file (a device or a pipe)", hint="name a file")
     parent = next((p for p in (target.parent, *target.parent.parents) if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")

@@ -27,24 +27,32 @@ def checkpoint_path(model: Model, hub_root: Path) -> Path:
 
 
 def read_state_dict(path: Path) -> dict[str, Any]:
-    """torch.load with weights_only=True: tensors and plain containers only, never code."""
+    """torch.load with weights_only=True: tensors and plain containers only, never code. A training
+    checkpoint's `state_dict` and the `module.` prefix that DistributedDataParallel adds are unwrapped, as
+    open_clip's own loader does."""
     import pickle
+    import warnings
 
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice on failures is to turn the safety off: never shown
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path} holds more than tensors (pickled objects that could run code); vitamin does not unpickle those",
             hint="save the model's state_dict() alone, e.g. torch.save(model.state_dict(), path)",
         ) from None
-    except (OSError, RuntimeError, EOFError) as err:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {err}") from None
+    except Exception as err:  # noqa: BLE001 - whatever the loader trips on, the file is not a checkpoint
+        reason = str(err).splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {reason}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} does not hold a state dict (found {type(state).__name__})")
+    if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
 
 
@@ -52,14 +60,18 @@ def load_into(model: Any, state: dict[str, Any], name: str) -> None:
     """load_state_dict with strict key and shape matching, its failures as one clear message."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    unexpected = sorted(str(k) for k in set(state) - set(own))
+    common = sorted(set(own) & set(state))
+    not_tensors = [k for k in common if not hasattr(state[k], "shape")]
+    wrong = [k for k in common if k not in not_tensors and tuple(own[k].shape) != tuple(state[k].shape)]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing keys ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
     if unexpected:
         more = ", ..." if len(unexpected) > 3 else ""
         problems.append(f"{len(unexpected)} unexpected keys ({', '.join(unexpected[:3])}{more})")
+    for key in not_tensors[:3]:
+        problems.append(f"{key} is a {type(state[key]).__name__}, not a tensor")
     for key in wrong[:3]:
         problems.append(f"{key} has shape {tuple(state[key].shape)}, the architecture {tuple(own[key].shape)}")
     if problems:

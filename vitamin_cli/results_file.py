@@ -9,13 +9,15 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vitamin_cli.errors import UsageError
 from vitamin_cli.zoo import METRICS, Model
 
 if TYPE_CHECKING:
     from vitamin_cli.tasks import Task
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,28 +32,118 @@ class Speeds:
 
 def bench_rows(path: Path) -> list[dict[str, Any]]:
     """The result rows of a file `vitamin bench` wrote: JSON lines (`-o FILE`: an environment line per node
-    and GPU, a line per result), or one JSON document (`--json`, and `-o FILE` before JSON lines)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = json.loads(text)
-            rows = data["results"] if isinstance(data, dict) else data
-        except ValueError:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()[:1] == "{"]
-            rows = [r for r in records if isinstance(r, dict) and r.get("kind") == "result"]
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise TypeError("not a list of results")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UsageError(
-            f"cannot read benchmark results from {path}: {err}", hint="pass a file written by `vitamin bench -o FILE`"
-        ) from None
+    and GPU, a line per result), or one JSON document (`--json`, and `-o FILE` before JSON lines). A file with
+    no result in it is a usage error."""
+    rows = _bench_rows(path)
+    if not rows:
+        raise UsageError(f"{path} holds no benchmark results", hint="pass a file written by `vitamin bench -o FILE`")
     return rows
+
+
+def _bench_rows(path: Path) -> list[dict[str, Any]]:
+    text = _read(path, "benchmark results")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        rows = data["results"]
+    elif isinstance(data, list):
+        rows = data
+    else:  # JSON lines (a file of one line parses as a document too)
+        rows = [r for r in _records(text) if r.get("kind") == "result"]
+    return [r for r in rows if isinstance(r, dict)]
+
+
+def _read(path: Path, what: str) -> str:
+    if path.is_dir():
+        raise UsageError(f"cannot read {what} from {path}: it is a folder")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"cannot read {what} from {path}: it is not a regular file (a device or a pipe)")
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise UsageError(f"cannot read {what} from {path}: {err.strerror}") from None
+
+
+def _records(text: str) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines text; a line that is not one (cut short by a kill, edited by hand) is
+    left out."""
+    found = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict):
+            found.append(record)
+    return found
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a value read from JSON has the type a dataclass field declares (finite numbers only)."""
+    import math
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    return isinstance(value, hint)
+
+
+def from_row(cls: type[T], row: Mapping[str, Any]) -> T | None:
+    """The row as an instance of the dataclass `cls` if it holds every field with its declared type; else None
+    (another tool's line, a hand edit, a wrong type)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    wanted = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in EXCLUDED]  # type: ignore[arg-type]
+    if all(k in row and _fits(row[k], hints[k]) for k in wanted):
+        return cls(**{k: row[k] for k in wanted})
+    return None
+
+
+EXCLUDED = ("tried", "resumed")  # bench's fields that a results line does not carry, or carries apart
+
+
+def append_line(path: Path, record: Mapping[str, Any]) -> None:
+    """Add one JSON line to a results file (created with the user's umask), flushed to disk at once. A last
+    line cut short by a kill gets its end first, so the new line stays readable."""
+    import os
+
+    line = json.dumps(record) + "\n"
+    with open(path, "a+b") as out:
+        if out.tell() > 0:
+            out.seek(-1, os.SEEK_END)
+            if out.read(1) != b"\n":
+                line = "\n" + line
+        out.write(line.encode("utf-8"))  # one write: lines of concurrent runs never interleave
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def read_bench(path: Path, gpu: str | None = None) -> Speeds:
     """The throughput of each model and tower in a bench file. Results of different GPUs are never mixed: a
     file that holds several needs `gpu` to say which."""
-    rows = [r for r in bench_rows(path) if r.get("throughput") is not None]
+    rows = [
+        r
+        for r in bench_rows(path)
+        if isinstance(r.get("model"), str) and isinstance(r.get("tower"), str) and _fits(r.get("throughput"), float)
+    ]
     gpus = sorted({str(r.get("gpu_name") or "cpu") for r in rows})
     if gpu is not None:
         rows = [r for r in rows if str(r.get("gpu_name") or "cpu") == gpu]
@@ -63,25 +155,21 @@ def read_bench(path: Path, gpu: str | None = None) -> Speeds:
             hint="choose one with --gpu NAME",
         )
     speeds: dict[str, dict[str, float]] = {}
-    try:
-        for row in rows:
-            speeds.setdefault(str(row["model"]).lower(), {})[str(row["tower"])] = float(row["throughput"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise UsageError(f"cannot read benchmark results from {path}: {err}") from None
+    for row in rows:
+        speeds.setdefault(row["model"].lower(), {})[row["tower"]] = float(row["throughput"])
     return Speeds(speeds)
 
 
 def saved_bench(path: Path) -> dict[str, Any]:
-    """Results a rerun of `vitamin bench -o FILE` need not measure again, by their key."""
-    from dataclasses import fields
-
+    """Results a rerun of `vitamin bench -o FILE` need not measure again, by their key: those measured without
+    an error (a failure is tried again)."""
     from vitamin_cli.bench import Result
 
-    names = {f.name for f in fields(Result) if f.init and f.name not in ("tried", "resumed")}
     saved = {}
-    for row in bench_rows(path):
-        if "key" in row and names <= set(row):
-            saved[str(row["key"])] = Result(**{k: row[k] for k in names})
+    for row in _bench_rows(path):
+        result = from_row(Result, row)
+        if isinstance(row.get("key"), str) and result is not None and result.error is None:
+            saved[row["key"]] = result
     return saved
 
 
@@ -159,36 +247,15 @@ def columns(model: Model, results: Iterable[TaskResult], registry: Sequence[Task
 
 def read_results(path: Path) -> list[TaskResult]:
     """The results in a file written by `vitamin eval -o FILE`; other lines (an environment record, a line cut
-    short by a kill) are left alone."""
-    import dataclasses
-
+    short by a kill, a hand edit with wrong types) are left alone."""
     if not path.exists():
         return []
-    known = {f.name for f in dataclasses.fields(TaskResult)}
-    found = []
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and row.get("kind") == "result" and known <= set(row):
-            found.append(TaskResult(**{k: row[k] for k in known}))
-    return found
+    rows = [r for r in _records(_read(path, "evaluation results")) if r.get("kind") == "result"]
+    return [result for result in (from_row(TaskResult, row) for row in rows) if result is not None]
 
 
 def append_result(path: Path, result: TaskResult) -> None:
-    """Add one line to the results file (created with the user's umask), flushed to disk at once."""
-    import os
-
-    line = json.dumps({"kind": "result", **result.to_json()}) + "\n"
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(line)
-        out.flush()
-        os.fsync(out.fileno())
+    append_line(path, {"kind": "result", **result.to_json()})
 
 
 @dataclass(frozen=True)
@@ -205,7 +272,7 @@ def read_eval(path: Path, models: Sequence[Model]) -> Measured:
     """The measured columns of these models in a file written by `vitamin eval -o FILE`."""
     from vitamin_cli import tasks
 
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"cannot read evaluation results from {path}: no such file")
     results = read_results(path)
     if not results:

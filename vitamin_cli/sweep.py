@@ -84,6 +84,7 @@ def connect(address: str) -> None:
         return
     env = {name: os.environ[name] for name in FORWARDED if name in os.environ}
     target = (os.environ.get("RAY_ADDRESS") or "auto") if address == "auto" else address
+    _check_reachable(target, "RAY_ADDRESS" if address == "auto" else "--ray")
     try:
         ray.init(
             address=target,
@@ -97,6 +98,25 @@ def connect(address: str) -> None:
             f"cannot start or reach Ray at {target!r}: {str(err).splitlines()[0][:200]}",
             hint="start a cluster (`ray start --head`), set RAY_ADDRESS, or use --ray local",
         ) from None
+
+
+def _check_reachable(target: str, given_by: str) -> None:
+    """An address that nothing answers at fails now: Ray itself would retry it for minutes."""
+    if target in ("local", "auto"):
+        return
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not port.isascii() or not port.isdigit() or not host:
+        raise UsageError(f"{given_by} {target[:80]!r}: expected host:port", hint="e.g. --ray ray://head:10001")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as err:
+        raise VitaminError(
+            f"cannot reach Ray at {target[:80]!r}: {err.strerror or err if isinstance(err, OSError) else err}",
+            hint="check the address and that the cluster is up (`ray status` on its head node), or use --ray local",
+        ) from None
+
+
+CONNECT_TIMEOUT_S = 5
 
 
 def gpu_count() -> float:

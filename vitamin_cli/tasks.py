@@ -9,7 +9,7 @@ suites behind the zoo's five accuracy columns, and a user's own data (`folder:PA
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,14 +204,18 @@ class _Parser(Reader):
         return Registry(tuple(tasks))
 
 
-def fingerprint(path: Path) -> str:
-    """A local data folder's revision: a hash of its files' names, sizes and modification times."""
+def fingerprint(root: Path, files: Iterable[Path], classnames: Iterable[str] = ()) -> str:
+    """A local data folder's revision: a hash of the files a task reads (names, sizes and modification times,
+    through any links) and its class names."""
     import hashlib
 
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest = hashlib.sha256("\0".join(classnames).encode() + b"\n")
+    for file in sorted(files):
+        try:
+            stat = file.stat()
+        except OSError:
+            continue  # a file that vanished: the reader reports it
+        digest.update(f"{file.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return "files-" + digest.hexdigest()[:16]
 
 

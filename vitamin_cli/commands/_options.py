@@ -81,7 +81,7 @@ OutputFile = Annotated[Path | None, typer.Option("-o", "--output", help="Also sa
 
 
 def _batch_size(value: str | None) -> str | None:
-    if value is not None and value != "auto" and not (value.isdigit() and int(value) > 0):
+    if value is not None and value != "auto" and not (value.isascii() and value.isdigit() and int(value) > 0):
         raise typer.BadParameter(f"'{value}' is neither a positive whole number nor 'auto'")
     return value
 

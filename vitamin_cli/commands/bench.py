@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -182,25 +181,30 @@ class _Log:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.key = ""
+        self.key: str | None = None
         self.environment: dict[str, Any] = {}
         self.written: set[tuple[Any, Any]] = set()
 
     def _append(self, record: dict[str, Any]) -> None:
         if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(record) + "\n")
+            from vitamin_cli.results_file import append_line
+
+            append_line(self.path, record)
 
     def measured(self, measured: Any) -> None:
-        self.key, self.environment = measured.key, measured.environment
+        """What the job just finished gave back; None when its worker died before it could say."""
+        self.key = None if measured is None else measured.key
+        if measured is not None:
+            self.environment = measured.environment
 
     def row(self, result: Result) -> None:
         if result.resumed:
             return
-        where = (self.environment.get("node"), self.environment.get("gpu_name"))
-        if where not in self.written:  # written before the first result measured there
-            self.written.add(where)
-            self._append({"kind": "environment", **self.environment})
+        if self.key is not None:
+            where = (self.environment.get("node"), self.environment.get("gpu_name"))
+            if where not in self.written:  # written before the first result measured there
+                self.written.add(where)
+                self._append({"kind": "environment", **self.environment})
         self._append({"kind": "result", "key": self.key, **result.to_json()})
 
 

@@ -107,7 +107,8 @@ def eval_command(
     )
     if ray is None:  # with Ray, each worker checks its own device
         bench.check_device(bench.Settings(device=settings.device, dtype=settings.dtype, amp=settings.dtype != "fp32"))
-    saved = {r.key(): r for r in results_file.read_results(out)} if out is not None else {}
+    earlier = results_file.read_results(out) if out is not None else []
+    saved = {r.key(): r for r in earlier if r.status == "ok"}  # a failure is tried again
 
     results: list[TaskResult] = []
     jobs: list[evaluate.Job] = []
