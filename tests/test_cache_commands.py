@@ -136,8 +136,10 @@ def test_cache_lists_models_partials_and_total(hub: Hub, run: Run) -> None:
 
 def test_pin_writes_commit_sha_and_size_and_keeps_the_rest(hub: Hub, zoo_copy: Path) -> None:
     before = zoo_copy.read_text()
+    zoo_copy.chmod(0o600)  # a private file stays private
     result = vitamin_process("pin", "ViTamin-L", "--zoo", str(zoo_copy))
     assert result.exit_code == 0, result.stderr
+    assert zoo_copy.stat().st_mode & 0o777 == 0o600
     after = zoo_copy.read_text()
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
     assert len(changed) == 1

@@ -181,7 +181,15 @@ def test_a_tampered_manifest_drives_no_deletion(hub: Hub, run: Run, precious: Pa
 
 @pytest.mark.parametrize(
     "written",
-    ["{", "[]", '{"version": 7, "files": []}', '{"version": 2, "files": [{"name": 1}]}', '{"version": 2}', "\xff"],
+    [
+        "{",
+        "[]",
+        '{"version": 7, "files": []}',
+        '{"version": 2, "files": [{"name": 1}]}',
+        '{"version": 2}',
+        "\xff",
+        "[" * 5000 + "]" * 5000,
+    ],  # fmt: skip
 )
 def test_a_corrupt_manifest_is_reported_never_a_crash(hub: Hub, run: Run, precious: Path, written: str) -> None:
     pull("ViTamin-L")
@@ -228,3 +236,61 @@ def test_output_files_are_written_where_the_user_said(run: Run, tmp_path: Path) 
     result = run("bench", "ViTamin-S", "--device", "cpu", "-o", str(tmp_path))
     assert result.exit_code == 2
     assert "is a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("linked", ["blobs folder", "blob"])
+def test_an_offline_pull_never_deletes_a_blob_that_leads_out(hub: Hub, precious: Path, linked: str) -> None:
+    """A cache whose blobs were moved to another disk and linked back: an offline pull refuses to vouch for
+    them and deletes nothing, even when the file there does not match its name."""
+    pull("ViTamin-L")
+    blobs = repo_folder() / "blobs"
+    (blob,) = blobs.iterdir()
+    elsewhere = home() / "other-disk"
+    elsewhere.mkdir()
+    (elsewhere / blob.name).write_text("not the checkpoint at all\n")  # mismatches its name
+    if linked == "blob":
+        blob.unlink()
+        blob.symlink_to(elsewhere / blob.name)
+    else:
+        for path in blobs.iterdir():
+            path.unlink()
+        blobs.rmdir()
+        blobs.symlink_to(elsewhere, target_is_directory=True)
+    before = outside(home())
+    result = vitamin_process("pull", "ViTamin-L", env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "leads out of the cache" in result.stderr or "does not link to a blob" in result.stderr, result.stderr
+    assert outside(home()) == before and (elsewhere / blob.name).read_text() == "not the checkpoint at all\n"
+    if linked == "blob":
+        blob.unlink()
+    else:
+        blobs.unlink()
+    (elsewhere / blob.name).unlink()
+    elsewhere.rmdir()
+
+
+def test_a_damaged_blob_is_downloaded_anew_not_deleted_first(hub: Hub, run: Run) -> None:
+    pull("ViTamin-L")
+    (blob,) = (repo_folder() / "blobs").iterdir()
+    damaged = bytearray(blob.read_bytes())
+    damaged[100] ^= 0xFF
+    blob.write_bytes(bytes(damaged))
+    manifest = cache_root().with_name("hub.vitamin-manifest.json")
+    manifest.unlink()  # nothing vouches for the blob: it is hashed
+    offline = vitamin_process("pull", "ViTamin-L", env={"HF_HUB_OFFLINE": "1"})
+    assert offline.exit_code == 1 and "is damaged" in offline.stderr
+    assert blob.read_bytes() == bytes(damaged)  # offline, it stays as it is
+    pull("ViTamin-L")
+    assert blob.read_bytes() == hub.files[SMALL_REPO]
+    assert run("verify").exit_code == 0
+
+
+def test_a_manifest_entry_with_an_impossible_size_is_ignored(hub: Hub, run: Run) -> None:
+    pull("ViTamin-L")
+    manifest = cache_root().with_name("hub.vitamin-manifest.json")
+    data = json.loads(manifest.read_text())
+    data["files"][0]["size_bytes"] = 10**400
+    manifest.write_text(json.dumps(data))
+    for args in (["cache"], ["verify"], ["ls", "--pulled"]):
+        result = run(*args)
+        assert result.exit_code in (0, 1) and "bad size_bytes" in result.stderr, (args, result.stderr)

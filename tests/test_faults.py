@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +154,12 @@ def test_a_redirect_to_another_host_downloads_without_the_token(hub: Hub) -> Non
         ("VITAMIN_RETRY_WAIT", "abc"),
         ("VITAMIN_RETRY_WAIT", "nan"),
         ("VITAMIN_PULL_DEADLINE", "-1"),
+        ("HF_HUB_ETAG_TIMEOUT", "99999999999999999999"),
+        ("VITAMIN_PULL_DEADLINE", "1e308"),
+        ("VITAMIN_RETRY_WAIT", "1e300"),
+        ("HF_ENDPOINT", "http://[::1"),
+        ("HF_ENDPOINT", "http://127.0.0.1:99999"),
+        ("HF_ENDPOINT", "ftp://mirror"),
     ],
 )
 def test_a_bad_environment_variable_is_a_usage_error_naming_it(hub: Hub, variable: str, value: str) -> None:
@@ -236,3 +243,32 @@ def test_a_manifest_that_cannot_be_written_leaves_nothing_unrecorded(hub: Hub, m
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)[0]["status"] == "resumed"
     assert downloads(hub) == []
+
+
+def test_a_folder_of_the_cache_this_user_may_not_read_is_a_message(hub: Hub, tmp_path: Path) -> None:
+    """Another user's cache folder, closed to this one: each command says which path it may not read."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as another user")
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        shared.chmod(0o777)
+        env = {**os.environ, "HF_HOME": str(shared / "hf"), "XDG_CACHE_HOME": str(shared / "xdg"),
+               "HOME": str(shared), "HF_ENDPOINT": hub.url}  # fmt: skip
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "vitamin_cli"]
+        pulled = subprocess.run([*as_nobody, "pull", "ViTamin-L"], env=env, capture_output=True, text=True)
+        assert pulled.returncode == 0, pulled.stderr
+        snapshots = shared / "hf" / "hub" / "models--jienengchen--ViTamin-L-224px" / "snapshots"
+        snapshots.chmod(0)
+        for args in (["cache"], ["ls", "--pulled"], ["verify"], ["rm", "ViTamin-L", "--yes"]):
+            result = subprocess.run([*as_nobody, *args], env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                                    text=True)  # fmt: skip
+            assert result.returncode in (1, 2), (args, result.stderr)
+            assert "Traceback" not in result.stderr and "ermission denied" in result.stderr, (args, result.stderr)
+    finally:
+        for folder in shared.rglob("*"):
+            if folder.is_dir() and not folder.is_symlink():
+                folder.chmod(0o755)
+        shutil.rmtree(shared)

@@ -218,3 +218,78 @@ def test_files_follow_the_users_umask(hub: Hub, mask: int) -> None:
     ]
     for path in made:
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
+
+
+def plain_pins(tmp_path: Path, hub: Hub) -> tuple[Path, Path]:
+    """Two zoo files naming one non-LFS file (checked by its git blob id): one unpinned, one with a wrong pin."""
+    repo = "test/plain-pin"
+    if not (hub.mirrors / "models" / repo).exists():
+        build_repo(hub.mirrors, repo, {}, {"config.txt": "a small text file\n"})
+    paths = []
+    for name, pin in (("Plain-s1M", ""), ("Pinned-s1M", f', sha256: "{"0" * 64}"')):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(tiny_zoo_text([tiny_model(name, weights=f"{{repo: {repo}, filename: config.txt{pin}}}")]))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_a_pin_mismatch_never_deletes_a_blob_others_use(hub: Hub, run: Run, tmp_path: Path) -> None:
+    plain, pinned = plain_pins(tmp_path, hub)
+    pull("Plain-s1M", "--zoo", str(plain))
+    result = vitamin_process("pull", "Pinned-s1M", "--zoo", str(pinned))
+    assert result.exit_code == 1 and "sha256 mismatch" in result.stderr, result.stderr
+    assert "stays in the cache" in result.stderr
+    assert run("verify", "--zoo", str(plain)).exit_code == 0  # Plain-s1M still has its file
+    assert vitamin_sizes(run) == scanned_sizes() == {"test/plain-pin": len("a small text file\n")}
+
+
+def test_a_pin_mismatch_on_a_fresh_download_removes_it(hub: Hub, run: Run, tmp_path: Path) -> None:
+    _, pinned = plain_pins(tmp_path, hub)
+    result = vitamin_process("pull", "Pinned-s1M", "--zoo", str(pinned))
+    assert result.exit_code == 1 and "removed the download" in result.stderr, result.stderr
+    assert not any((repo_folder("test/plain-pin") / "blobs").glob("*"))
+    assert scanned_sizes() in ({}, {"test/plain-pin": 0})
+
+
+def test_rm_deletes_nothing_while_the_manifest_has_entries_it_cannot_read(hub: Hub, run: Run, tmp_path: Path) -> None:
+    """An entry vitamin cannot read may name the same files: rm keeps everything and says why."""
+    lab = lab_zoo(tmp_path)
+    pull("ViTamin-L")
+    pull("Lab-s1M", "--zoo", str(lab))
+    manifest = cache_root().with_name("hub.vitamin-manifest.json")
+    data = json.loads(manifest.read_text())
+    lab_entry = next(e for e in data["files"] if e["name"] == "Lab-s1M")
+    lab_entry["pulled_at"] = "x" * 65  # a field out of its bounds: the entry is dropped when read
+    manifest.write_text(json.dumps(data))
+    written = manifest.read_bytes()
+    result = run("rm", "ViTamin-L", "--yes")
+    assert result.exit_code == 1 and "nothing deleted" in result.stderr, result.stderr
+    assert manifest.read_bytes() == written  # not moved aside: nothing was written
+    assert vitamin_sizes(run) == scanned_sizes() == {SMALL_REPO: len(hub.files[SMALL_REPO])}
+
+
+def test_pull_and_rm_at_once_never_lock_each_other_up(hub: Hub, run: Run) -> None:
+    """pull holds the blob's lock and then takes the manifest's; rm takes them in the same order."""
+    import subprocess
+
+    pull("ViTamin-L")
+    for blob in (repo_folder(SMALL_REPO) / "blobs").iterdir():
+        blob.unlink()  # recorded, but gone: the next pull downloads it again under the blob's lock
+    hub.proxy.faults.chunk_delay_s = 0.05  # about 2.5 s for the 3 MiB file
+    pulling = start_vitamin("pull", "ViTamin-L", "-q")
+    blobs = repo_folder(SMALL_REPO) / "blobs"
+    deadline = time.monotonic() + 60
+    while not any(blobs.glob("*.vitamin-partial")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the pull is downloading, under the blob's lock
+    removing = start_vitamin("rm", "ViTamin-L", "--yes")
+    try:
+        assert pulling.wait(timeout=120) == 0
+        removing.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        pulling.kill()
+        removing.kill()
+        raise
+    assert removing.returncode == 0, removing.stderr.read()
+    assert scanned_sizes() in ({}, {SMALL_REPO: len(hub.files[SMALL_REPO])})
+    verified = run("verify")
+    assert verified.exit_code == 0, verified.stderr

@@ -176,6 +176,22 @@ def test_alias_may_not_shadow_another_models_repo(zoo_copy: Path) -> None:
         ("  - name: ViT-S-16-s128M\n", "  - name: ViT-S-16-[red]s128M\n", "name"),
         ("    aliases: [ViTamin-B]\n", "    aliases: [ViTamin B]\n", "aliases"),
         ("    avg38: 34.1\n", "    avg38: 34.1\n    [a, b]: 1\n", None),
+        # values YAML's own constructors fail on, or that are not plain data
+        ("  - name: ViT-S-16-s128M\n", "  - name: 2020-13-45\n", "name"),
+        ("  - name: ViT-S-16-s128M\n", "  - name: 2020-01-01\n", "name"),
+        ("    aliases: [ViTamin-B]\n", "    aliases: [2020-13-45]\n", "aliases"),
+        ("    params_image_m: 21.81\n", "    params_image_m: !!float abc\n", "params_image_m"),
+        ("    params_image_m: 21.81\n", "    params_image_m: !!bool abc\n", "params_image_m"),
+        ("    params_image_m: 21.81\n", "    params_image_m: !!int abc\n", "params_image_m"),
+        ("    params_image_m: 21.81\n", "    params_image_m: 1" + "0" * 400 + "\n", "params_image_m"),
+        ("    params_image_m: 21.81\n", "    params_image_m: 1" + "1" * 5000 + "\n", "params_image_m"),
+        ("    embed_dim: 768\n", "    embed_dim: !!binary aGVsbG8=\n", "architectures.ViT-L-32.embed_dim"),
+        ("    embed_dim: 768\n", "    embed_dim: 2020-01-01\n", "architectures.ViT-L-32.embed_dim"),
+        (
+            "    vision_cfg: {image_size: 224, layers: 24, width: 1024, patch_size: 32}\n",
+            "    vision_cfg: !!set {a, b}\n",
+            "architectures.ViT-L-32.vision_cfg",
+        ),
     ],
 )
 def test_odd_yaml_is_a_zoo_error_not_a_crash(zoo_copy: Path, old: str, new: str, field: str | None) -> None:

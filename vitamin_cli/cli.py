@@ -104,6 +104,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         missing.__cause__ = err
         output.report_error(missing)
         sys.exit(EXIT_USAGE)
+    except PermissionError as err:  # a folder or file of the cache (or the user's) that this user may not read
+        denied = VitaminError(
+            f"permission denied: {err.filename or err}",
+            hint="ask the owner of that path for access, or point --cache-dir (or HF_HUB_CACHE) at your own folder",
+        )
+        denied.__cause__ = err
+        output.report_error(denied)
+        sys.exit(denied.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

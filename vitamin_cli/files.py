@@ -15,17 +15,18 @@ def memo_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitamin"
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     """Write a whole file or nothing: a temporary file in the same folder, then a rename over `path`.
 
-    The rename replaces `path` itself, never what a symlink at `path` points to. The new file gets the
-    permissions a plain `open()` would give it (the user's umask), so that a shared folder stays shared."""
+    The rename replaces `path` itself, never what a symlink at `path` points to. The new file gets `mode`, or
+    else the permissions a plain `open()` would give it (the user's umask), so that a shared folder stays
+    shared."""
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~umask())
+        os.fchmod(fd, 0o666 & ~umask() if mode is None else mode)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
@@ -39,11 +40,19 @@ def write_atomic(path: Path, text: str) -> None:
 def save(path: Path, text: str) -> None:
     """Write a file the user named (`-o FILE`, a zoo file to pin), whole or not at all: where a link at `path`
     points, as a shell redirection would. A folder or a place that cannot be written is a usage error."""
+    import stat
+
     from vitamin_cli.errors import UsageError
 
     check_writable(path)
+    target = path.resolve()
+    mode = None
+    if target.is_file():  # a file rewritten keeps its permissions; one the user may not write is refused
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"cannot write {path}: it is read-only", hint="make it writable first, or choose another")
+        mode = stat.S_IMODE(target.stat().st_mode)
     try:
-        write_atomic(path.resolve(), text)
+        write_atomic(target, text, mode)
     except OSError as err:
         raise UsageError(f"cannot write {path}: {err.strerror or err}", hint="choose another file") from None
 

@@ -67,7 +67,9 @@ class Network:
 
     @classmethod
     def from_environment(cls) -> Network:
-        """The settings, each variable checked; huggingface_hub itself fails to import on a bad timeout."""
+        """The settings, each variable checked; huggingface_hub itself fails to import on a bad timeout or
+        endpoint."""
+        _check_endpoint()
         return cls(
             read_timeout_s=_seconds("HF_HUB_DOWNLOAD_TIMEOUT", 10.0, whole=True),
             metadata_timeout_s=_seconds("HF_HUB_ETAG_TIMEOUT", 10.0, whole=True),
@@ -79,21 +81,44 @@ class Network:
         return self.deadline_s if self.deadline_s is not None else DEADLINE_BASE_S + size / DEADLINE_RATE
 
 
+MAX_SECONDS = 10**6  # about 11 days: longer than any wait could mean, and within what clocks can add
+
+
 def _seconds(variable: str, default: float | None, whole: bool = False, zero_ok: bool = False) -> Any:
     text = os.environ.get(variable, "").strip()
     if not text:
         return default
     try:
         value = int(text) if whole else float(text)
-        if not (value >= 0 if zero_ok else value > 0) or value != value or value == float("inf"):
+        if not (value >= 0 if zero_ok else value > 0) or not value <= MAX_SECONDS:  # NaN fails both
             raise ValueError
     except ValueError:
         kind = "whole number of seconds" if whole else "number of seconds"
         raise UsageError(
-            f"{variable}={text[:40]!r} is not a {'' if zero_ok else 'positive '}{kind}",
+            f"{variable}={text[:40]!r} is not a {'' if zero_ok else 'positive '}{kind} up to {MAX_SECONDS:,}",
             hint=f"set {variable} to a number such as {int(default or 10)}, or unset it",
         ) from None
     return value
+
+
+def _check_endpoint() -> None:
+    """HF_ENDPOINT must be an http(s) URL: huggingface_hub parses it when imported, and a bad one crashes it."""
+    from urllib.parse import urlsplit
+
+    text = os.environ.get("HF_ENDPOINT")
+    if text is None:
+        return
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port out of range
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and text == text.strip()
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(
+            f"HF_ENDPOINT={text[:80]!r} is not an http(s) URL",
+            hint="set it to the Hub or a mirror, e.g. https://huggingface.co or http://127.0.0.1:8090, or unset it",
+        )
 
 
 @dataclass(frozen=True)
@@ -237,11 +262,14 @@ def _fetch_locked(
     lock.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock), mode=lock_mode()):
         blob = confined(repo.root, repo.blob(etag))
+        cached = None
         if not force and blob.is_file() and not blob.is_symlink() and blob.stat().st_size == size:
-            status, sha256 = "cached", _known_sha256(repo, etag) or _hash_existing(blob, etag, label)
-        else:
+            cached = _known_sha256(repo, etag) or _hash_existing(blob, etag)
+        if cached is not None:
+            status, sha256 = "cached", cached
+        else:  # absent, or damaged: downloaded anew, and put in its place only once the new copy checks out
             status, sha256 = _download(repo, meta.location, etag, size, token, progress, network, label)
-        _check_pin(wanted, sha256, blob, label)
+        _check_pin(wanted, sha256, repo, blob, status, label)
         path = repo.link(commit, wanted.filename, etag, wanted.revision)
         fetched = Fetched(commit, etag, size, sha256, path, status)
         if on_present is not None:
@@ -391,16 +419,11 @@ def _known_sha256(repo: RepoCache, etag: str) -> str | None:
     return None
 
 
-def _hash_existing(blob: Path, etag: str, label: str) -> str:
-    """Hash a blob that something else put in the cache; a corrupt one is removed."""
+def _hash_existing(blob: Path, etag: str) -> str | None:
+    """The sha256 of a blob that something else put in the cache, or None when its content does not match its
+    ETag (a damaged blob, which the caller downloads anew; nothing is deleted here)."""
     actual = sha256_file(blob)
-    if content_id(etag, actual, blob) != etag:
-        blob.unlink()
-        raise PullError(
-            f"{label}: {blob} is corrupt: its hash does not match its ETag {etag}; removed it",
-            hint="run the pull again to download it anew",
-        )
-    return actual
+    return actual if content_id(etag, actual, blob) == etag else None
 
 
 class _ShortRead(Exception):
@@ -584,10 +607,20 @@ class _PartialWriter:
             self.path.unlink()
 
 
-def _check_pin(wanted: HubFile, sha256: str, blob: Path, label: str) -> None:
-    if wanted.sha256 and sha256 != wanted.sha256:
+def _check_pin(wanted: HubFile, sha256: str, repo: RepoCache, blob: Path, status: str, label: str) -> None:
+    """A file whose sha256 is not the zoo's pin is refused. The blob is deleted only if this pull just
+    downloaded it and nothing links to it: a blob that was already in the cache belongs to whoever put it
+    there (and is right for its ETag; it is the pin that disagrees)."""
+    if not wanted.sha256 or sha256 == wanted.sha256:
+        return
+    removed = status != "cached" and not repo.links_to(blob)
+    if removed:
         blob.unlink(missing_ok=True)
-        raise PullError(f"{label}: sha256 mismatch: zoo.yaml pins {wanted.sha256}, the file has {sha256}; removed it")
+    raise PullError(
+        f"{label}: sha256 mismatch: zoo.yaml pins {wanted.sha256}, the file has {sha256}"
+        + ("; removed the download" if removed else "; the file stays in the cache as it is, unlinked for this model"),
+        hint="the Hub's file is not the one the zoo pins: check the zoo entry's revision and sha256",
+    )
 
 
 def _from_cache_offline(wanted: HubFile, repo: RepoCache, label: str) -> Fetched:
@@ -598,15 +631,21 @@ def _from_cache_offline(wanted: HubFile, repo: RepoCache, label: str) -> Fetched
             f"{label}: offline (HF_HUB_OFFLINE is set) and not in the cache {repo.root}",
             hint="unset HF_HUB_OFFLINE to download it, or point --cache-dir / HF_HUB_CACHE at a cache that has it",
         )
-    target = path.resolve()
-    etag = target.name
-    if not hubids.is_etag(etag) or target != repo.blob(etag).resolve():
+    etag = Path(os.readlink(path)).name if path.is_symlink() else ""
+    blob = repo.blob(etag) if hubids.is_etag(etag) else None
+    if blob is None or not path.resolve() == blob.resolve() or blob.is_symlink() or not blob.is_file():
         raise PullError(
             f"{label}: {path} does not link to a blob of the cache; vitamin does not vouch for it",
             hint="pull it again with the network on",
         )
-    known = _known_sha256(repo, etag)
-    return Fetched(commit, etag, target.stat().st_size, known or _hash_existing(target, etag, label), path, "cached")
+    confined(repo.root, blob)
+    sha256 = _known_sha256(repo, etag) or _hash_existing(blob, etag)
+    if sha256 is None:
+        raise PullError(
+            f"{label}: {blob} is damaged: its content does not match its ETag {etag}",
+            hint="pull it again with the network on: the blob is replaced once a new copy checks out",
+        )
+    return Fetched(commit, etag, blob.stat().st_size, sha256, path, "cached")
 
 
 def record_for(name: str) -> Callable[[RepoCache, Fetched], None]:

@@ -270,8 +270,8 @@ def read_manifest(root: Path, warn: bool = True) -> Manifest:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return manifest
-    except (OSError, ValueError) as err:
-        manifest.problems.append(f"cannot read it ({getattr(err, 'strerror', None) or err})")
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested deeper than JSON's parser goes
+        manifest.problems.append(f"cannot read it ({getattr(err, 'strerror', None) or str(err)[:100]})")
         data = None
     if data is not None:
         version = data.get("version") if isinstance(data, dict) else None
@@ -297,7 +297,7 @@ _ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
     "repo_type": lambda v: v in REPO_TYPES,
     "revision": hubids.is_commit,
     "filename": lambda v: hubids.filename_problem(v) is None,
-    "size_bytes": lambda v: type(v) is int and v >= 0,
+    "size_bytes": lambda v: type(v) is int and 0 <= v < 2**63,
     "sha256": hubids.is_sha256,
     "etag": hubids.is_etag,
     "pulled_at": lambda v: isinstance(v, str) and len(v) <= 64,
@@ -333,9 +333,9 @@ def updating_manifest(root: Path) -> Iterator[Manifest]:
         raise cache_failure(err, f"lock the manifest {path}") from err
     try:
         manifest = read_manifest(root)
-        if manifest.problems and path.exists():
-            _saved_aside(path)
         yield manifest
+        if manifest.problems and path.exists():
+            _saved_aside(path)  # only now, as the new one is written: a change that failed leaves it in place
         payload = {
             "version": MANIFEST_VERSION,
             "files": [asdict(e) for e in sorted(manifest.entries, key=lambda e: (e.name, e.pulled_at))],
@@ -377,29 +377,43 @@ def remove(root: Path, name: str) -> Removal:
     in the repo still uses it; its partial download; refs and folders that this leaves dangling or empty.
 
     Only links that point at their blob and blobs that are plain files are vitamin's to delete; anything else
-    is kept and reported. Runs under the manifest's and each blob's lock, so that it never pulls a file from
-    under a running `vitamin pull`."""
+    is kept and reported. A manifest with entries vitamin cannot read deletes nothing: what they name might be
+    shared. Runs under each blob's lock and then the manifest's (the order `vitamin pull` takes them in), so
+    that it never pulls a file from under a running pull."""
+    from contextlib import ExitStack
+
     from filelock import FileLock
 
     removal = Removal()
-    with updating_manifest(root) as manifest:
-        mine = manifest.of(name)
-        others = [e for e in manifest.entries if e.name != name]
-        for entry in mine:
-            repo = entry.repo_cache(root)
-            lock = confined(root, repo.lock(entry.etag))
-            try:
+    first = read_manifest(root, warn=False).of(name)
+    locks = sorted({confined(root, e.repo_cache(root).lock(e.etag)) for e in first})
+    with ExitStack() as held:
+        try:
+            for lock in locks:
                 lock.parent.mkdir(parents=True, exist_ok=True)
-                with FileLock(str(lock), mode=lock_mode()):
+                held.enter_context(FileLock(str(lock), mode=lock_mode()))
+        except OSError as err:
+            raise cache_failure(err, f"lock the files of {name}") from err
+        with updating_manifest(root) as manifest:
+            if manifest.problems:
+                raise CacheError(
+                    f"nothing deleted: the manifest {manifest_path(root)} has entries vitamin cannot read, and the "
+                    f"files they name may be shared with {name}",
+                    hint="repair or delete those entries (the warning above names them), then run `vitamin rm` again",
+                )
+            locked = [e for e in manifest.of(name) if e.repo_cache(root).lock(e.etag) in locks]
+            others = [e for e in manifest.entries if e not in locked]
+            try:
+                for entry in locked:
                     _remove_entry(root, entry, others, removal)
             except OSError as err:
                 raise cache_failure(err, f"delete the files of {name}") from err
-        manifest.entries = others
-        recorded = {e.snapshot(root) for e in others}
-        for folder in {e.repo_cache(root).folder for e in mine}:
-            for path in sorted((folder / "snapshots").glob("**/*")):
-                if (path.is_symlink() or path.is_file()) and path not in recorded:
-                    removal.others.append(path)
+            manifest.entries = others
+            recorded = {e.snapshot(root) for e in others}
+            for folder in {e.repo_cache(root).folder for e in locked}:
+                for path in sorted((folder / "snapshots").glob("**/*")):
+                    if (path.is_symlink() or path.is_file()) and path not in recorded:
+                        removal.others.append(path)
     return removal
 
 

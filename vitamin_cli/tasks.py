@@ -84,7 +84,8 @@ class Registry:
     def suite(self, name: str) -> list[Task]:
         """The tasks behind a zoo column, in the registry's order."""
         if name not in SUITES:
-            raise UsageError(f"unknown suite '{name[:80]}'", hint=suggest(name[:200], list(SUITES)))
+            hint = suggest(name[:200], list(SUITES), otherwise=f"the suites are {', '.join(SUITES)}")
+            raise UsageError(f"unknown suite {name[:80]!r}", hint=hint)
         return [t for t in self.tasks if name in t.groups]
 
     def resolve(self, task_keys: Sequence[str], suites: Sequence[str]) -> list[Task]:

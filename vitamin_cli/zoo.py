@@ -268,13 +268,13 @@ def lookup_keys(model: Model) -> list[str]:
     return [k.lower() for k in keys]
 
 
-def suggest(name: str, candidates: Sequence[str]) -> str:
+def suggest(name: str, candidates: Sequence[str], otherwise: str = "run `vitamin ls` to see every model") -> str:
     import difflib
 
     by_lower = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=5, cutoff=0.5)
     if not close:
-        return "run `vitamin ls` to see every model"
+        return otherwise
     return "did you mean: " + ", ".join(by_lower[c] for c in close) + "?"
 
 

@@ -60,6 +60,8 @@ def _clipped(text: str) -> str:
 
 def shown(value: Any) -> str:
     """A value for a message: its repr, shortened when long (a 100 KB name is not echoed back)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**SHOWN_CHARS:
+        return f"a number of {len(str(abs(value))) if abs(value) < 10**4000 else 'over 4000'} digits"
     text = repr(value)
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 5] + "...'" + f" ({len(text)} characters)"
 
@@ -81,11 +83,32 @@ def _integer(value: Any) -> int:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(_float(value)):
         raise Problem(f"expected a number, got {shown(value)}")
     if value < 0:
         raise Problem(f"expected a number of at least 0, got {shown(value)}")
     return float(value)
+
+
+def _float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # a whole number too large for a float
+        return math.inf
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether a value is plain data that JSON and open_clip take: text, finite numbers, true/false, null, and
+    lists and mappings (with text keys) of them."""
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    if isinstance(value, (int, float)):
+        return math.isfinite(_float(value))
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _percent(value: Any) -> float:
@@ -235,15 +258,19 @@ class Reader:
 
     def value(self, node: yaml.Node, field: str | None) -> Any:
         """The plain value of a node; tags beyond YAML's own (`!foo`, `!!python/...`) are errors."""
-        if isinstance(node, yaml.ScalarNode):  # the common case; skips construct_object's bookkeeping
-            construct = self.constructor.yaml_constructors.get(node.tag)
-            if construct is None:
-                raise self.fail(node, field, f"unsupported YAML tag or value {node.tag!r}")
-            return construct(self.constructor, node)
+        scalar = isinstance(node, yaml.ScalarNode)
+        construct = self.constructor.yaml_constructors.get(node.tag) if scalar else None
+        if scalar and construct is None:
+            raise self.fail(node, field, f"unsupported YAML tag or value {node.tag!r}")
         try:
+            if construct is not None:  # the common case; skips construct_object's bookkeeping
+                return construct(self.constructor, node)
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as err:
             raise self.fail(node, field, f"unsupported YAML value: {getattr(err, 'problem', None) or err}") from None
+        except (ValueError, TypeError, KeyError, OverflowError) as err:  # e.g. `2020-13-45`, `!!int abc`
+            what = shown(node.value) if scalar else "the value"
+            raise self.fail(node, field, f"cannot read {what} as {node.tag.rpartition(':')[2]} ({err})") from None
 
     def check_size(self, root: yaml.Node) -> None:
         """Refuse a file whose nodes, counted as its aliases expand them, are too many or too deeply nested.
@@ -355,13 +382,19 @@ class _Parser(Reader):
             for key in ("vision_cfg", "text_cfg"):
                 if not isinstance(fields[key], yaml.MappingNode):
                     raise self.fail(fields[key], f"{label}.{key}", "expected a mapping (an open_clip config)")
-            result[key_node.value] = {key: self.value(node, f"{label}.{key}") for key, node in fields.items()}
+            config = {key: self.value(node, f"{label}.{key}") for key, node in fields.items()}
+            for key, node in fields.items():
+                if not _plain(config[key]):
+                    raise self.fail(
+                        node, f"{label}.{key}", "expected plain values: text, numbers, true/false, lists and mappings"
+                    )
+            result[key_node.value] = config
         return result
 
     def model(self, node: yaml.Node, architectures: Mapping[str, Mapping[str, Any]]) -> Model:
         fields = self.mapping(node, None, required=MODEL_KEYS_REQUIRED, optional=MODEL_KEYS_OPTIONAL)
         name = self.value(fields["name"], "name")
-        where = f"model '{name}'" if isinstance(name, str) else "model"
+        where = f"model {shown(name)}" if isinstance(name, str) else "model"
         values: dict[str, Any] = {"aliases": (), "num_patches": None, "weights_note": None}
         values.update(self.checked(_MODEL_CHECKS, {k: v for k, v in fields.items() if k != "weights"}, "", where))
         values["weights"] = self.weights(fields["weights"], where)
