@@ -437,3 +437,15 @@ def test_a_ray_address_nothing_answers_at_fails_at_once(
         monkeypatch.setenv("RAY_ADDRESS", environment)
     result = run("bench", "Tiny-s128M", "--device", "cpu", "--ray", address)
     assert result.exit_code == code and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", [["ls"], ["compare", "ViTamin-L", "ViTamin-B"], ["plot"]])
+def test_gpu_without_a_bench_file_is_a_usage_error(run: Run, command: list[str]) -> None:
+    result = run(*command, "--gpu", "H200")
+    assert result.exit_code == 2 and "--gpu chooses among the devices of a --bench file" in result.stderr
+
+
+@pytest.mark.parametrize("device", ["", "cuda:x", "mps", "cpu:0"])
+def test_a_device_that_is_not_cpu_or_cuda_is_a_usage_error(run: Run, device: str) -> None:
+    result = run("bench", "ViTamin-L", "--device", device)
+    assert result.exit_code == 2 and "use cpu, cuda or cuda:N" in result.stderr.replace("\n", " ").replace("│", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 import pytest
 from conftest import Run
@@ -246,3 +247,30 @@ def test_unknown_name_suggests_close_names(run: Run) -> None:
     result = run("show", "vitamn-s")
     assert result.exit_code == 2
     assert "ViTamin-S" in result.stderr
+
+
+def test_output_that_cannot_be_written_is_one_message() -> None:
+    """A full disk behind stdout, a reader that went away, an encoding without box-drawing characters."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "vitamin_cli"]
+    with open("/dev/full", "w") as full:
+        for args in (["ls", "--json"], ["ls"], ["show", "ViTamin-L"], ["compare", "ViTamin-L", "ViTamin-B"]):
+            done = subprocess.run([*command, *args], stdout=full, stderr=subprocess.PIPE, text=True)
+            assert done.returncode == 1, (args, done.stderr)
+            assert done.stderr.startswith("error: cannot write the output: No space left on device"), done.stderr
+    # a reader that went away (`vitamin ls | head -1`): this sandbox's pipes do not report it, so the stream
+    # is given one that does
+    from vitamin_cli.output import GuardedStream, OutputError
+
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(OutputError) as caught:
+        GuardedStream(Closed()).write("ViTamin-L\n")
+    assert caught.value.broken_pipe
+    narrow = subprocess.run([*command, "ls", "--size", "XL"], capture_output=True,
+                            env={**os.environ, "PYTHONIOENCODING": "cp1252"})  # fmt: skip
+    assert narrow.returncode == 0 and b"-----" in narrow.stdout, narrow.stderr

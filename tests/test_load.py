@@ -179,3 +179,20 @@ def test_pull_then_verify_deep_end_to_end(hub: Hub, tiny_zoo: zoo.Zoo) -> None:
     result = vitamin_process("verify", "--deep")
     assert result.exit_code == 0, result.stderr
     assert "1 intact" in result.stdout
+
+
+def test_bad_arguments_fail_before_anything_is_built(tiny_zoo: zoo.Zoo, tmp_path: Path) -> None:
+    import vitamin_cli
+    from vitamin_cli.errors import UnknownModelError
+
+    for device in ("banana", "", "mps", "cuda:x"):
+        with pytest.raises(UsageError, match="unknown device"):
+            loading.load(tiny_zoo, "Tiny-ViT-s1M", checkpoint=tmp_path / "x.pt", device=device)
+    with pytest.raises(UsageError, match="no CUDA device"):
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", checkpoint=tmp_path / "x.pt", device="cuda")
+    with pytest.raises(loading.CheckpointError, match="no such file"):
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", checkpoint=tmp_path / "missing.pt")
+    with pytest.raises(loading.CheckpointError, match="no such file"):
+        vitamin_cli.load("Tiny-ViT-s1M", checkpoint="")
+    with pytest.raises(UnknownModelError, match="a model name is text"):
+        vitamin_cli.load(None, checkpoint=tmp_path / "x.pt")  # type: ignore[arg-type]

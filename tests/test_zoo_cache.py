@@ -65,17 +65,33 @@ def test_memo_dir_that_is_a_file_is_not_an_error(tmp_path: Path, monkeypatch: py
     assert list(tmp_path.iterdir()) == [blocker]
 
 
-def test_a_change_to_any_validating_module_makes_a_new_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The memo key covers every module that decides what a valid zoo is, not only zoo.py."""
+def test_a_change_to_any_validating_module_makes_a_new_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The memo key covers the code of every module that decides what a valid zoo is, not only zoo.py; and
+    their content, not their times (builds that set every file's time alike still get a new entry)."""
     import os
+    import shutil
 
+    here = Path(zoo_memo.__file__).parent
+    for name in zoo_memo._VALIDATORS:
+        shutil.copy(here / name, tmp_path / name)
+    monkeypatch.setattr(zoo_memo, "__file__", str(tmp_path / "zoo_memo.py"))
     fresh_load(ZOO_YAML)
     (first,) = cache_files()
-    schema_file = Path(zoo_schema.__file__)
-    stat = schema_file.stat()
-    try:
-        os.utime(schema_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-        fresh_load(ZOO_YAML)
-        assert len(cache_files()) == 2 and first in cache_files()
-    finally:
-        os.utime(schema_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.utime(tmp_path / "zoo_schema.py", ns=(1, 1))  # the time alone: the same code, the same entry
+    fresh_load(ZOO_YAML)
+    assert cache_files() == [first]
+    with open(tmp_path / "zoo_schema.py", "a") as schema:
+        schema.write("# a change\n")
+    os.utime(tmp_path / "zoo_schema.py", ns=(1, 1))
+    fresh_load(ZOO_YAML)
+    assert len(cache_files()) == 2 and first in cache_files()
+
+
+def test_an_entry_edited_into_other_valid_json_is_not_trusted() -> None:
+    fresh_load(ZOO_YAML)
+    (entry,) = cache_files()
+    digest, _, body = entry.read_bytes().partition(b"\n")
+    entry.write_bytes(digest + b"\n" + body.replace(b'"imagenet": 82.9', b'"imagenet": "abc"'))
+    assert fresh_load(ZOO_YAML).get("ViTamin-XL-384-s41B").imagenet == 82.9
+    entry.write_bytes(b'{"models": [], "architectures": {}}')
+    assert len(fresh_load(ZOO_YAML).models) == 61

@@ -64,10 +64,19 @@ def default_batch(settings: Settings, tower: str) -> int:
     return 8 if tower == "image" else 32
 
 
+def check_device_name(device: object) -> None:
+    """cpu, cuda or cuda:N; anything else is refused before torch sees it."""
+    import re
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]{1,3})?", device):
+        raise UsageError(f"unknown device {str(device)[:40]!r}", hint="use cpu, cuda or cuda:N")
+
+
 def check_device(settings: Settings) -> None:
     """Refuse what the device cannot do, before anything is built."""
     import torch
 
+    check_device_name(settings.device)
     if settings.device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UsageError("--device cuda, but this machine has no CUDA device", hint="use --device cpu")
@@ -76,11 +85,8 @@ def check_device(settings: Settings) -> None:
             raise UsageError(f"no {settings.device}: this machine has {torch.cuda.device_count()} CUDA devices")
         if settings.dtype == "bf16" and not torch.cuda.is_bf16_supported():
             raise UsageError("this GPU has no bf16", hint="use --dtype fp16")
-    elif settings.device == "cpu":
-        if settings.dtype == "fp16":
-            raise UsageError("fp16 is not a CPU inference type", hint="use --dtype fp32 or bf16 on the CPU")
-    else:
-        raise UsageError(f"unknown device {settings.device!r}", hint="use cpu, cuda or cuda:N")
+    elif settings.dtype == "fp16":
+        raise UsageError("fp16 is not a CPU inference type", hint="use --dtype fp32 or bf16 on the CPU")
     if settings.amp and settings.dtype == "fp32":
         raise UsageError("--amp autocasts to a lower precision: use it with --dtype bf16 or fp16")
 

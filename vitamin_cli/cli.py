@@ -8,6 +8,7 @@ huggingface_hub) are imported only inside the commands that need them, so `vitam
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -15,7 +16,9 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import output
-from vitamin_cli.errors import EXIT_USAGE, UsageError, VitaminError
+from vitamin_cli.errors import EXIT_FAILURE, EXIT_USAGE, UsageError, VitaminError
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -1` leaves
 
 HELP = "The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."
 
@@ -89,8 +92,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # Turning a command's signature into a parser takes a few milliseconds: build only the one asked for.
     runner = build_app([args[0]]) if args and args[0] in COMMANDS else build_app()
+    if sys.stdout is None or sys.stderr is None:  # started with a standard stream closed (`vitamin ls >&-`)
+        sys.exit(EXIT_FAILURE)
+    sys.stdout = output.GuardedStream(sys.stdout)
     try:
-        runner(args=args, prog_name="vitamin")
+        try:
+            runner(args=args, prog_name="vitamin")
+        finally:
+            sys.stdout.flush()  # what is still buffered fails here, where it can be reported
+    except output.OutputError as err:
+        if err.broken_pipe:  # the reader went away (`| head`): quietly, as other command-line tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing left to flush at exit
+            sys.exit(EXIT_BROKEN_PIPE)
+        output.report_error(VitaminError(f"cannot write the output: {err}", hint="check the disk or file it goes to"))
+        sys.exit(EXIT_FAILURE)
     except VitaminError as err:
         output.report_error(err)
         sys.exit(err.exit_code)

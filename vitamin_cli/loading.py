@@ -93,13 +93,18 @@ def load(
     import open_clip
 
     from vitamin_cli import arch
+    from vitamin_cli.bench import Settings, check_device
 
     if dtype not in precision.NAMES:
         raise UsageError(f"precision must be one of {', '.join(precision.NAMES)}, not {dtype!r}")
+    check_device(Settings(device=device, dtype="fp32"))  # before minutes of building: a device this machine has
     model_entry = zoo.get(name)
     if checkpoint is None:
-        assert hub_root is not None, "give the checkpoint, or the cache it was pulled into"
+        if hub_root is None:
+            raise UsageError("give the checkpoint, or the cache it was pulled into")
         checkpoint = checkpoint_path(model_entry, hub_root)
+    elif not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint {str(checkpoint)[:200]!r}: no such file")
     path = checkpoint
     cfg = arch.config(zoo, model_entry)
     model = arch.build(cfg, device="cpu")

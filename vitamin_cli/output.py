@@ -46,6 +46,42 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+class OutputError(Exception):
+    """stdout could not take what the command wrote: a full disk, a closed pipe (`vitamin ls | head -1`)."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(err.strerror or str(err))
+        self.broken_pipe = isinstance(err, BrokenPipeError)
+
+
+class GuardedStream:
+    """stdout as the commands see it: a failed write becomes an OutputError (one message, not a traceback),
+    and a character the stream's encoding cannot hold is replaced (a cp1252 console, `PYTHONIOENCODING`)
+    instead of failing the whole command."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            try:
+                return int(self.stream.write(text))
+            except UnicodeEncodeError:
+                encoding = self.stream.encoding or "ascii"
+                return int(self.stream.write(text.encode(encoding, "replace").decode(encoding)))
+        except OSError as err:
+            raise OutputError(err) from err
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as err:
+            raise OutputError(err) from err
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... as the stream has them
+        return getattr(self.stream, name)
+
+
 def write_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -54,19 +90,16 @@ def write_text(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def table(
-    titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = (), fold: bool = False
-) -> Table:
-    """A borderless rich table with a bold header; `right` names the right-justified columns, `fold` breaks
-    long cells (paths) instead of cutting them. Cells are plain text, never markup."""
+def table(titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = ()) -> Table:
+    """A borderless rich table with a bold header; `right` names the right-justified columns. A cell or title
+    too long for its column is broken over lines, never cut: a model name shortened to "ViTamin-XL..." would
+    not say which model it is. Cells are plain text, never markup."""
     from rich.table import Table
     from rich.text import Text
 
     built = Table(box=None, header_style="bold", pad_edge=False)
     for title in titles:
-        built.add_column(
-            Text(title), justify="right" if title in right else "left", overflow="fold" if fold else "ellipsis"
-        )
+        built.add_column(Text(title, overflow="fold"), justify="right" if title in right else "left", overflow="fold")
     for row in rows:
         built.add_row(*(Text(cell) if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
     return built

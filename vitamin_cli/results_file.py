@@ -136,6 +136,15 @@ def append_line(path: Path, record: Mapping[str, Any]) -> None:
         os.fsync(out.fileno())
 
 
+def bench_speeds(path: Path | None, gpu: str | None) -> Speeds | None:
+    """What `--bench FILE [--gpu NAME]` of ls, plot and compare ask for; --gpu alone is a usage error."""
+    if path is None:
+        if gpu is not None:
+            raise UsageError("--gpu chooses among the devices of a --bench file", hint="add --bench FILE")
+        return None
+    return read_bench(path, gpu)
+
+
 def read_bench(path: Path, gpu: str | None = None) -> Speeds:
     """The throughput of each model and tower in a bench file. Results of different GPUs are never mixed: a
     file that holds several needs `gpu` to say which."""

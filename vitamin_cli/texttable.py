@@ -59,7 +59,7 @@ class TextTable:
             return (" " * gap).join(parts).rstrip()
 
         out = [line([(lines[i], "bold") for lines in header]) for i in range(depth)]
-        out.append("─" * (sum(widths) + gap * (len(widths) - 1)))
+        out.append(_rule_char() * (sum(widths) + gap * (len(widths) - 1)))
         for row in self.rows:
             if row is None:
                 out.append("")
@@ -68,6 +68,15 @@ class TextTable:
             else:
                 out.append(line(row))
         return "\n".join(out) + "\n"
+
+
+def _rule_char() -> str:
+    """A box-drawing line where stdout's encoding holds it (UTF-8), else a plain one (cp1252, latin-1)."""
+    try:
+        "─".encode(getattr(sys.stdout, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "-"
+    return "─"
 
 
 def _paint(text: str, style: str, color: bool) -> str:

@@ -179,9 +179,11 @@ class Zoo:
 
     def get(self, name: str) -> Model:
         """A model by canonical name, alias or Hugging Face repo (`org/name` or `name`), ignoring case."""
+        if not isinstance(name, str):
+            raise UnknownModelError(f"a model name is text, not {type(name).__name__}")
         model = self._index.get(name.strip().lower())
         if model is None:
-            shown = f"'{name}'" if len(name) <= 80 else f"'{name[:60]}...' ({len(name):,} characters)"
+            shown = repr(name) if len(name) <= 80 else f"{name[:60]!r}... ({len(name):,} characters)"
             raise UnknownModelError(f"unknown model {shown}", hint=suggest(name[:200], self._display_names()))
         return model
 

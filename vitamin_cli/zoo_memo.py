@@ -1,13 +1,15 @@
 """Validated zoo files, kept in vitamin's memo folder so that a start does not validate the same bytes again.
 
 Validating node by node takes most of `vitamin ls`'s own time. An entry is JSON named after a hash of the
-file's bytes and of every module that validates them, so a change to either makes a new entry; an entry that
-cannot be read is ignored and the file is validated again.
+file's bytes and of every module that validates them (their content, not their times: builds that fix every
+file's time still get a new entry), so a change to either makes a new entry. An entry starts with the sha256 of
+the rest; one that cannot be read or does not match it is ignored and the file is validated again.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,9 @@ def load(path: str, data: bytes) -> Zoo:
     """The zoo in these bytes: from the memo when it holds them, else validated (and then remembered)."""
     entry = memo_dir() / f"zoo-{_key(data)}.json"
     try:
-        return _from_json(path, json.loads(entry.read_bytes()))
+        digest, _, body = entry.read_bytes().partition(b"\n")
+        if digest.decode("ascii") == hashlib.sha256(body).hexdigest():
+            return _from_json(path, json.loads(body))
     except (OSError, ValueError, KeyError, TypeError):
         pass
     from vitamin_cli import zoo_schema
@@ -36,12 +40,12 @@ def load(path: str, data: bytes) -> Zoo:
 
 
 def _key(data: bytes) -> str:
-    import hashlib
-
     here = Path(__file__).parent
-    stamps = [(here / name).stat() for name in _VALIDATORS]
-    versions = ":".join(f"{s.st_mtime_ns}:{s.st_size}" for s in stamps)
-    return hashlib.sha256(f"{SCHEMA_VERSION}:{versions}:".encode() + data).hexdigest()[:32]
+    digest = hashlib.sha256(f"{SCHEMA_VERSION}:".encode())
+    for name in _VALIDATORS:
+        digest.update((here / name).read_bytes())
+    digest.update(data)
+    return digest.hexdigest()[:32]
 
 
 def _from_json(path: str, cached: dict[str, Any]) -> Zoo:
@@ -58,7 +62,8 @@ def _remember(entry: Path, zoo: Zoo) -> None:
 
     payload = {"models": [dataclasses.asdict(m) for m in zoo.models], "architectures": thaw(zoo.architectures)}
     try:
-        write_atomic(entry, json.dumps(payload))
+        body = json.dumps(payload)
+        write_atomic(entry, hashlib.sha256(body.encode()).hexdigest() + "\n" + body)
         older = sorted(entry.parent.glob("zoo-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for stale in older[ENTRIES:]:
             stale.unlink()

@@ -86,7 +86,20 @@ def _batch_size(value: str | None) -> str | None:
     return value
 
 
-Device = Annotated[str | None, typer.Option(help="cuda, cuda:N or cpu (default: cuda when there is one).")]
+def _device(value: str | None) -> str | None:
+    from vitamin_cli.bench import check_device_name
+
+    if value is not None:
+        try:
+            check_device_name(value)
+        except UsageError as err:
+            raise typer.BadParameter(f"{err.message}: use cpu, cuda or cuda:N") from None
+    return value
+
+
+Device = Annotated[
+    str | None, typer.Option(callback=_device, help="cuda, cuda:N or cpu (default: cuda when there is one).")
+]
 Dtype = Annotated[
     str | None, typer.Option(help="bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on the CPU).", show_default=False)
 ]

@@ -66,9 +66,7 @@ def cache_command(
         )
     for p in partials:
         rows.append([(f"{p.repo} (partial)", "yellow"), output.human_bytes(p.size_bytes), "", "", str(p.path)])
-    output.console().print(
-        output.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}, fold=True)
-    )
+    output.console().print(output.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}))
     vanished = len(pulled) - len(present)
     output.write_text(
         f"total {output.human_bytes(total)} in {len(present)} files"

@@ -43,7 +43,7 @@ def compare_command(
     models = list({m.name: m for m in (registry.get(n) for n in names)}.values())
     if len(models) < 2:
         raise UsageError("name at least two different models to compare")
-    speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
+    speeds = results_file.bench_speeds(bench_file, gpu)
     accuracy = results_file.read_eval(eval_file, models) if eval_file else None
     rows = compare.compare(models, speeds, accuracy)
     if chosen == OutputFormat.json:

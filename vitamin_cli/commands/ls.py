@@ -93,10 +93,10 @@ def ls_command(
     else:
         measured = _audit_counts(registry, models) if with_audit else None
         speeds = accuracy = None
-        if bench_file or eval_file:  # reading results files costs a start-up what plain ls never needs
+        if bench_file or eval_file or gpu:  # reading results files costs a start-up what plain ls never needs
             from vitamin_cli import results_file
 
-            speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
+            speeds = results_file.bench_speeds(bench_file, gpu)
             accuracy = results_file.read_eval(eval_file, models) if eval_file else None
         table = render.ls_table(
             registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy

@@ -42,7 +42,7 @@ def plot_command(
     from vitamin_cli import plot, results_file
 
     models = selection.models(zoo.load(zoo_path))
-    speeds = results_file.read_bench(bench_file, gpu) if bench_file else None
+    speeds = results_file.bench_speeds(bench_file, gpu)
     accuracy = results_file.read_eval(eval_file, models) if eval_file else None
     pts = plot.points(models, x, y, speeds, accuracy)
     title = f"{len(pts)} models of the ViTamin zoo"
