@@ -36,7 +36,7 @@ def config(zoo: Zoo, model: Model) -> dict[str, Any]:
     upstream = open_clip.get_model_config(model.arch)
     if upstream is None:
         raise VitaminError(
-            f"{model.name}: open_clip {open_clip.__version__} has no model config '{model.arch}'",
+            f"open_clip {open_clip.__version__} has no model config '{model.arch}'",
             hint="define it under `architectures:` in the zoo file, or upgrade open_clip",
         )
     upstream = copy.deepcopy(upstream)

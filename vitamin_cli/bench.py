@@ -14,7 +14,7 @@ import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,10 @@ def check_device(settings: Settings) -> None:
         raise UsageError("--amp autocasts to a lower precision: use it with --dtype bf16 or fp16")
 
 
+# A field of Result kept apart from its JSON object (and so from a results line); `--tune` adds `tried`.
+APART = {"apart": True}
+
+
 @dataclass
 class Result:
     """One model's tower on one device; `vitamin bench --json` prints these fields (docs/json.md)."""
@@ -118,11 +122,11 @@ class Result:
     mfu: float | None = None
     warmup_s: float | None = None
     error: str | None = None
-    tried: list[dict[str, Any]] = field(default_factory=list, repr=False)  # --tune's attempts
-    resumed: bool = field(default=False, repr=False)  # read back from -o FILE, not measured now
+    tried: list[dict[str, Any]] = field(default_factory=list, repr=False, metadata=APART)  # --tune's attempts
+    resumed: bool = field(default=False, repr=False, metadata=APART)  # read back from -o FILE, not measured now
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in vars(self).items() if k not in ("tried", "resumed")}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("apart")}
         if self.tried:
             data["tried"] = self.tried
         return data

@@ -16,9 +16,14 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import output
-from vitamin_cli.errors import EXIT_FAILURE, EXIT_USAGE, UsageError, VitaminError
-
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -1` leaves
+from vitamin_cli.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    VitaminError,
+)
 
 HELP = "The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."
 
@@ -92,14 +97,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # Turning a command's signature into a parser takes a few milliseconds: build only the one asked for.
     runner = build_app([args[0]]) if args and args[0] in COMMANDS else build_app()
-    if sys.stdout is None or sys.stderr is None:  # started with a standard stream closed (`vitamin ls >&-`)
+    if sys.stdout is None:  # started with stdout closed (`vitamin ls >&-`)
+        if sys.stderr is not None:
+            output.report_error(VitaminError("stdout is closed", hint="send the output somewhere, e.g. > file"))
         sys.exit(EXIT_FAILURE)
-    sys.stdout = output.GuardedStream(sys.stdout)
+    stdout = sys.stdout
+    sys.stdout = output.GuardedStream(stdout)
     try:
         try:
             runner(args=args, prog_name="vitamin")
         finally:
-            sys.stdout.flush()  # what is still buffered fails here, where it can be reported
+            try:
+                sys.stdout.flush()  # what is still buffered fails here, where it can be reported
+            finally:
+                sys.stdout = stdout
     except output.OutputError as err:
         if err.broken_pipe:  # the reader went away (`| head`): quietly, as other command-line tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing left to flush at exit
@@ -129,4 +140,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(denied.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 EXIT_FAILURE = 1  # the command ran and something is wrong: a checksum mismatch, a failed download
 EXIT_USAGE = 2  # the command cannot run as asked: a bad flag, an unknown model, a malformed zoo.yaml
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away: 128 + SIGPIPE, what `yes | head -1` leaves
 
 
 class VitaminError(Exception):

@@ -221,7 +221,7 @@ def wds_samples(
     short, or a sample without a class number below `classes`, is a DataError naming the shard."""
     for shard in shards:
         try:
-            with tarfile.open(shard, mode="r|*") as tar:
+            with tarfile.open(shard, mode="r|") as tar:  # a plain tar, as the layout says: sizes are on-disk
                 yield from _grouped(tar, shard.stat().st_size, transform, with_metadata, classes)
         except (tarfile.TarError, OSError) as err:
             raise DataError(f"{shard} is not a readable tar file: {err}") from None

@@ -131,13 +131,14 @@ def _measure(
     if not result.samples:
         raise VitaminError(f"{data.task.key}: no image could be read ({result.undecodable} did not decode)")
     found_labels = np.concatenate(labels)  # each below the number of classes: the reader checks
-    result.metrics = metrics.classification(
+    found = metrics.classification(
         data.task.kind,
         data.task.key,
         np.concatenate(tops),
         found_labels,
         np.concatenate(metadata) if metadata else None,
     )
+    result.metrics = {k: v for k, v in found.items() if np.isfinite(v)}  # NaN: no group to measure; left out
     result.main = result.metrics.get(data.task.metric) if data.task.metric else None
 
 

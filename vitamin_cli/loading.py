@@ -44,7 +44,8 @@ def read_state_dict(path: Path) -> dict[str, Any]:
             f"{path} holds more than tensors (pickled objects that could run code); vitamin does not unpickle those",
             hint="save the model's state_dict() alone, e.g. torch.save(model.state_dict(), path)",
         ) from None
-    except Exception as err:  # noqa: BLE001 - whatever the loader trips on, the file is not a checkpoint
+    except Exception as err:  # noqa: BLE001 - parsing an untrusted file: torch's unpickler fails on garbage
+        # with IndexError, KeyError, struct.error, UnicodeDecodeError, BadZipFile, ...; each means the same
         reason = str(err).splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {reason}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -79,6 +80,23 @@ def load_into(model: Any, state: dict[str, Any], name: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
+def _check_device(device: str) -> None:
+    """Before minutes of building: a CUDA device this machine has, or any other device torch names (mps, ...)."""
+    import torch
+
+    from vitamin_cli.bench import Settings, check_device
+
+    if isinstance(device, str) and device.startswith("cuda"):
+        check_device(Settings(device=device))
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UsageError(
+            f"unknown device {str(device)[:40]!r}", hint="use cpu, cuda, cuda:N or another torch device"
+        ) from None
+
+
 def load(
     zoo: Zoo,
     name: str,
@@ -93,11 +111,10 @@ def load(
     import open_clip
 
     from vitamin_cli import arch
-    from vitamin_cli.bench import Settings, check_device
 
     if dtype not in precision.NAMES:
         raise UsageError(f"precision must be one of {', '.join(precision.NAMES)}, not {dtype!r}")
-    check_device(Settings(device=device, dtype="fp32"))  # before minutes of building: a device this machine has
+    _check_device(device)
     model_entry = zoo.get(name)
     if checkpoint is None:
         if hub_root is None:

@@ -186,6 +186,8 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
     from rich.table import Table
     from rich.text import Text
 
+    from vitamin_cli import output
+
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
@@ -223,19 +225,20 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
     parts: list[RenderableType] = [Text(model.name, style="bold"), facts]
     siblings = zoo.siblings(model)
     if siblings:
-        table = Table(title="Same encoder, other data scales or resolutions", title_justify="left", box=None)
-        for title in ("Model", "Res", "Samples", "ImageNet", "Network", "Weights"):
-            table.add_column(title, justify="right" if title in ("Res", "Samples", "ImageNet") else "left")
-        for other in siblings:
-            table.add_row(
-                Text(other.name),
+        rows: list[list[output.Cell]] = [
+            [
+                other.name,
                 str(other.image_size),
-                Text(other.seen_samples),
+                other.seen_samples,
                 metric_text(other, "imagenet"),
-                Text("same", style="yellow") if other.arch == model.arch else "other",
+                ("same", "yellow") if other.arch == model.arch else "other",
                 "hub" if other.released else "-",
-            )
-        parts.append(table)
+            ]
+            for other in siblings
+        ]
+        titles = ("Model", "Res", "Samples", "ImageNet", "Network", "Weights")
+        parts.append(Text("Same encoder, other data scales or resolutions", style="italic"))
+        parts.append(output.table(titles, rows, right={"Res", "Samples", "ImageNet"}))
     parts.append(Text("open_clip", style="bold"))
     return parts
 

@@ -111,13 +111,10 @@ def from_row(cls: type[T], row: Mapping[str, Any]) -> T | None:
     import typing
 
     hints = typing.get_type_hints(cls)
-    wanted = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in EXCLUDED]  # type: ignore[arg-type]
+    wanted = [f.name for f in dataclasses.fields(cls) if f.init and not f.metadata.get("apart")]  # type: ignore[arg-type]
     if all(k in row and _fits(row[k], hints[k]) for k in wanted):
         return cls(**{k: row[k] for k in wanted})
     return None
-
-
-EXCLUDED = ("tried", "resumed")  # bench's fields that a results line does not carry, or carries apart
 
 
 def append_line(path: Path, record: Mapping[str, Any]) -> None:
@@ -177,7 +174,7 @@ def saved_bench(path: Path) -> dict[str, Any]:
     saved = {}
     for row in _bench_rows(path):
         result = from_row(Result, row)
-        if isinstance(row.get("key"), str) and result is not None and result.error is None:
+        if isinstance(row.get("key"), str) and row["key"] and result is not None and result.error is None:
             saved[row["key"]] = result
     return saved
 

@@ -105,13 +105,13 @@ def _check_reachable(target: str, given_by: str) -> None:
     if target in ("local", "auto"):
         return
     host, _, port = target.removeprefix("ray://").rpartition(":")
-    if not port.isascii() or not port.isdigit() or not host:
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536) or not host:
         raise UsageError(f"{given_by} {target[:80]!r}: expected host:port", hint="e.g. --ray ray://head:10001")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except (OSError, ValueError) as err:
         raise VitaminError(
-            f"cannot reach Ray at {target[:80]!r}: {err.strerror or err if isinstance(err, OSError) else err}",
+            f"cannot reach Ray at {target[:80]!r}: {getattr(err, 'strerror', None) or err}",
             hint="check the address and that the cluster is up (`ray status` on its head node), or use --ray local",
         ) from None
 

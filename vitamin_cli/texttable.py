@@ -36,7 +36,7 @@ class TextTable:
     def add_gap(self) -> None:
         self.rows.append(None)
 
-    def render(self, color: bool, width: int) -> str:
+    def render(self, color: bool, width: int, rule: str = "─") -> str:
         header = [title.split("\n") for title in self.titles]
         depth = max(len(lines) for lines in header)
         header = [[""] * (depth - len(lines)) + lines for lines in header]
@@ -59,7 +59,7 @@ class TextTable:
             return (" " * gap).join(parts).rstrip()
 
         out = [line([(lines[i], "bold") for lines in header]) for i in range(depth)]
-        out.append(_rule_char() * (sum(widths) + gap * (len(widths) - 1)))
+        out.append(rule * (sum(widths) + gap * (len(widths) - 1)))
         for row in self.rows:
             if row is None:
                 out.append("")
@@ -70,7 +70,7 @@ class TextTable:
         return "\n".join(out) + "\n"
 
 
-def _rule_char() -> str:
+def rule_char() -> str:
     """A box-drawing line where stdout's encoding holds it (UTF-8), else a plain one (cp1252, latin-1)."""
     try:
         "─".encode(getattr(sys.stdout, "encoding", None) or "ascii")

@@ -97,7 +97,7 @@ def _float(value: int | float) -> float:
         return math.inf
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
+def _plain(value: Any) -> bool:
     """Whether a value is plain data that JSON and open_clip take: text, finite numbers, true/false, null, and
     lists and mappings (with text keys) of them."""
     if value is None or isinstance(value, (str, bool)):
@@ -105,9 +105,9 @@ def _plain(value: Any, depth: int = 0) -> bool:
     if isinstance(value, (int, float)):
         return math.isfinite(_float(value))
     if isinstance(value, list):
-        return all(_plain(v, depth + 1) for v in value)
+        return all(_plain(v) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
 
 

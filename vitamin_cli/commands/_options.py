@@ -93,7 +93,7 @@ def _device(value: str | None) -> str | None:
         try:
             check_device_name(value)
         except UsageError as err:
-            raise typer.BadParameter(f"{err.message}: use cpu, cuda or cuda:N") from None
+            raise typer.BadParameter(f"{err.message}: {err.hint}") from None
     return value
 
 

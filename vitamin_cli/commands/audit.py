@@ -53,8 +53,7 @@ def audit_command(
     failures: dict[str, VitaminError] = {}
     rows = audit.audit(registry, models, progress=progress, failures=failures)
     for name, err in failures.items():
-        said = err.message if err.message.startswith(f"{name}: ") else f"{name}: {err.message}"
-        output.report_error(VitaminError(said, hint=err.hint))
+        output.report_error(VitaminError(f"{name}: {err.message}", hint=err.hint))
     if chosen == OutputFormat.json:
         output.write_json([r.to_json() for r in rows])
     elif chosen == OutputFormat.markdown:

@@ -234,7 +234,7 @@ def _write_csv(rows: list[dict[str, Any]]) -> None:
 
     from vitamin_cli.bench import Result
 
-    columns = [f.name for f in fields(Result) if f.name not in ("tried", "resumed")]  # the JSON keys
+    columns = [f.name for f in fields(Result) if not f.metadata.get("apart")]  # the JSON keys
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:

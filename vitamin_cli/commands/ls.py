@@ -11,7 +11,7 @@ from vitamin_cli import output, render, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
 from vitamin_cli.output import OutputFormat
-from vitamin_cli.texttable import terminal_width, use_color
+from vitamin_cli.texttable import rule_char, terminal_width, use_color
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.markdown)
 EXAMPLES = """
@@ -101,7 +101,7 @@ def ls_command(
         table = render.ls_table(
             registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy
         )
-        output.write_text(table.render(color=use_color(), width=terminal_width()))
+        output.write_text(table.render(color=use_color(), width=terminal_width(), rule=rule_char()))
 
 
 def _audit_counts(registry: zoo.Zoo, models: list[zoo.Model]) -> dict[str, dict[str, float]]:
