@@ -630,3 +630,21 @@ def results_file_module():  # type: ignore[no-untyped-def]
     from vitamin_cli import results_file
 
     return results_file
+
+
+def test_ctrl_c_keeps_what_finished_and_says_so(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    _, checkpoint = tiny
+    small = image_folder(tmp_path / "small", ["a", "b"], 2)
+    large = wds_folder(tmp_path / "large", ["cat", "dog", "bird"], [i % 3 for i in range(1500)], count=4)
+    runs = tmp_path / "runs.jsonl"
+    args = ["eval", "Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"folder:{small}", "--task", f"wds:{large}"]
+    process = start_vitamin(*args, "-o", str(runs), "--workers", "1")
+    deadline = time.monotonic() + 120
+    while not (runs.exists() and runs.read_text().count("\n") >= 1):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert [json.loads(line)["task"] for line in runs.read_text().splitlines()] == [f"folder:{small}"]

@@ -141,3 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as done:
+        if done.code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
+            print("interrupted", file=sys.stderr)
+        raise
