@@ -7,6 +7,7 @@ import io
 import json
 import random
 import signal
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -331,8 +332,10 @@ def test_a_released_model_is_pulled_first_and_the_classifier_is_kept(
 # Resuming
 
 
-def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tiny: tuple[Path, Path], tmp_path: Path) -> None:
-    _, checkpoint = tiny
+def sweep_stopped_after_one_task(
+    checkpoint: Path, tmp_path: Path, stop: signal.Signals
+) -> tuple[subprocess.Popen[str], list[str], Path]:
+    """`vitamin eval` of a small task then a large one, sent `stop` once the small one is in `-o FILE`."""
     small = image_folder(tmp_path / "small", ["a", "b"], 2)
     large = wds_folder(tmp_path / "large", ["cat", "dog", "bird"], [i % 3 for i in range(1500)], count=4)
     runs = tmp_path / "runs.jsonl"
@@ -343,7 +346,13 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tiny: tuple
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
+    process.send_signal(stop)
+    return process, args, runs
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    _, checkpoint = tiny
+    process, args, runs = sweep_stopped_after_one_task(checkpoint, tmp_path, signal.SIGKILL)
     process.wait()
     first = runs.read_text()
     assert first.count("\n") == 1  # the large task was cut short: nothing of it is recorded
@@ -351,7 +360,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tiny: tuple
     assert result.exit_code == 0, result.stderr
     lines = runs.read_text().splitlines()
     assert len(lines) == 2 and runs.read_text().startswith(first)  # the finished task kept, not redone
-    assert [json.loads(line)["task"] for line in lines] == [f"folder:{small}", f"wds:{large}"]
+    assert [json.loads(line)["task"] for line in lines] == [args[-3], args[-1]]  # folder:..., wds:...
     assert len(json.loads(result.stdout)["results"]) == 2
 
 
@@ -604,7 +613,9 @@ def test_results_files_survive_cut_lines_and_hand_edits(run: Run, tiny: tuple[Pa
     assert data["results"][0]["status"] == "ok"  # measured again: nothing readable held it
     lines = out.read_text().splitlines()
     assert json.loads(lines[-1])["main"] == good["main"] and len(lines) == len(bad_types) + 2
-    assert len(results_file_module().read_results(out)) == 1
+    from vitamin_cli import results_file
+
+    assert len(results_file.read_results(out)) == 1
     listed = run("ls", "--eval", str(out))
     assert listed.exit_code == 0, listed.stderr
 
@@ -626,25 +637,9 @@ def test_a_failed_task_is_tried_again_on_resume(run: Run, tiny: tuple[Path, Path
     assert code == 0 and data["results"][0]["samples"] == 4
 
 
-def results_file_module():  # type: ignore[no-untyped-def]
-    from vitamin_cli import results_file
-
-    return results_file
-
-
 def test_ctrl_c_keeps_what_finished_and_says_so(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     _, checkpoint = tiny
-    small = image_folder(tmp_path / "small", ["a", "b"], 2)
-    large = wds_folder(tmp_path / "large", ["cat", "dog", "bird"], [i % 3 for i in range(1500)], count=4)
-    runs = tmp_path / "runs.jsonl"
-    args = ["eval", "Tiny-s1M", "--checkpoint", str(checkpoint), "--task", f"folder:{small}", "--task", f"wds:{large}"]
-    process = start_vitamin(*args, "-o", str(runs), "--workers", "1")
-    deadline = time.monotonic() + 120
-    while not (runs.exists() and runs.read_text().count("\n") >= 1):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process, args, runs = sweep_stopped_after_one_task(checkpoint, tmp_path, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
-    assert [json.loads(line)["task"] for line in runs.read_text().splitlines()] == [f"folder:{small}"]
+    assert [json.loads(line)["task"] for line in runs.read_text().splitlines()] == [args[-3]]

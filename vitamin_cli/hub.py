@@ -15,6 +15,7 @@ sending a byte now and then cannot hold a pull forever (docs/checkpoints.md).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -179,10 +180,9 @@ def pull(
     token: str | bool | None = None,
     progress: ProgressCallback | None = None,
     network: Network | None = None,
-    force: bool = False,
 ) -> PullResult:
     """Make the model's checkpoint present and intact in the cache, and record it in the manifest; raise
-    PullError when that fails. `force` downloads it again even if a blob of its name is there."""
+    PullError when that fails."""
     if model.weights is None:
         return PullResult(name=model.name, status="unreleased", error=model.weights_note)
     w = model.weights
@@ -195,7 +195,6 @@ def pull(
         label=model.name,
         on_present=record_for(model.name),
         network=network,
-        force=force,
     )
     return PullResult(
         name=model.name,
@@ -447,11 +446,8 @@ def _download(
     from vitamin_cli.extras import version
 
     partial = confined(repo.root, repo.partial(etag))
-    if partial.is_symlink():
-        raise CacheError(
-            f"{label}: {partial} is a symbolic link, and vitamin never writes through links in the cache",
-            hint="move the link away if you did not put it there on purpose",
-        )
+    if partial.is_symlink():  # checked before it is measured or continued: stat() would follow it
+        raise cache_failure(OSError(errno.ELOOP, "symbolic link", str(partial)), f"download {label}")
     partial.parent.mkdir(parents=True, exist_ok=True)
     # huggingface_hub's cache scanner expects every repo folder to have one, even while a file is on its way
     confined(repo.root, repo.folder / "snapshots" / "x").parent.mkdir(exist_ok=True)

@@ -241,13 +241,6 @@ class Manifest:
     entries: list[Pulled] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def latest(self) -> dict[str, Pulled]:
-        """The most recently pulled entry of each name."""
-        newest: dict[str, Pulled] = {}
-        for entry in sorted(self.entries, key=lambda e: e.pulled_at):
-            newest[entry.name] = entry
-        return newest
-
     def of(self, name: str) -> list[Pulled]:
         return [e for e in self.entries if e.name == name]
 
@@ -321,8 +314,9 @@ def _entry(row: Any, version_1: bool) -> tuple[Pulled | None, str | None]:
 
 @contextmanager
 def updating_manifest(root: Path) -> Iterator[Manifest]:
-    """Read, change and write back the manifest under a lock, so that concurrent pulls lose no entry. An
-    unreadable file is kept aside (`.unreadable`), never overwritten unseen."""
+    """Read, change and write back the manifest under a lock, so that concurrent pulls lose no entry; a
+    manifest whose entries did not change is not written again. An unreadable file is kept aside
+    (`.unreadable`), never overwritten unseen."""
     from filelock import FileLock
 
     path = manifest_path(root)
@@ -333,7 +327,10 @@ def updating_manifest(root: Path) -> Iterator[Manifest]:
         raise cache_failure(err, f"lock the manifest {path}") from err
     try:
         manifest = read_manifest(root)
+        before = list(manifest.entries)
         yield manifest
+        if manifest.entries == before and not manifest.problems:
+            return
         if manifest.problems and path.exists():
             _saved_aside(path)  # only now, as the new one is written: a change that failed leaves it in place
         payload = {

@@ -5,6 +5,7 @@ No torch here: reading results is as light as `vitamin ls`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -107,14 +108,20 @@ def _fits(value: Any, hint: Any) -> bool:
 def from_row(cls: type[T], row: Mapping[str, Any]) -> T | None:
     """The row as an instance of the dataclass `cls` if it holds every field with its declared type; else None
     (another tool's line, a hand edit, a wrong type)."""
+    wanted = _line_fields(cls)  # type: ignore[arg-type]
+    if all(k in row and _fits(row[k], hint) for k, hint in wanted.items()):
+        return cls(**{k: row[k] for k in wanted})
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _line_fields(cls: type) -> dict[str, Any]:
+    """The fields of a dataclass that a results line carries, with their types (resolved once per class)."""
     import dataclasses
     import typing
 
     hints = typing.get_type_hints(cls)
-    wanted = [f.name for f in dataclasses.fields(cls) if f.init and not f.metadata.get("apart")]  # type: ignore[arg-type]
-    if all(k in row and _fits(row[k], hints[k]) for k in wanted):
-        return cls(**{k: row[k] for k in wanted})
-    return None
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init and not f.metadata.get("apart")}
 
 
 def append_line(path: Path, record: Mapping[str, Any]) -> None:

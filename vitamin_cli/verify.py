@@ -54,7 +54,7 @@ def verify(
     entry, never from anything recorded as a path."""
     checks: list[Check] = []
     targets: list[tuple[Check, Pulled, Path]] = []
-    wanted = [_canonical(zoo, manifest, n) for n in names] if names else sorted({e.name for e in manifest.entries})
+    wanted = [canonical_name(zoo, manifest, n) for n in names] if names else sorted({e.name for e in manifest.entries})
     for name in wanted:
         entries = manifest.of(name)
         if not entries:
@@ -85,7 +85,7 @@ def verify(
     return checks
 
 
-def _canonical(zoo: Zoo, manifest: Manifest, name: str) -> str:
+def canonical_name(zoo: Zoo, manifest: Manifest, name: str) -> str:
     """A model of this zoo by any of its names, or a name the manifest records (pulled with another zoo)."""
     try:
         return zoo.get(name).name

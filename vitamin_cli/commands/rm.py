@@ -10,7 +10,7 @@ import typer
 
 from vitamin_cli import output, zoo
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.errors import EXIT_FAILURE, UnknownModelError, UsageError
+from vitamin_cli.errors import EXIT_FAILURE, UsageError
 
 EXAMPLES = """
 Examples:
@@ -29,6 +29,7 @@ def rm_command(
     """Delete models' files from the cache: every revision pulled of each, but only what no other model and no
     other tool's snapshot uses; then their manifest entries."""
     from vitamin_cli.hubcache import hub_dir, read_manifest, remove
+    from vitamin_cli.verify import canonical_name
 
     registry = zoo.load(zoo_path)
     root = hub_dir(cache_dir)
@@ -36,12 +37,7 @@ def rm_command(
     pulled = {e.name for e in manifest.entries}
     wanted: list[str] = []
     for name in names:
-        try:
-            canonical = registry.get(name).name
-        except UnknownModelError:
-            if name not in pulled:  # a name pulled with another zoo file is still the manifest's to delete
-                raise
-            canonical = name
+        canonical = canonical_name(registry, manifest, name)  # a name pulled with another zoo file counts too
         if canonical not in wanted:
             wanted.append(canonical)
     missing = [n for n in wanted if n not in pulled]
