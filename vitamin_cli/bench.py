@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from vitamin_cli import interrupts
 from vitamin_cli.errors import UsageError
 from vitamin_cli.precision import torch_dtype
 from vitamin_cli.zoo import Model, Zoo
@@ -182,6 +183,7 @@ def time_batches(step: Callable[[], Any], settings: Settings, batch_size: int) -
     warmup_s = time.perf_counter() - start
     runs = []
     for _ in range(settings.repeats):
+        interrupts.check()  # compiling starts worker processes, which can swallow a Ctrl-C
         if cuda:
             begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
             end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
@@ -496,6 +498,7 @@ def bench(
 
     if runner is None:
         for index, job in enumerate(jobs):
+            interrupts.check()
             finished(index, measure(job), None, None, None)
     else:
         runner(jobs, finished)

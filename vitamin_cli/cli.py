@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import output
+from vitamin_cli import interrupts, output
 from vitamin_cli.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
@@ -105,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.stdout = output.GuardedStream(stdout)
     try:
         try:
-            runner(args=args, prog_name="vitamin")
+            with interrupts.recorded():
+                runner(args=args, prog_name="vitamin")
         finally:
             try:
                 sys.stdout.flush()  # what is still buffered fails here, where it can be reported
@@ -142,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except SystemExit as done:
-        if done.code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
+        if done.code == EXIT_INTERRUPTED or interrupts.seen():  # typer's silent 130, or a Ctrl-C swallowed late
             print("interrupted", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
         raise

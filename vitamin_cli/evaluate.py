@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vitamin_cli import interrupts
 from vitamin_cli.errors import VitaminError
 from vitamin_cli.results_file import TaskResult
 
@@ -109,6 +110,7 @@ def _measure(
     for images, batch_labels, batch_metadata, undecodable in evaldata.loader(
         data, preprocess, settings.start_batch, settings.workers
     ):
+        interrupts.check()  # starting the loader's workers can swallow a Ctrl-C
         result.undecodable += undecodable
         if len(batch_labels):
             with (

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from vitamin_cli import hubids
+from vitamin_cli import hubids, interrupts
 from vitamin_cli.errors import UsageError, VitaminError
 from vitamin_cli.hashing import BUFFER_BYTES, content_id, sha256_file
 from vitamin_cli.hubcache import (
@@ -567,6 +567,7 @@ class _PartialWriter:
             if self.done and response.status_code != 206:  # the server ignored the range: start over
                 self.restart()
             for chunk in response.iter_bytes():  # as they arrive: a cut loses nothing that came before it
+                interrupts.check()
                 self.write(chunk)
                 if time.monotonic() > deadline:
                     raise _Deadline()

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vitamin_cli import interrupts
 from vitamin_cli.errors import UsageError, VitaminError
 
 # Environment variables a worker needs as the driver has them: where the Hub is and how long to wait for it.
@@ -149,7 +150,8 @@ def run(
     finished: list[Finished] = []
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            interrupts.check()
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1)
             for ref in ready:
                 outcome = _outcome(ref, pending.pop(ref))
                 finished.append(outcome)

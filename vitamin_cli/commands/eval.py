@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from vitamin_cli import output, zoo
+from vitamin_cli import interrupts, output, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
 from vitamin_cli.output import OutputFormat
@@ -144,6 +144,7 @@ def eval_command(
 
         if ray is None:
             for job in jobs:
+                interrupts.check()
                 finished(evaluate.run_job(job, progress=live.progress(job.model, job.task.key)))
         else:
             from vitamin_cli import sweep
