@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.stdout = output.GuardedStream(stdout)
     try:
         try:
-            with interrupts.recorded():
+            with interrupts.recorded() as ctrl_c:
                 runner(args=args, prog_name="vitamin")
         finally:
             try:
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except SystemExit as done:
-        if done.code == EXIT_INTERRUPTED or interrupts.seen():  # typer's silent 130, or a Ctrl-C swallowed late
+        if done.code == EXIT_INTERRUPTED or ctrl_c.pressed:  # typer's silent 130, or a Ctrl-C swallowed late
             print("interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
         raise

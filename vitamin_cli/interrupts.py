@@ -34,32 +34,37 @@ def _unraisable(previous: Any) -> Any:
     return hook
 
 
+class Pressed:
+    """Whether Ctrl-C was pressed inside `recorded()`, kept after the block ends."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+
 @contextmanager
-def recorded() -> Iterator[None]:
+def recorded() -> Iterator[Pressed]:
     """Remember Ctrl-C for `check()` while the block runs. Outside the main thread, or where SIGINT is ignored
     or already handled by the program embedding vitamin, it changes nothing."""
     global _seen
-    _seen = False
+    state = Pressed()
     ours = threading.current_thread() is threading.main_thread()
     if not ours or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # ignored, or someone's own
-        yield
+        yield state
         return
+    _seen = False
     handler = signal.signal(signal.SIGINT, _on_sigint)
     hook = sys.unraisablehook
     sys.unraisablehook = _unraisable(hook)
     try:
-        yield
+        yield state
     finally:
         signal.signal(signal.SIGINT, handler)
         sys.unraisablehook = hook
-
-
-def seen() -> bool:
-    """Whether Ctrl-C was pressed inside `recorded()`."""
-    return _seen
+        state.pressed, _seen = _seen, False  # a later call of the library starts afresh
 
 
 def check() -> None:
-    """Raise KeyboardInterrupt if Ctrl-C was pressed, even where its first raise was swallowed."""
+    """Raise KeyboardInterrupt if Ctrl-C was pressed inside `recorded()`, even where its first raise was
+    swallowed."""
     if _seen:
         raise KeyboardInterrupt
