@@ -240,8 +240,9 @@ def test_not_enough_disk(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not any(p.startswith(("blobs/", "snapshots/")) for p in leftovers(BIG_REPO))
 
 
-def test_kill_and_resume(hub: Hub) -> None:
-    """SIGKILL mid-download, then pull again: it continues from the bytes on disk instead of starting over."""
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_kill_and_resume(hub: Hub, stop: signal.Signals) -> None:
+    """Killed or Ctrl-C'd mid-download, then pulled again: it continues from the bytes on disk."""
     size = len(hub.files[BIG_REPO])
     partial = repo_folder(BIG_REPO) / "blobs" / (sha(hub.files[BIG_REPO]) + ".vitamin-partial")
     hub.proxy.faults.chunk_delay_s = 0.01  # about 6 MB/s: slow enough to stop half-way
@@ -251,8 +252,10 @@ def test_kill_and_resume(hub: Hub) -> None:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    if stop == signal.SIGINT:
+        assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     kept = partial.stat().st_size
     assert 8 * 2**20 <= kept < size
     assert not (repo_folder(BIG_REPO) / "blobs" / sha(hub.files[BIG_REPO])).exists()  # nothing looks complete
