@@ -284,13 +284,10 @@ def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, wor
             persistent_workers=False,
         )
     )
-    while True:
-        try:
-            yield next(batches)
-        except StopIteration:
-            return
-        except DataError as err:  # from a worker, torch puts the worker's traceback into the message
-            raise DataError(_worker_message(err.message)) from None
+    try:
+        yield from batches
+    except DataError as err:  # from a worker, torch puts the worker's traceback into the message
+        raise DataError(_worker_message(err.message)) from None
 
 
 def _worker_message(message: str) -> str:

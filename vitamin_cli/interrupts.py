@@ -26,14 +26,6 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _unraisable(previous: Any) -> Any:
-    def hook(args: Any) -> None:
-        if not isinstance(args.exc_value, KeyboardInterrupt):  # a swallowed Ctrl-C: check() raises it again
-            previous(args)
-
-    return hook
-
-
 class Pressed:
     """Whether Ctrl-C was pressed inside `recorded()`, kept after the block ends."""
 
@@ -53,13 +45,18 @@ def recorded() -> Iterator[Pressed]:
         return
     _seen = False
     handler = signal.signal(signal.SIGINT, _on_sigint)
-    hook = sys.unraisablehook
-    sys.unraisablehook = _unraisable(hook)
+    printer = sys.unraisablehook
+
+    def unraisable(args: Any) -> None:
+        if not isinstance(args.exc_value, KeyboardInterrupt):  # a swallowed Ctrl-C: check() raises it again
+            printer(args)
+
+    sys.unraisablehook = unraisable
     try:
         yield state
     finally:
         signal.signal(signal.SIGINT, handler)
-        sys.unraisablehook = hook
+        sys.unraisablehook = printer
         state.pressed, _seen = _seen, False  # a later call of the library starts afresh
 
 

@@ -101,6 +101,9 @@ def connect(address: str) -> None:
         ) from None
 
 
+CONNECT_TIMEOUT_S = 5
+
+
 def _check_reachable(target: str, given_by: str) -> None:
     """An address that nothing answers at fails now: Ray itself would retry it for minutes."""
     if target in ("local", "auto"):
@@ -115,9 +118,6 @@ def _check_reachable(target: str, given_by: str) -> None:
             f"cannot reach Ray at {target[:80]!r}: {getattr(err, 'strerror', None) or err}",
             hint="check the address and that the cluster is up (`ray status` on its head node), or use --ray local",
         ) from None
-
-
-CONNECT_TIMEOUT_S = 5
 
 
 def gpu_count() -> float:
