@@ -69,7 +69,8 @@ def main() -> None:
 
     import torch
 
-    from vitamin_cli import arch, zoo
+    from vitamin_cli import zoo
+    from vitamin_cli.models import arch
 
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "data"

@@ -3,7 +3,7 @@
     python benchmarks/hash_throughput.py [--size-gb 2] [--dir /tmp]
 
 Writes two random files of the given size (kept in the page cache, as after a pull), then times, best of
-three: openssl on one file, vitamin_cli.hashing on one file, and both tools on the two files at once
+three: openssl on one file, vitamin_cli.hub.hashing on one file, and both tools on the two files at once
 (openssl as two processes, vitamin as two threads).
 """
 
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vitamin_cli.hashing import sha256_file, sha256_files
+from vitamin_cli.hub.hashing import sha256_file, sha256_files
 
 
 def best_of(runs: int, action) -> float:  # type: ignore[no-untyped-def]

@@ -23,10 +23,11 @@ FIXED_S = {"build and move the tower": 2.0, "matmul roof": 0.5, "warm-up, cuDNN 
 
 
 def task_times(import_s: float, worker_s: float) -> list[float]:
-    from vitamin_cli import audit, bench, zoo
+    from vitamin_cli import zoo
+    from vitamin_cli.models import audit, bench, bench_sweep
 
     registry = zoo.load()
-    jobs, _ = bench.plan(registry, registry.models, bench.default_settings("cuda"))
+    jobs, _ = bench_sweep.plan(registry, registry.models, bench.default_settings("cuda"))
     rows = {r.model: r for r in audit.audit(registry, registry.models)}
     fixed = import_s + worker_s + sum(FIXED_S.values())
     times = []

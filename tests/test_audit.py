@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Run
 
-from vitamin_cli import arch, audit, zoo
+from vitamin_cli import zoo
+from vitamin_cli.models import arch, audit
 
 AUDIT_KEYS = [
     "model",

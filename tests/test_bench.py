@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY_ARCHITECTURE, Run, tiny_model, tiny_zoo_text
 
-from vitamin_cli import bench, zoo
+from vitamin_cli import runners, zoo
+from vitamin_cli.models import batching, bench, bench_results, bench_sweep
 
 BENCH_KEYS = [
     "model", "aliases", "architecture", "tower", "device", "gpu_name", "node", "node_id", "dtype", "amp", "compile",
@@ -35,7 +36,7 @@ TINY_ZOO = tiny_zoo_text(
     architectures=TINY_ARCHITECTURE + BROKEN_ARCHITECTURE,
 )
 
-FAST = bench.Settings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)
+FAST = bench.BenchSettings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_warmup_is_timed_apart_and_runs_are_repeated() -> None:
         calls.append(time.perf_counter())
         time.sleep(0.3 if len(calls) == 1 else 0.01)  # the first call is slow, as compilation is
 
-    timing = bench.time_batches(step, bench.Settings(device="cpu", warmup=2, iters=3, repeats=4), batch_size=8)
+    timing = bench.time_batches(step, bench.BenchSettings(device="cpu", warmup=2, iters=3, repeats=4), batch_size=8)
     assert len(calls) == 2 + 3 * 4
     assert timing.warmup_s >= 0.3
     assert len(timing.runs_s) == 4
@@ -74,7 +75,7 @@ def test_out_of_memory_backs_the_batch_off() -> None:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return bench.Timing(batch, 1, [1.0], 0.0, None)
 
-    assert bench.with_backoff(attempt, 256).batch_size == 96
+    assert batching.with_backoff(attempt, 256)[0].batch_size == 96
     assert tried == [256, 192, 128, 96]
 
 
@@ -84,7 +85,7 @@ def test_32_bit_indexing_failures_back_off_too() -> None:
             raise RuntimeError("Expected canUse32BitIndexMath(input) to be true, but got false.")
         return bench.Timing(batch, 1, [1.0], 0.0, None)
 
-    assert bench.with_backoff(attempt, 256).batch_size == 128
+    assert batching.with_backoff(attempt, 256)[0].batch_size == 128
 
 
 def test_other_errors_are_not_retried() -> None:
@@ -95,7 +96,7 @@ def test_other_errors_are_not_retried() -> None:
         raise ValueError("a bug")
 
     with pytest.raises(ValueError):
-        bench.with_backoff(attempt, 256)
+        batching.with_backoff(attempt, 256)
     assert tried == [256]
 
 
@@ -128,8 +129,8 @@ def test_one_measurement_per_architecture_and_errors_recorded(
         "_measure",
         lambda result, cfg, tower, s, c=None: measured.append(tower) or real(result, cfg, tower, s, c),
     )
-    monkeypatch.setattr(bench, "_roof", lambda device, dtype: 1.0)
-    results = bench.bench(tiny_zoo, tiny_zoo.models, FAST)
+    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype: 1.0)
+    results = bench_sweep.in_table_order(list(bench_sweep.sweep(tiny_zoo, tiny_zoo.models, FAST)), tiny_zoo.models)
     assert [(r.model, r.tower) for r in results] == [(m.name, t) for m in tiny_zoo.models for t in ("image", "text")]
     assert measured == ["image", "text", "image", "text"]  # Tiny once, Broken once: not 8 times
     by = {(r.model, r.tower): r for r in results}
@@ -197,17 +198,18 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
     speeds = {("fp32", False): 10.0, ("bf16", False): 20.0, ("bf16", True): 25.0, ("fp32", True): 99.0}
     calls = []
 
-    def fake_bench(z, models, settings, towers, on_result=None, hub_root=None):  # type: ignore[no-untyped-def]
+    def fake_sweep(z, models, settings, towers):  # type: ignore[no-untyped-def]
         calls.append((settings.dtype, settings.compile, settings.auto_batch, settings.batch_size))
         return [
-            bench.Result(m.name, [], m.arch, t, "cpu", None, None, None, settings.dtype, False, settings.compile, False,
-                         batch_size=settings.batch_size or 16, throughput=speeds[(settings.dtype, settings.compile)])
+            bench_results.BenchResult(m.name, [], m.arch, t, "cpu", None, None, None, settings.dtype, False,
+                                      settings.compile, False, batch_size=settings.batch_size or 16,
+                                      throughput=speeds[(settings.dtype, settings.compile)])
             for m in models for t in towers
         ]  # fmt: skip
 
-    monkeypatch.setattr(bench, "bench", fake_bench)
-    monkeypatch.setattr(bench, "_roof", lambda device, dtype: 1.0)
-    results, roofs = bench.tune(tiny_zoo, tiny_zoo.models[:1], FAST, ("image",))
+    monkeypatch.setattr(bench_sweep, "sweep", fake_sweep)
+    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype: 1.0)
+    results = bench_sweep.tune(tiny_zoo, tiny_zoo.models[:1], FAST, ("image",))
     (best,) = results
     # eager in both dtypes with the batch searched, then compiled in the eager winner's dtype and batch only
     assert calls == [("fp32", False, True, 2), ("bf16", False, True, 2), ("bf16", True, False, 2)]
@@ -310,6 +312,7 @@ def test_no_selection_on_cuda_without_cuda_is_a_usage_error(run: Run) -> None:
     assert "no CUDA device" in result.stderr
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_without_ray_ray_is_never_imported(tiny_zoo: zoo.Zoo, tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -359,32 +362,42 @@ def test_results_of_different_gpus_are_never_mixed(run: Run, tmp_path: Path) -> 
     assert {r["field"]: r["values"] for r in compared["rows"]}["throughput_image"] == [3100.0, None]
 
 
+class DiesOnText:
+    """A runner whose worker dies on every text tower, as Ray reports it after the one retry."""
+
+    in_process = False
+
+    def gpus(self) -> float:
+        return 0.0
+
+    def cpus_per_node(self) -> float:
+        return 1.0
+
+    def run(self, function, jobs, resources):  # type: ignore[no-untyped-def]
+        for index, (job,) in enumerate(jobs):
+            if job.tower == "text":
+                yield runners.Finished(index, error="its worker died, and again when tried once more", node="node-a")
+            else:
+                yield runners.Finished(index, function(job), node="node-a", node_id="id-a")
+
+
 def test_a_task_whose_worker_died_is_saved_under_no_key_and_tried_again(tiny_zoo: zoo.Zoo, tmp_path: Path) -> None:
     """With Ray, a job whose worker died twice comes back with no measurement: its error row must not take the
     key of the job before it, and a rerun measures it again while the good result stands."""
-    from vitamin_cli import results_file
-    from vitamin_cli.commands.bench import _Log
-
     out = tmp_path / "bench.jsonl"
     tiny = [tiny_zoo.get("Tiny-s128M")]
-
-    def dies_on_text(jobs: list[bench.Job], finished: bench.Runner) -> None:  # type: ignore[valid-type]
-        for index, job in enumerate(jobs):
-            if job.tower == "text":
-                finished(index, None, "node-a", "id-a", "its worker died, and again when tried once more")
-            else:
-                finished(index, bench.measure(job), "node-a", "id-a", None)
-
-    log = _Log(out)
-    results = bench.bench(tiny_zoo, tiny, FAST, on_result=log.row, on_measured=log.measured, runner=dies_on_text)
-    assert [r.error is None for r in results] == [True, False]
+    log = bench_results.ResultsLog(out)
+    results = bench_sweep.in_table_order(list(bench_sweep.sweep(tiny_zoo, tiny, FAST, runner=DiesOnText())), tiny)
+    for result in results:
+        log.add(result)
+    assert [(r.tower, r.error is None) for r in results] == [("image", True), ("text", False)]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["kind"], r.get("tower")) for r in rows] == [("environment", None), ("result", "image"),
                                                             ("result", "text")]  # fmt: skip
     assert isinstance(rows[1]["key"], str) and rows[2]["key"] is None
-    saved = results_file.saved_bench(out)
+    saved = bench_results.read_saved(out)
     assert list(saved) == [rows[1]["key"]] and saved[rows[1]["key"]].throughput == rows[1]["throughput"]
-    again = bench.bench(tiny_zoo, tiny, FAST, saved=saved)
+    again = list(bench_sweep.sweep(tiny_zoo, tiny, FAST, saved=saved))
     assert [r.resumed for r in again] == [True, False] and again[1].throughput
 
 

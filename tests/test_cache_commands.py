@@ -247,7 +247,7 @@ def test_rm_copes_with_nested_refs(hub: Hub, run: Run) -> None:
 
 
 def test_pin_rewrites_a_block_style_weights_value(tmp_path: Path) -> None:
-    from vitamin_cli.pin import Pin, write_pins
+    from vitamin_cli.checkpoints.pin import Pin, write_pins
 
     text = (
         (ROOT / "zoo.yaml")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vitamin_cli.hubcache import hub_dir
+from vitamin_cli.hub.cache import hub_dir
 
 
 @pytest.mark.parametrize(

@@ -204,7 +204,8 @@ def test_empty_selection(run: Run) -> None:
 
 
 def test_colour_only_on_request(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitamin_cli import render, texttable, zoo
+    from vitamin_cli import zoo
+    from vitamin_cli.views import render, texttable
 
     registry = zoo.load()
     table = render.ls_table(registry, registry.models, grouped=True)
@@ -262,7 +263,7 @@ def test_output_that_cannot_be_written_is_one_message() -> None:
             assert done.stderr.startswith("error: cannot write the output: No space left on device"), done.stderr
     # a reader that went away (`vitamin ls | head -1`): this sandbox's pipes do not report it, so the stream
     # is given one that does
-    from vitamin_cli.output import GuardedStream, OutputError
+    from vitamin_cli.console import GuardedStream, OutputError
 
     class Closed(io.StringIO):
         def write(self, text: str) -> int:

@@ -18,7 +18,7 @@ import pytest
 from conftest import Hub, Run, start_vitamin, tiny_model, tiny_zoo_text, vitamin_process
 from hubserver import build_repo
 
-from vitamin_cli import metrics, tasks
+from vitamin_cli.eval import metrics, tasks
 
 # ---------------------------------------------------------------------------------------------------
 # The registry
@@ -131,7 +131,8 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A zoo with two tiny models (one released) and a random checkpoint of the architecture."""
     import torch
 
-    from vitamin_cli import arch, zoo
+    from vitamin_cli import zoo
+    from vitamin_cli.models import arch
 
     path = tmp_path / "zoo.yaml"
     released = "{repo: test/tiny-clip-eval, filename: pytorch_model.bin}"
@@ -268,6 +269,7 @@ def hub_tasks(hub: Hub) -> Hub:
     return hub
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_task_data_is_pulled_verified_evaluated_offline_and_removed(
     hub_tasks: Hub, run: Run, tiny: tuple[Path, Path]
 ) -> None:
@@ -351,6 +353,7 @@ def sweep_stopped_after_one_task(
     return process, args, runs
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     _, checkpoint = tiny
     process, args, runs = sweep_stopped_after_one_task(checkpoint, tmp_path, signal.SIGKILL)
@@ -363,6 +366,35 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tiny: tuple
     assert len(lines) == 2 and runs.read_text().startswith(first)  # the finished task kept, not redone
     assert [json.loads(line)["task"] for line in lines] == [args[-3], args[-1]]  # folder:..., wds:...
     assert len(json.loads(result.stdout)["results"]) == 2
+
+
+def test_the_python_sweep_of_docs_code_md_runs_and_resumes(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/code.md's Python equivalent of `vitamin eval --suite vtab --ray auto -o runs.jsonl`, run as written
+    but for what this machine lacks (a Ray cluster, ViTamin-L's weights, the VTAB data): each such part is
+    swapped for a local stand-in, and the swap fails if the snippet no longer holds that part."""
+    _, checkpoint = tiny
+    text = (Path(__file__).parent.parent / "docs" / "code.md").read_text()
+    snippet = text.split("`vitamin eval --suite vtab --ray auto -o runs.jsonl`, with the model named, in Python:")[1]
+    snippet = snippet.split("```python\n")[1].split("```")[0]
+    folder = wds_folder(tmp_path / "data", ["cat", "dog", "bird"], [0, 1, 2, 1, 0, 2])
+    runs = tmp_path / "runs.jsonl"
+    for part, stand_in in {
+        'runners.make("auto")': "runners.make(None)",
+        'registry.select("ViTamin-L")': 'registry.select("Tiny-s1M")',
+        'tasks.load().suite("vtab")': f"tasks.load().resolve([{f'wds:{folder}'!r}], [])",
+        "runner=runner,": f"runner=runner, checkpoint=Path({str(checkpoint)!r}),",
+        'Path("runs.jsonl")': f"Path({str(runs)!r})",
+    }.items():
+        assert part in snippet, f"docs/code.md's snippet no longer has {part}"
+        snippet = snippet.replace(part, stand_in)
+    capsys.readouterr()
+    exec(compile(snippet, "docs/code.md", "exec"), {})
+    first = capsys.readouterr().out
+    assert first.startswith("Tiny-s1M wds:") and runs.read_text().count("\n") == 1
+    exec(compile(snippet, "docs/code.md", "exec"), {})  # resumed from runs.jsonl: nothing appended
+    assert capsys.readouterr().out == first and runs.read_text().count("\n") == 1
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -448,7 +480,7 @@ def test_weights_rules(run: Run, tiny: tuple[Path, Path], tmp_path: Path) -> Non
 
 def test_ls_compare_and_plot_show_measured_accuracy(run: Run, tmp_path: Path) -> None:
     """A results file in which ViTamin-S has every ImageNet-family task and ViT-S-16 only some."""
-    from vitamin_cli.results_file import TaskResult
+    from vitamin_cli.eval.results import TaskResult
 
     runs = tmp_path / "runs.jsonl"
     lines = []
@@ -524,6 +556,7 @@ def test_a_shard_cut_short_fails_instead_of_counting_fewer_samples(
     assert "cut short" in row["error"] or "unexpected end of data" in row["error"], row["error"]
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_an_unreadable_shard_in_a_worker_is_one_line(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     _, checkpoint = tiny
     folder = wds_folder(tmp_path / "wds", ["cat", "dog"], [0, 1], count=1)
@@ -568,7 +601,7 @@ def test_a_training_checkpoint_loads_and_a_broken_one_says_why(
 
 
 def test_a_folder_tasks_revision_follows_linked_class_folders(tmp_path: Path) -> None:
-    from vitamin_cli import evaldata
+    from vitamin_cli.eval import data as evaldata
 
     real = image_folder(tmp_path / "real", ["dog"], 2)
     folder = image_folder(tmp_path / "photos", ["cat"], 2)
@@ -614,7 +647,7 @@ def test_results_files_survive_cut_lines_and_hand_edits(run: Run, tiny: tuple[Pa
     assert data["results"][0]["status"] == "ok"  # measured again: nothing readable held it
     lines = out.read_text().splitlines()
     assert json.loads(lines[-1])["main"] == good["main"] and len(lines) == len(bad_types) + 2
-    from vitamin_cli import results_file
+    from vitamin_cli.eval import results as results_file
 
     assert len(results_file.read_results(out)) == 1
     listed = run("ls", "--eval", str(out))
@@ -638,6 +671,7 @@ def test_a_failed_task_is_tried_again_on_resume(run: Run, tiny: tuple[Path, Path
     assert code == 0 and data["results"][0]["samples"] == 4
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_ctrl_c_keeps_what_finished_and_says_so(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     _, checkpoint = tiny
     process, args, runs = sweep_stopped_after_one_task(checkpoint, tmp_path, signal.SIGINT)
@@ -662,6 +696,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_a_ctrl_c_swallowed_by_a_fork_hook_still_stops_the_sweep(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     _, checkpoint = tiny
     small = image_folder(tmp_path / "small", ["a", "b"], 2)

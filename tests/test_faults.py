@@ -81,6 +81,7 @@ def test_a_404_on_the_download_is_reported(hub: Hub) -> None:
     no_traceback(result.stderr)
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 @pytest.mark.parametrize("phase", ["metadata", "download"])
 def test_a_server_that_accepts_and_never_answers_fails_in_bounded_time(hub: Hub, phase: str) -> None:
     """5 tries of a 1 s timeout and short pauses: seconds, not the minutes of 30 stacked retries."""
@@ -96,6 +97,7 @@ def test_a_server_that_accepts_and_never_answers_fails_in_bounded_time(hub: Hub,
     no_traceback(result.stderr)
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_a_slow_drip_is_stopped_by_the_deadline_and_resumes_later(hub: Hub) -> None:
     hub.proxy.faults.chunk_delay_s = 0.2  # 320 KiB/s: 24 MiB would take over a minute
     start = time.monotonic()

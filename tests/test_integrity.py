@@ -94,7 +94,7 @@ def test_a_pickle_that_runs_code_is_refused_without_advice_to_unpickle_it(tmp_pa
     """torch's own message suggests weights_only=False; vitamin's never does."""
     import pickle
 
-    from vitamin_cli.loading import CheckpointError, read_state_dict
+    from vitamin_cli.models.loading import CheckpointError, read_state_dict
 
     class Payload:
         def __reduce__(self) -> tuple[object, tuple[str]]:
@@ -116,6 +116,7 @@ BROKEN = """\
 """
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_an_architecture_open_clip_cannot_build_is_a_message_in_audit(tmp_path: Path) -> None:
     from conftest import TINY_ARCHITECTURE
 

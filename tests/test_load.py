@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import Hub, Run, build_repo, tiny_model, tiny_zoo_text, vitamin_process
 
-from vitamin_cli import arch, loading, zoo
+from vitamin_cli import zoo
 from vitamin_cli.errors import UsageError
-from vitamin_cli.hubcache import Pulled, RepoCache, hub_dir, updating_manifest
+from vitamin_cli.hub.cache import Pulled, RepoCache, hub_dir, updating_manifest
+from vitamin_cli.models import arch, loading
 
 WEIGHTS = "{repo: test/tiny-clip, filename: pytorch_model.bin}"
 
@@ -87,11 +88,19 @@ def test_load_a_pulled_checkpoint(tiny_zoo: zoo.Zoo) -> None:
 
 
 def test_the_package_level_load(tiny_zoo: zoo.Zoo) -> None:
+    import torch
+
     import vitamin_cli
 
     install(tiny_zoo, saved(tiny_state(tiny_zoo)))
     model, _, _ = vitamin_cli.load("Tiny-ViT-s1M")
     assert model.visual.image_size == (32, 32)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # fp32 unless asked, on every device
+    for given in ({"dtype": "bf16"}, {"precision": "bf16"}, {"dtype": "bf16", "precision": "bf16"}):
+        model, _, _ = vitamin_cli.load("Tiny-ViT-s1M", **given)  # precision= is dtype='s older name
+        assert {p.dtype for p in model.parameters()} == {torch.bfloat16}, given
+    with pytest.raises(UsageError, match="give one"):
+        vitamin_cli.load("Tiny-ViT-s1M", dtype="fp32", precision="bf16")
 
 
 def test_a_model_not_pulled_names_the_pull_command(tiny_zoo: zoo.Zoo) -> None:
@@ -173,6 +182,7 @@ def test_verify_deep_finds_nans(tiny_zoo: zoo.Zoo, run: Run) -> None:
     assert json.loads(result.stdout)[0]["problems"] == ["text embedding is not finite (NaN or inf)"]
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_pull_then_verify_deep_end_to_end(hub: Hub, tiny_zoo: zoo.Zoo) -> None:
     build_repo(hub.mirrors, "test/tiny-clip", {"pytorch_model.bin": saved(tiny_state(tiny_zoo))})
     assert vitamin_process("pull", "Tiny-ViT-s1M").exit_code == 0

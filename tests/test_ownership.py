@@ -137,6 +137,7 @@ def test_an_old_manifest_is_read_and_upgraded(hub: Hub, run: Run) -> None:
 # The cache scanner, in every state vitamin leaves
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_the_scanner_agrees_after_pull_kill_rm_and_fix(hub: Hub, run: Run) -> None:
     pull("ViTamin-L")
     assert vitamin_sizes(run) == scanned_sizes() == {SMALL_REPO: len(hub.files[SMALL_REPO])}
@@ -268,6 +269,7 @@ def test_rm_deletes_nothing_while_the_manifest_has_entries_it_cannot_read(hub: H
     assert vitamin_sizes(run) == scanned_sizes() == {SMALL_REPO: len(hub.files[SMALL_REPO])}
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 def test_pull_and_rm_at_once_never_lock_each_other_up(hub: Hub, run: Run) -> None:
     """pull holds the blob's lock and then takes the manifest's; rm takes them in the same order."""
     import subprocess

@@ -11,8 +11,9 @@ from conftest import ZOO_YAML
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vitamin_cli import cli, zoo_schema
+from vitamin_cli import cli
 from vitamin_cli.errors import ZooFileError
+from vitamin_cli.zoo import schema as zoo_schema
 
 ORIGINAL = ZOO_YAML.read_text(encoding="utf-8")
 LINES = ORIGINAL.splitlines(keepends=True)

@@ -228,18 +228,19 @@ def test_not_enough_disk(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
     from collections import namedtuple
 
-    from vitamin_cli import hub as hub_module
     from vitamin_cli import zoo
-    from vitamin_cli.hub import PullError
+    from vitamin_cli.checkpoints.pull import pull
+    from vitamin_cli.hub.fetch import PullError
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(PullError, match="not enough free disk"):
-        hub_module.pull(zoo.get("ViTamin-B"), cache_root())
+        pull(zoo.get("ViTamin-B"), cache_root())
     assert hub.proxy.faults.body_bytes == 0
     assert not any(p.startswith(("blobs/", "snapshots/")) for p in leftovers(BIG_REPO))
 
 
+@pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_kill_and_resume(hub: Hub, stop: signal.Signals) -> None:
     """Killed or Ctrl-C'd mid-download, then pulled again: it continues from the bytes on disk."""
@@ -299,8 +300,8 @@ def test_the_token_goes_to_the_hub_only(monkeypatch: pytest.MonkeyPatch, tmp_pat
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from vitamin_cli import hub as hub_module
-    from vitamin_cli.hubcache import RepoCache
+    from vitamin_cli.hub import fetch as hub_module
+    from vitamin_cli.hub.cache import RepoCache
 
     sent: list[str | None] = []
 

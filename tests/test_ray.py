@@ -46,13 +46,15 @@ FAST = ("--batch-size", "2", "--iters", "1", "--repeats", "1", "--warmup", "0")
 def test_tasks_on_fake_gpus_get_gpus_of_their_own_on_both_nodes(cluster: object, two_archs: Path) -> None:
     """bench's own task function, asking for a whole GPU per task while it measures on the CPU (the seam:
     what a task asks of Ray is apart from the device it measures on)."""
-    from vitamin_cli import bench, sweep, zoo
+    from vitamin_cli import runners, zoo
+    from vitamin_cli.models import bench, bench_sweep
 
     registry = zoo.load(two_archs)
-    settings = bench.Settings(device="cpu", batch_size=2, iters=1, repeats=1, warmup=0)
-    jobs, _ = bench.plan(registry, registry.models, settings)
+    settings = bench.BenchSettings(device="cpu", batch_size=2, iters=1, repeats=1, warmup=0)
+    jobs, _ = bench_sweep.plan(registry, registry.models, settings)
     assert len(jobs) == 4  # two architectures, two towers; Tiny's two rows share
-    finished = sweep.run(bench.measure, [(job,) for job in jobs], sweep.Resources(num_gpus=1, fresh_worker=True))
+    resources = runners.Resources(num_gpus=1, fresh_worker=True)
+    finished = list(runners.RayRunner("auto").run(bench.measure, [(job,) for job in jobs], resources))
     assert sorted(f.index for f in finished) == [0, 1, 2, 3]  # every task once
     assert all(f.error is None and f.value.result.throughput for f in finished)
     assert all(len(f.gpu_ids) == 1 for f in finished)
@@ -64,7 +66,7 @@ def test_tasks_on_fake_gpus_get_gpus_of_their_own_on_both_nodes(cluster: object,
 
 
 def test_a_worker_that_dies_is_tried_once_more_then_reported(cluster: object, tmp_path: Path) -> None:
-    from vitamin_cli import sweep
+    from vitamin_cli import runners
 
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -77,14 +79,15 @@ def test_a_worker_that_dies_is_tried_once_more_then_reported(cluster: object, tm
         return name
 
     jobs = [("steady", 0), ("once", 1), ("always", 5)]
-    finished = {f.index: f for f in sweep.run(flaky, jobs, sweep.Resources(num_cpus=1, fresh_worker=True))}
+    resources = runners.Resources(num_cpus=1, fresh_worker=True)
+    finished = {f.index: f for f in runners.RayRunner("auto").run(flaky, jobs, resources)}
     assert finished[0].value == "steady" and finished[1].value == "once"
     assert finished[2].value is None and "worker died" in str(finished[2].error)
     assert len(list(marks.glob("always-*"))) == 2  # tried once more, not more
 
 
 def test_ctrl_c_cancels_what_is_queued_and_keeps_what_finished(cluster: object, tmp_path: Path) -> None:
-    from vitamin_cli import sweep
+    from vitamin_cli import runners
 
     started = tmp_path / "started"
     started.mkdir()
@@ -95,13 +98,10 @@ def test_ctrl_c_cancels_what_is_queued_and_keeps_what_finished(cluster: object, 
         return index
 
     kept = []
-
-    def interrupt(finished: sweep.Finished) -> None:
-        kept.append(finished.value)
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        sweep.run(slow, [(i,) for i in range(12)], sweep.Resources(num_gpus=1), on_finished=interrupt)
+        for finished in runners.RayRunner("auto").run(slow, [(i,) for i in range(12)], runners.Resources(num_gpus=1)):
+            kept.append(finished.value)
+            raise KeyboardInterrupt
     assert len(kept) == 1
     time.sleep(2)
     assert len(list(started.iterdir())) < 12  # the queued ones never started
@@ -134,7 +134,8 @@ def test_eval_through_ray(cluster: object, two_archs: Path, run: Run, tmp_path: 
     import torch
     from PIL import Image
 
-    from vitamin_cli import arch, zoo
+    from vitamin_cli import zoo
+    from vitamin_cli.models import arch
 
     registry = zoo.load(two_archs)
     checkpoint = tmp_path / "tiny.pt"

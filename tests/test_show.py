@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from conftest import Run
 
-from vitamin_cli import render, zoo
+from vitamin_cli import zoo
+from vitamin_cli.views import render
 
 
 def test_show_text(run: Run) -> None:

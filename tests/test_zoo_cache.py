@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import ZOO_YAML
 
-from vitamin_cli import zoo, zoo_memo, zoo_schema
+from vitamin_cli import zoo
 from vitamin_cli.files import memo_dir
+from vitamin_cli.zoo import memo as zoo_memo
+from vitamin_cli.zoo import schema as zoo_schema
 
 
 def cache_files() -> list[Path]:
@@ -71,18 +73,20 @@ def test_a_change_to_any_validating_module_makes_a_new_entry(monkeypatch: pytest
     import os
     import shutil
 
-    here = Path(zoo_memo.__file__).parent
+    package = Path(zoo_memo.__file__).parent.parent
     for name in zoo_memo._VALIDATORS:
-        shutil.copy(here / name, tmp_path / name)
-    monkeypatch.setattr(zoo_memo, "__file__", str(tmp_path / "zoo_memo.py"))
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(package / name, tmp_path / name)
+    monkeypatch.setattr(zoo_memo, "__file__", str(tmp_path / "zoo" / "memo.py"))
     fresh_load(ZOO_YAML)
     (first,) = cache_files()
-    os.utime(tmp_path / "zoo_schema.py", ns=(1, 1))  # the time alone: the same code, the same entry
+    schema_file = tmp_path / "zoo" / "schema.py"
+    os.utime(schema_file, ns=(1, 1))  # the time alone: the same code, the same entry
     fresh_load(ZOO_YAML)
     assert cache_files() == [first]
-    with open(tmp_path / "zoo_schema.py", "a") as schema:
+    with open(schema_file, "a") as schema:
         schema.write("# a change\n")
-    os.utime(tmp_path / "zoo_schema.py", ns=(1, 1))
+    os.utime(schema_file, ns=(1, 1))
     fresh_load(ZOO_YAML)
     assert len(cache_files()) == 2 and first in cache_files()
 

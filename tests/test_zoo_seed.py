@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from seed import METRICS, SeedRow, parse_seed, split_pair, split_text
 
-from vitamin_cli import render, zoo
+from vitamin_cli import zoo
+from vitamin_cli.views import render
 
 SEED_ROWS = parse_seed()
 ZOO = zoo.load()

@@ -1,4 +1,7 @@
-"""vitamin: the ViTamin model zoo, managed (`vitamin --help`, docs/)."""
+"""vitamin: the ViTamin model zoo, managed (`vitamin --help`, docs/).
+
+The public Python API is `vitamin_cli.load` and `vitamin_cli.zoo` (docs/code.md lists every public import).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +12,32 @@ from typing import Any
 def load(
     name: str,
     device: str = "cpu",
-    precision: str = "fp32",
-    cache_dir: str | None = None,
+    dtype: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    precision: str | None = None,
 ) -> tuple[Any, Any, Any]:
     """(model, preprocess, tokenizer) of a model: its open_clip architecture, the checkpoint (the pulled one,
     or the file given, for any row of the zoo) loaded with torch.load(weights_only=True) and strict key
-    matching, and open_clip's preprocessing at the model's own resolution.
+    matching, and open_clip's preprocessing at the model's own resolution. `dtype` is bf16, fp16 or fp32
+    (the default, on every device); `precision` is its older name.
 
-        model, preprocess, tokenizer = vitamin_cli.load("ViTamin-XL-384", device="cuda", precision="bf16")
+        model, preprocess, tokenizer = vitamin_cli.load("ViTamin-XL-384", device="cuda", dtype="bf16")
         model, preprocess, tokenizer = vitamin_cli.load("ViT-B-32-s128M", checkpoint="my-run/epoch_32.pt")
     """
     from pathlib import Path
 
-    from vitamin_cli import loading, zoo
-    from vitamin_cli.hubcache import hub_dir
+    from vitamin_cli import zoo
+    from vitamin_cli.errors import UsageError
+    from vitamin_cli.hub.cache import hub_dir
+    from vitamin_cli.models import loading
 
+    if dtype is not None and precision is not None and dtype != precision:
+        raise UsageError(f"dtype={dtype!r} and precision={precision!r}: give one (precision is dtype's older name)")
     own = Path(checkpoint) if checkpoint is not None else None
-    return loading.load(zoo.load(), name, hub_root=hub_dir(cache_dir), checkpoint=own, device=device, dtype=precision)
+    chosen = dtype or precision or "fp32"
+    return loading.load(zoo.load(), name, hub_root=hub_dir(cache_dir), checkpoint=own, device=device, dtype=chosen)
 
 
 def __getattr__(name: str) -> str:

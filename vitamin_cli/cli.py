@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import interrupts, output
+from vitamin_cli import console, interrupts
 from vitamin_cli.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
@@ -99,10 +99,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     runner = build_app([args[0]]) if args and args[0] in COMMANDS else build_app()
     if sys.stdout is None:  # started with stdout closed (`vitamin ls >&-`)
         if sys.stderr is not None:
-            output.report_error(VitaminError("stdout is closed", hint="send the output somewhere, e.g. > file"))
+            console.report_error(VitaminError("stdout is closed", hint="send the output somewhere, e.g. > file"))
         sys.exit(EXIT_FAILURE)
     stdout = sys.stdout
-    sys.stdout = output.GuardedStream(stdout)
+    sys.stdout = console.GuardedStream(stdout)
     try:
         try:
             with interrupts.recorded() as ctrl_c:
@@ -112,14 +112,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 sys.stdout.flush()  # what is still buffered fails here, where it can be reported
             finally:
                 sys.stdout = stdout
-    except output.OutputError as err:
+    except console.OutputError as err:
         if err.broken_pipe:  # the reader went away (`| head`): quietly, as other command-line tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing left to flush at exit
             sys.exit(EXIT_BROKEN_PIPE)
-        output.report_error(VitaminError(f"cannot write the output: {err}", hint="check the disk or file it goes to"))
+        console.report_error(VitaminError(f"cannot write the output: {err}", hint="check the disk or file it goes to"))
         sys.exit(EXIT_FAILURE)
     except VitaminError as err:
-        output.report_error(err)
+        console.report_error(err)
         sys.exit(err.exit_code)
     except ModuleNotFoundError as err:
         from vitamin_cli.extras import extra_of, install_command
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         missing = UsageError(f"this command needs {err.name}, from the '{extra}' extra", hint=install_command(extra))
         missing.__cause__ = err
-        output.report_error(missing)
+        console.report_error(missing)
         sys.exit(EXIT_USAGE)
     except PermissionError as err:  # a folder or file of the cache (or the user's) that this user may not read
         denied = VitaminError(
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             hint="ask the owner of that path for access, or point --cache-dir (or HF_HUB_CACHE) at your own folder",
         )
         denied.__cause__ = err
-        output.report_error(denied)
+        console.report_error(denied)
         sys.exit(denied.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -19,7 +19,7 @@ import typer
 
 from vitamin_cli import zoo
 from vitamin_cli.errors import UsageError
-from vitamin_cli.output import OutputFormat
+from vitamin_cli.views.sink import OutputFormat
 
 ZooPath = Annotated[
     Path | None,
@@ -87,11 +87,11 @@ def _batch_size(value: str | None) -> str | None:
 
 
 def _device(value: str | None) -> str | None:
-    from vitamin_cli.bench import check_device_name
+    from vitamin_cli.models.device import check_name
 
     if value is not None:
         try:
-            check_device_name(value)
+            check_name(value)
         except UsageError as err:
             raise typer.BadParameter(f"{err.message}: {err.hint}") from None
     return value
@@ -130,6 +130,50 @@ Suites = Annotated[
 ]
 
 
+# eval
+Templates = Annotated[
+    Path | None,
+    typer.Option("--templates", metavar="FILE", help="Templates to use, one per line, {c} for the class name."),
+]
+Checkpoint = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        metavar="PATH",
+        help="Your own weights for the (one) selected model's architecture, loaded strictly, weights only.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(min=0, help="Processes decoding images (default: all cores but one on CUDA, half on the CPU)."),
+]
+EvalOutput = Annotated[
+    Path | None,
+    typer.Option("-o", "--output", help="Append each finished task to this JSON-lines file; a rerun skips them."),
+]
+
+
+# bench
+Tower = Annotated[str, typer.Option(help="image, text or both.")]
+Amp = Annotated[bool, typer.Option("--amp", help="Autocast to the dtype instead of casting the model.")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the tower (compile time reported apart).")]
+CompileMode = Annotated[str | None, typer.Option(help="torch.compile mode, e.g. max-autotune.")]
+ChannelsLast = Annotated[
+    bool | None, typer.Option("--channels-last/--no-channels-last", help="Image towers (default: on for CUDA).")
+]
+Warmup = Annotated[int | None, typer.Option(min=0, help="Warm-up batches, not timed.")]
+Iters = Annotated[int | None, typer.Option(min=1, help="Batches per timed run.")]
+Repeats = Annotated[int | None, typer.Option(min=1, help="Timed runs; the median is reported.")]
+Tune = Annotated[bool, typer.Option("--tune", help="Search dtype, compile and batch size; report the fastest.")]
+Weights = Annotated[bool, typer.Option("--weights", help="Use the pulled checkpoint, not random weights.")]
+BenchOutput = Annotated[
+    Path | None,
+    typer.Option(
+        "-o", "--output", help="Append the environment and each result to this JSON-lines file; a rerun skips them."
+    ),
+]
+
+
 BenchGpu = Annotated[
     str | None,
     typer.Option(
@@ -151,22 +195,11 @@ RayAddress = Annotated[
 ]
 
 
-def check_ray_device(ray: str | None, device: str | None) -> None:
-    if ray is not None and device is not None and device.startswith("cuda:"):
-        raise UsageError("--device cuda:N and --ray: Ray gives each task its GPU", hint="use --device cuda")
-
-
 def check_dtype(dtype: str | None) -> None:
-    from vitamin_cli import precision
+    from vitamin_cli.models.device import check_dtype as check
 
-    if dtype is not None and dtype not in precision.NAMES:
-        raise UsageError(f"--dtype must be one of {', '.join(precision.NAMES)}, not {dtype!r}")
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is not None:
+        check(dtype)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -174,9 +207,22 @@ def default_device() -> str:
 
 
 def format_option(*supported: OutputFormat) -> Any:
-    """The `--format` option, with the formats this command writes in its help."""
-    names = ", ".join(f.value for f in supported)
-    return typer.Option("--format", case_sensitive=False, help=f"Output: {names} (default: table).", show_default=False)
+    """The `--format` option, offering only the formats this command writes."""
+    names = [f.value for f in supported]
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value.lower() not in names:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+        return value
+
+    return typer.Option(
+        "--format",
+        metavar="[" + "|".join(names) + "]",
+        callback=check,
+        autocompletion=lambda: names,
+        help="Output format (default: table).",
+        show_default=False,
+    )
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --format json (docs/json.md).")]
@@ -185,7 +231,7 @@ MarkdownFlag = Annotated[bool, typer.Option("--markdown", help="Same as --format
 
 
 def output_format(
-    chosen: OutputFormat | None,
+    chosen: str | None,
     supported: Sequence[OutputFormat],
     *,
     as_json: bool = False,
@@ -199,7 +245,7 @@ def output_format(
         (OutputFormat.csv, as_csv),
         (OutputFormat.markdown, as_markdown),
     )
-    asked = {f for f, on in shortcuts if on} | ({chosen} if chosen is not None else set())
+    asked = {f for f, on in shortcuts if on} | ({OutputFormat(chosen.lower())} if chosen is not None else set())
     if len(asked) > 1:
         raise UsageError(f"choose one output format, not {' and '.join(sorted(f.value for f in asked))}")
     picked = asked.pop() if asked else OutputFormat.table
@@ -302,10 +348,3 @@ def selecting(with_all: bool) -> Callable[[Command], Command]:
         return typing.cast(Command, run)
 
     return decorate
-
-
-def pulled_names(hub_root: Path) -> set[str]:
-    """Names of the models whose checkpoint the manifest of this cache records."""
-    from vitamin_cli.hubcache import read_manifest
-
-    return {e.name for e in read_manifest(hub_root).entries if e.snapshot(hub_root).exists()}

@@ -7,29 +7,32 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vitamin_cli import output, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, VitaminError
-from vitamin_cli.output import OutputFormat
+from vitamin_cli.views import sink
+from vitamin_cli.views.sink import Column, OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.audit import AuditRow
+    from vitamin_cli.models.audit import AuditRow
 
-FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.markdown)
+FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.markdown)
 EXAMPLES = """
 Examples:
 
   vitamin audit ViTamin-L              # one model
   vitamin audit --all --json           # all 61 (docs/json.md); 26 architectures are built, once each
   vitamin audit --size S --family vit  # the ls filters work too
+  vitamin audit --all --csv > audit.csv
 """
 
 
 @opt.selecting(with_all=True)
 def audit_command(
     selection: opt.Selection,
-    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
+    as_csv: opt.CsvFlag = False,
     as_markdown: opt.MarkdownFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -39,9 +42,9 @@ def audit_command(
     count. A flag marks every number that disagrees with the table by more than its rounding
     (docs/audit.md explains the findings). Measured on the meta device; results are cached.
     """
-    from vitamin_cli import audit
+    from vitamin_cli.models import audit
 
-    chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_markdown=as_markdown)
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
     selection.require("audit")
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
@@ -53,34 +56,28 @@ def audit_command(
     failures: dict[str, VitaminError] = {}
     rows = audit.audit(registry, models, progress=progress, failures=failures)
     for name, err in failures.items():
-        output.report_error(VitaminError(f"{name}: {err.message}", hint=err.hint))
-    if chosen == OutputFormat.json:
-        output.write_json([r.to_json() for r in rows])
-    elif chosen == OutputFormat.markdown:
-        output.write_text(audit.to_markdown(rows))
-    else:
-        _table(rows)
+        console.report_error(VitaminError(f"{name}: {err.message}", hint=err.hint))
+
+    def summary() -> None:
+        console.write_text(
+            "reported / measured, in M params and G MACs per item; MACs in the paper's convention (attention "
+            "matmuls left out) unless marked full"
+        )
+        typer.echo(f"{sum(bool(r.flags) for r in rows)} of {len(rows)} models flagged", err=True)
+
+    sink.write_rows(
+        chosen, rows, COLUMNS, record=lambda r: r.to_json(), after=summary, markdown=lambda: audit.to_markdown(rows)
+    )
     if failures:
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _table(rows: list[AuditRow]) -> None:
-    cells: list[list[output.Cell]] = [
-        [
-            r.model,
-            f"{r.params_image_m_reported:g} / {r.params_image_m_measured:.2f}",
-            f"{r.params_text_m_reported:g} / {r.params_text_m_measured:.2f}",
-            f"{r.macs_image_g_reported:g} / {r.macs_image_g_measured_paper:.2f}",
-            f"{r.macs_image_g_measured_full:.2f}",
-            f"{r.macs_text_g_reported:g} / {r.macs_text_g_measured_paper:.2f}",
-            ("; ".join(r.flags), "yellow"),
-        ]
-        for r in rows
-    ]
-    titles = ("Model", "Params img", "Params txt", "MACs img", "MACs img full", "MACs txt", "Flags")
-    output.console().print(output.table(titles, cells, right=set(titles[1:-1])))
-    output.write_text(
-        "reported / measured, in M params and G MACs per item; MACs in the paper's convention (attention "
-        "matmuls left out) unless marked full"
-    )
-    typer.echo(f"{sum(bool(r.flags) for r in rows)} of {len(rows)} models flagged", err=True)
+COLUMNS: list[Column[AuditRow]] = [
+    Column("Model", lambda r: r.model),
+    Column("Params img", lambda r: f"{r.params_image_m_reported:g} / {r.params_image_m_measured:.2f}", right=True),
+    Column("Params txt", lambda r: f"{r.params_text_m_reported:g} / {r.params_text_m_measured:.2f}", right=True),
+    Column("MACs img", lambda r: f"{r.macs_image_g_reported:g} / {r.macs_image_g_measured_paper:.2f}", right=True),
+    Column("MACs img full", lambda r: f"{r.macs_image_g_measured_full:.2f}", right=True),
+    Column("MACs txt", lambda r: f"{r.macs_text_g_reported:g} / {r.macs_text_g_measured_paper:.2f}", right=True),
+    Column("Flags", lambda r: ("; ".join(r.flags), "yellow")),
+]

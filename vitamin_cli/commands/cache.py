@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from vitamin_cli import output
+from vitamin_cli import console
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.output import OutputFormat
+from vitamin_cli.views import sink
+from vitamin_cli.views.sink import Cell, OutputFormat
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -19,12 +20,12 @@ Examples:
 
 def cache_command(
     cache_dir: opt.CacheDir = None,
-    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
 ) -> None:
     """Show the files vitamin pulled into the cache (each revision of each model), interrupted downloads, and
     the total on disk. A file deleted by another tool is listed as gone."""
-    from vitamin_cli.hubcache import hub_dir, manifest_path, partial_downloads, read_manifest
+    from vitamin_cli.hub.cache import hub_dir, manifest_path, partial_downloads, read_manifest
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     root = hub_dir(cache_dir)
@@ -34,42 +35,45 @@ def cache_command(
     # a blob two entries share is counted once, as the cache scanner counts it
     blobs = {(e.repo_type, e.repo, e.etag): e.size_bytes for e in present}
     total = sum(blobs.values()) + sum(p.size_bytes for p in partials)
-    if chosen == OutputFormat.json:
-        output.write_json(
-            {
-                "cache_dir": str(root),
-                "manifest": str(manifest_path(root)),
-                "models": [e.to_json(root) for e in pulled],
-                "partial": [
-                    {"repo": p.repo, "repo_type": p.repo_type, "path": str(p.path), "size_bytes": p.size_bytes}
-                    for p in partials
-                ],
-                "total_bytes": total,
-            }
+
+    def table() -> None:
+        console.write_text(f"cache {root}")
+        if not pulled and not partials:
+            console.write_text("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
+            return
+        rows: list[list[Cell]] = []
+        for e in pulled:
+            gone = e not in present
+            rows.append(
+                [
+                    (f"{e.name} (gone)", "yellow") if gone else e.name,
+                    console.human_bytes(e.size_bytes),
+                    e.revision[:10],
+                    e.pulled_at,
+                    str(e.snapshot(root)),
+                ]
+            )
+        for p in partials:
+            rows.append([(f"{p.repo} (partial)", "yellow"), console.human_bytes(p.size_bytes), "", "", str(p.path)])
+        console.console().print(sink.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}))
+        vanished = len(pulled) - len(present)
+        console.write_text(
+            f"total {console.human_bytes(total)} in {len(present)} files"
+            + (f" and {len(partials)} partial downloads" if partials else "")
+            + (f"; {vanished} deleted outside vitamin (`vitamin rm` forgets them)" if vanished else "")
         )
-        return
-    output.write_text(f"cache {root}")
-    if not pulled and not partials:
-        output.write_text("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
-        return
-    rows: list[list[output.Cell]] = []
-    for e in pulled:
-        gone = e not in present
-        rows.append(
-            [
-                (f"{e.name} (gone)", "yellow") if gone else e.name,
-                output.human_bytes(e.size_bytes),
-                e.revision[:10],
-                e.pulled_at,
-                str(e.snapshot(root)),
-            ]
-        )
-    for p in partials:
-        rows.append([(f"{p.repo} (partial)", "yellow"), output.human_bytes(p.size_bytes), "", "", str(p.path)])
-    output.console().print(output.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}))
-    vanished = len(pulled) - len(present)
-    output.write_text(
-        f"total {output.human_bytes(total)} in {len(present)} files"
-        + (f" and {len(partials)} partial downloads" if partials else "")
-        + (f"; {vanished} deleted outside vitamin (`vitamin rm` forgets them)" if vanished else "")
+
+    sink.write(
+        chosen,
+        json=lambda: {
+            "cache_dir": str(root),
+            "manifest": str(manifest_path(root)),
+            "models": [e.to_json(root) for e in pulled],
+            "partial": [
+                {"repo": p.repo, "repo_type": p.repo_type, "path": str(p.path), "size_bytes": p.size_bytes}
+                for p in partials
+            ],
+            "total_bytes": total,
+        },
+        table=table,
     )

@@ -7,17 +7,19 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import output, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
-from vitamin_cli.output import OutputFormat
+from vitamin_cli.views import sink
+from vitamin_cli.views.sink import Cell, OutputFormat
 
-FORMATS = (OutputFormat.table, OutputFormat.json)
+FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.markdown)
 EXAMPLES = """
 Examples:
 
   vitamin compare ViTamin-L ViT-L-14-s1.28B
   vitamin compare ViTamin-S ViTamin-B ViTamin-L --bench h200.json --json
+  vitamin compare ViTamin-L ViTamin-L2 --markdown   # to paste into a page
 """
 
 
@@ -30,32 +32,42 @@ def compare_command(
     eval_file: Annotated[
         Path | None, typer.Option("--eval", metavar="FILE", help="Add accuracy measured by `vitamin eval -o FILE`.")
     ] = None,
-    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
+    as_markdown: opt.MarkdownFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Show models side by side: metrics, params, MACs, weights; measured accuracy with --eval, throughput with
     --bench."""
-    from vitamin_cli import compare, results_file
+    from vitamin_cli.eval.results import read_accuracy
+    from vitamin_cli.models.bench_results import bench_speeds
+    from vitamin_cli.views import compare
 
-    chosen = opt.output_format(format_, FORMATS, as_json=as_json)
+    chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_markdown=as_markdown)
     registry = zoo.load(zoo_path)
     models = list({m.name: m for m in (registry.get(n) for n in names)}.values())
     if len(models) < 2:
         raise UsageError("name at least two different models to compare")
-    speeds = results_file.bench_speeds(bench_file, gpu)
-    accuracy = results_file.read_eval(eval_file, models) if eval_file else None
+    speeds = bench_speeds(bench_file, gpu)
+    accuracy = read_accuracy(eval_file, models) if eval_file else None
     rows = compare.compare(models, speeds, accuracy)
-    if chosen == OutputFormat.json:
-        output.write_json({"models": [m.name for m in models], "rows": [r.to_json() for r in rows]})
-        return
-    cells: list[list[output.Cell]] = []
+
+    titles = ["", *(m.name for m in models)]
+    cells: list[list[Cell]] = []
     for row in rows:
-        line: list[output.Cell] = [row.label]
+        line: list[Cell] = [row.label]
         for model, value in zip(models, row.values, strict=True):
             text = "-" if value is None else (f"{value:,.0f}" if row.key.startswith("throughput") else str(value))
             line.append((text + " *", "bold green") if model.name in row.best else text)
         cells.append(line)
-    titles = ["", *(m.name for m in models)]
-    output.console().print(output.table(titles, cells, right=set(titles[1:])))
-    output.write_text("* best of the row")
+
+    def table() -> None:
+        console.console().print(sink.table(titles, cells, right=set(titles[1:])))
+        console.write_text("* best of the row")
+
+    sink.write(
+        chosen,
+        json=lambda: {"models": [m.name for m in models], "rows": [r.to_json() for r in rows]},
+        table=table,
+        markdown=lambda: sink.to_markdown(titles, cells) + "\n\\* best of the row\n",
+    )

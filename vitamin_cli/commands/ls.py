@@ -7,11 +7,12 @@ from typing import Annotated, cast
 
 import typer
 
-from vitamin_cli import output, render, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
-from vitamin_cli.output import OutputFormat
-from vitamin_cli.texttable import rule_char, terminal_width, use_color
+from vitamin_cli.views import render, sink
+from vitamin_cli.views.sink import OutputFormat
+from vitamin_cli.views.texttable import rule_char, terminal_width, use_color
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.markdown)
 EXAMPLES = """
@@ -58,7 +59,7 @@ def ls_command(
         bool,
         typer.Option("--audit", help="Add the params and MACs measured by `vitamin audit` (from its cache)."),
     ] = False,
-    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     as_csv: opt.CsvFlag = False,
     as_markdown: opt.MarkdownFlag = False,
@@ -74,39 +75,45 @@ def ls_command(
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
     if pulled is not None:
-        from vitamin_cli.hubcache import hub_dir
+        from vitamin_cli.checkpoints.pull import pulled_names
+        from vitamin_cli.hub.cache import hub_dir
 
-        present = opt.pulled_names(hub_dir(cache_dir))
+        present = pulled_names(hub_dir(cache_dir))
         models = [m for m in models if (m.name in present) == pulled]
     if sort is not None:
         present_values = [m for m in models if m.value(sort) is not None]
         present_values.sort(key=lambda m: cast(float, m.value(sort)), reverse=reverse)
         models = present_values + [m for m in models if m.value(sort) is None]
-    if chosen == OutputFormat.json:
-        output.write_json([m.to_json() for m in models])
-    elif chosen == OutputFormat.csv:
-        output.write_text(render.to_csv(models))
-    elif chosen == OutputFormat.markdown:
-        output.write_text(render.to_markdown(registry, models))
-    elif not models:
-        output.err_console().print("no model matches these filters; `vitamin ls` shows them all")
-    else:
+    if chosen == OutputFormat.table and not models:
+        console.err_console().print("no model matches these filters; `vitamin ls` shows them all")
+        return
+
+    def table() -> None:
         measured = _audit_counts(registry, models) if with_audit else None
         speeds = accuracy = None
         if bench_file or eval_file or gpu:  # reading results files costs a start-up what plain ls never needs
-            from vitamin_cli import results_file
+            from vitamin_cli.eval.results import read_accuracy
+            from vitamin_cli.models.bench_results import bench_speeds
 
-            speeds = results_file.bench_speeds(bench_file, gpu)
-            accuracy = results_file.read_eval(eval_file, models) if eval_file else None
-        table = render.ls_table(
+            speeds = bench_speeds(bench_file, gpu)
+            accuracy = read_accuracy(eval_file, models) if eval_file else None
+        shown = render.ls_table(
             registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy
         )
-        output.write_text(table.render(color=use_color(), width=terminal_width(), rule=rule_char()))
+        console.write_text(shown.render(color=use_color(), width=terminal_width(), rule=rule_char()))
+
+    sink.write(
+        chosen,
+        json=lambda: [m.to_json() for m in models],
+        table=table,
+        csv=lambda: render.to_csv(models),
+        markdown=lambda: render.to_markdown(registry, models),
+    )
 
 
 def _audit_counts(registry: zoo.Zoo, models: list[zoo.Model]) -> dict[str, dict[str, float]]:
     """Measured counts by model name, from the cache `vitamin audit` fills; no torch is imported here."""
-    from vitamin_cli.audit import architecture_id, cached_counts
+    from vitamin_cli.models.audit import architecture_id, cached_counts
 
     cached = cached_counts()
     counts = {m.name: cached.get(architecture_id(registry, m)) for m in models}

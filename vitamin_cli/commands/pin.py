@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import output, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
 
@@ -30,13 +30,13 @@ def pin_command(
 
     Only the `weights:` values change; comments and layout stay. Needs the network (or HF_ENDPOINT's mirror).
     """
-    from vitamin_cli import pin
+    from vitamin_cli.checkpoints import pin
 
     if bool(names) == all_models:
         raise UsageError("name the models to pin, or use --all")
-    from vitamin_cli import hub
+    from vitamin_cli.hub.fetch import check_revision
 
-    hub.check_revision(revision)
+    check_revision(revision)
     registry = zoo.load(zoo_path)
     models = registry.select(names or ()) if names else list(registry.models)
     if names:
@@ -46,5 +46,5 @@ def pin_command(
     pins = pin.fetch_pins(pin.check_pinnable(models), revision=revision)
     pin.write_pins(registry.path, pins)
     for p in pins:
-        output.write_text(f"pinned {p.name}: {p.repo}@{p.revision} sha256 {p.sha256} ({p.size_bytes} bytes)")
-    output.err_console().print(f"wrote {len(pins)} pins to {registry.path}", markup=False)
+        console.write_text(f"pinned {p.name}: {p.repo}@{p.revision} sha256 {p.sha256} ({p.size_bytes} bytes)")
+    console.err_console().print(f"wrote {len(pins)} pins to {registry.path}", markup=False)

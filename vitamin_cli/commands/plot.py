@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import output, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 
 EXAMPLES = """
@@ -39,19 +39,21 @@ def plot_command(
 ) -> None:
     """Scatter the selected models (default: all 61), one colour per family, each encoder's data scales
     joined, the Pareto front drawn. Without -o, the plot is drawn in the terminal."""
-    from vitamin_cli import plot, results_file
+    from vitamin_cli.eval.results import read_accuracy
+    from vitamin_cli.models.bench_results import bench_speeds
+    from vitamin_cli.views import plot
 
     models = selection.models(zoo.load(zoo_path))
-    speeds = results_file.bench_speeds(bench_file, gpu)
-    accuracy = results_file.read_eval(eval_file, models) if eval_file else None
+    speeds = bench_speeds(bench_file, gpu)
+    accuracy = read_accuracy(eval_file, models) if eval_file else None
     pts = plot.points(models, x, y, speeds, accuracy)
     title = f"{len(pts)} models of the ViTamin zoo"
     if out is not None:
         plot.draw_file(pts, x, y, out, title)
         print(f"wrote {out}", file=sys.stderr)
         return
-    from vitamin_cli.texttable import terminal_width, use_color
+    from vitamin_cli.views.texttable import terminal_width, use_color
 
     height = 30 if sys.stdout.isatty() else 40
     picture = plot.draw_terminal(pts, x, y, title, width=terminal_width(), height=height, color=use_color())
-    output.write_text(picture)
+    console.write_text(picture)

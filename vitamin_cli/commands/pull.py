@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from vitamin_cli import output
+from vitamin_cli import console
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, VitaminError
-from vitamin_cli.output import OutputFormat
+from vitamin_cli.views import sink
+from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from vitamin_cli.hub import ProgressCallback, PullResult
+    from vitamin_cli.checkpoints.pull import PullResult
+    from vitamin_cli.hub.fetch import ProgressCallback
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -41,7 +43,7 @@ def pull_command(
     suite: opt.Suites = None,
     cache_dir: opt.CacheDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the summary.")] = False,
-    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -54,18 +56,19 @@ def pull_command(
     """
     import logging
 
-    from vitamin_cli import hub, zoo
-    from vitamin_cli.hub import PullResult
-    from vitamin_cli.hubcache import hub_dir
+    from vitamin_cli import zoo
+    from vitamin_cli.checkpoints.pull import PullResult, pull
+    from vitamin_cli.hub.cache import hub_dir
+    from vitamin_cli.hub.fetch import Network, check_revision
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
-    hub.check_revision(revision)
-    network = hub.Network.from_environment()  # a bad setting is a usage error before any model is tried
+    check_revision(revision)
+    network = Network.from_environment()  # a bad setting is a usage error before any model is tried
     # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     root = hub_dir(cache_dir)
     if task or suite:
-        from vitamin_cli import tasks
+        from vitamin_cli.eval import tasks
 
         wanted = tasks.load().resolve(task or [], suite or [])
         models = selection.models(zoo.load(zoo_path)) if selection.names or selection.filtered else []
@@ -77,12 +80,12 @@ def pull_command(
     with _progress_display(quiet or chosen == OutputFormat.json) as show:
         for model in models:
             try:
-                result = hub.pull(model, root, revision=revision, progress=show(model.name), network=network)
+                result = pull(model, root, revision=revision, progress=show(model.name), network=network)
             except VitaminError as err:
                 result = PullResult(name=model.name, status="failed", error=err.message)
-                output.report_error(err)
+                console.report_error(err)
             if result.status == "unreleased" and selection.explicit:
-                output.report_error(
+                console.report_error(
                     VitaminError(
                         f"{model.name} has no public checkpoint: {result.error}",
                         hint="`vitamin ls --released` lists the 15 models whose weights are published",
@@ -93,19 +96,16 @@ def pull_command(
         for t in wanted:
             results.append(_pull_task(t, root, network, show))
 
-    if chosen == OutputFormat.json:
-        output.write_json([r.to_json() for r in results])
-    else:
-        _summary(results)
+    sink.write(chosen, json=lambda: [r.to_json() for r in results], table=lambda: _summary(results))
     if any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_FAILURE)
 
 
 def _pull_task(task: Any, root: Any, network: Any, show: Callable[[str], ProgressCallback | None]) -> PullResult:
     """Fetch a task's data files; one result for the task (its files summed), recorded as `task:<key>`."""
-    from vitamin_cli import evaldata
-    from vitamin_cli.hub import PullResult
-    from vitamin_cli.hubcache import read_manifest
+    from vitamin_cli.checkpoints.pull import PullResult
+    from vitamin_cli.eval import data
+    from vitamin_cli.hub.cache import read_manifest
 
     name = f"task:{task.key}"
     if task.repo is None:
@@ -114,9 +114,9 @@ def _pull_task(task: Any, root: Any, network: Any, show: Callable[[str], Progres
         return PullResult(name=name, repo=task.repo, status="unreleased", error=task.why_not)
     before = {e.etag for e in read_manifest(root, warn=False).of(name)}
     try:
-        commit, paths = evaldata.fetch(task, root, network=network, progress=show)
+        commit, paths = data.fetch(task, root, network=network, progress=show)
     except VitaminError as err:
-        output.report_error(err)
+        console.report_error(err)
         return PullResult(name=name, repo=task.repo, status="failed", error=err.message)
     entries = [e for e in read_manifest(root, warn=False).of(name) if e.revision == commit]
     fresh = {e.etag for e in entries} - before
@@ -137,7 +137,7 @@ def _summary(results: list[PullResult]) -> None:
     lines = []
     for r in results:
         if r.status in ("downloaded", "resumed", "cached"):
-            lines.append(f"{r.status:10s} {r.name:24s} {output.human_bytes(r.size_bytes or 0):>10s}  {r.path}")
+            lines.append(f"{r.status:10s} {r.name:24s} {console.human_bytes(r.size_bytes or 0):>10s}  {r.path}")
     counts = Counter(r.status for r in results)
     done = counts["downloaded"] + counts["resumed"] + counts["cached"]
     how = f"{counts['downloaded']} downloaded, {counts['resumed']} resumed, {counts['cached']} already cached"
@@ -147,7 +147,7 @@ def _summary(results: list[PullResult]) -> None:
     if counts["failed"]:
         parts.append(f"{counts['failed']} failed")
     lines.append(", ".join(parts))
-    output.write_text("\n".join(lines))
+    console.write_text("\n".join(lines))
 
 
 @contextmanager
@@ -156,7 +156,9 @@ def _progress_display(silent: bool) -> Iterator[Callable[[str], ProgressCallback
     if silent or not sys.stderr.isatty():
         yield lambda name: None
         return
-    with output.transfer_progress(transient=False) as bars:
+    from vitamin_cli.views.progress import transfer_progress
+
+    with transfer_progress(transient=False) as bars:
 
         def for_model(name: str) -> ProgressCallback:
             task: list[TaskID] = []  # the bar appears with the first bytes: a cached model draws none

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import output, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError
 
@@ -28,8 +28,8 @@ def rm_command(
 ) -> None:
     """Delete models' files from the cache: every revision pulled of each, but only what no other model and no
     other tool's snapshot uses; then their manifest entries."""
-    from vitamin_cli.hubcache import hub_dir, read_manifest, remove
-    from vitamin_cli.verify import canonical_name
+    from vitamin_cli.checkpoints.verify import canonical_name
+    from vitamin_cli.hub.cache import hub_dir, read_manifest, remove
 
     registry = zoo.load(zoo_path)
     root = hub_dir(cache_dir)
@@ -47,18 +47,18 @@ def rm_command(
     if present and not yes:
         if not sys.stdin.isatty():
             raise UsageError("not deleting without confirmation: pass --yes")
-        total = output.human_bytes(sum(e.size_bytes for n in present for e in manifest.of(n)))
+        total = console.human_bytes(sum(e.size_bytes for n in present for e in manifest.of(n)))
         typer.confirm(f"Delete {', '.join(present)} (up to {total}) from {root}?", abort=True)
     for name in present:
         removal = remove(root, name)
         files = len(removal.deleted)
-        output.write_text(
-            f"deleted {name}: {files} file{'s' if files != 1 else ''}, {output.human_bytes(removal.freed_bytes)} freed"
+        console.write_text(
+            f"deleted {name}: {files} file{'s' if files != 1 else ''}, {console.human_bytes(removal.freed_bytes)} freed"
         )
         for path, reason in removal.kept:
-            output.write_text(f"  kept {_short(path, root)}: {reason}")
+            console.write_text(f"  kept {_short(path, root)}: {reason}")
         for path in removal.others:
-            output.write_text(f"  still in the cache, not pulled by vitamin: {_short(path, root)}")
+            console.write_text(f"  still in the cache, not pulled by vitamin: {_short(path, root)}")
     if missing:
         raise typer.Exit(EXIT_FAILURE)
 

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from vitamin_cli import output, render, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.output import OutputFormat
+from vitamin_cli.views import render, sink
+from vitamin_cli.views.sink import OutputFormat
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -22,7 +23,7 @@ Examples:
 
 def show_command(
     name: Annotated[str, typer.Argument(help="Canonical name, alias or Hugging Face repo (any case).")],
-    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -30,12 +31,13 @@ def show_command(
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     registry = zoo.load(zoo_path)
     model = registry.get(name)
-    if chosen == OutputFormat.json:
-        output.write_json(render.show_json(registry, model))
-        return
-    console = output.console()
-    for part in render.show_view(registry, model):
-        console.print(part)
-        console.print()
-    # Plain text, never wrapped or cropped, so that it can be pasted as it is.
-    output.write_text(render.open_clip_snippet(registry, model))
+
+    def view() -> None:
+        out = console.console()
+        for part in render.show_view(registry, model):
+            out.print(part)
+            out.print()
+        # Plain text, never wrapped or cropped, so that it can be pasted as it is.
+        console.write_text(render.open_clip_snippet(registry, model))
+
+    sink.write(chosen, json=lambda: render.show_json(registry, model), table=view)

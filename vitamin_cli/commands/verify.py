@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from vitamin_cli import output, zoo
+from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
-from vitamin_cli.output import OutputFormat
+from vitamin_cli.views import sink
+from vitamin_cli.views.sink import Column, OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.verify import Check
+    from vitamin_cli.checkpoints.verify import Check
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -39,7 +40,7 @@ def verify_command(
         bool, typer.Option("--fix", help="Download again what is corrupt or missing (needs the network).")
     ] = False,
     cache_dir: opt.CacheDir = None,
-    format_: Annotated[OutputFormat | None, opt.format_option(*FORMATS)] = None,
+    format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
@@ -49,8 +50,9 @@ def verify_command(
     checkpoint is also loaded strictly into its architecture (torch.load with weights_only=True), its
     parameter count compared with the zoo, and one forward pass must give finite embeddings of the right width.
     """
-    from vitamin_cli import verify
-    from vitamin_cli.hubcache import hub_dir, read_manifest
+    from vitamin_cli.checkpoints import verify
+    from vitamin_cli.hub.cache import hub_dir, read_manifest
+    from vitamin_cli.views.progress import byte_progress
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     if names and all_models:
@@ -61,20 +63,21 @@ def verify_command(
     manifest = read_manifest(root)
     if not names and not manifest.entries:
         print(f"nothing pulled into {root} yet; `vitamin pull NAME` fetches a checkpoint", file=sys.stderr)
-        if chosen == OutputFormat.json:
-            output.write_json([])
+        sink.write(chosen, json=lambda: [], table=lambda: None)
         return
 
     def check_all(names: list[str]) -> list[Check]:
         manifest = read_manifest(root, warn=False)
         wanted = set(names) or {e.name for e in manifest.entries}
         total = sum(e.size_bytes for e in manifest.entries if e.name in wanted)
-        with output.byte_progress("hashing", total, enabled=chosen == OutputFormat.table) as on_bytes:
+        with byte_progress("hashing", total, enabled=chosen == OutputFormat.table) as on_bytes:
             checks = verify.verify(registry, root, manifest, names, on_bytes=on_bytes)
         if deep:
+            from vitamin_cli.models.loading import deep_check
+
             for check in checks:
                 if check.status == "ok":
-                    verify.deep_check(registry, check, hub_root=root)
+                    deep_check(registry, check, hub_root=root)
         return checks
 
     checks = check_all(list(names or ()))
@@ -83,16 +86,21 @@ def verify_command(
         if mended:
             again = {(c.name, c.path): c for c in check_all(mended)}
             checks = [again.get((c.name, c.path), c) for c in checks]
-    if chosen == OutputFormat.json:
-        output.write_json([c.to_json() for c in checks])
-    else:
-        _table(checks)
+
+    def summary() -> None:
+        for c in checks:
+            for problem in c.problems:
+                print(f"{c.name}: {problem}", file=sys.stderr)
+        bad = sum(c.status != "ok" for c in checks)
+        console.write_text(f"{len(checks) - bad} intact, {bad} corrupt or missing")
+
+    sink.write_rows(chosen, checks, COLUMNS, record=lambda c: c.to_json(), after=summary)
     if any(c.status != "ok" for c in checks):
         raise typer.Exit(EXIT_FAILURE)
 
 
 def _network() -> Any:
-    from vitamin_cli.hub import Network
+    from vitamin_cli.hub.fetch import Network
 
     return Network.from_environment()  # a bad setting is a usage error before anything is checked
 
@@ -102,7 +110,7 @@ def _mend(checks: list[Check], hub_root: Path, network: Any) -> list[str]:
     once it hashes as recorded; returns the names it mended. Nothing is deleted first: a download that fails
     leaves the cache as it was. A file that only disagrees with a zoo.yaml pin is left as it is: a new
     download would give the same bytes."""
-    from vitamin_cli import hub
+    from vitamin_cli.hub import fetch
 
     mended: list[str] = []
     for check in checks:
@@ -114,30 +122,22 @@ def _mend(checks: list[Check], hub_root: Path, network: Any) -> list[str]:
             print(f"{check.name}: not downloading it again, the same file would come back", file=sys.stderr)
             continue
         e = check.entry
-        wanted = hub.HubFile(e.repo, e.filename, e.revision, e.repo_type, sha256=e.sha256)  # exactly what was pulled
+        wanted = fetch.HubFile(e.repo, e.filename, e.revision, e.repo_type, sha256=e.sha256)  # exactly what was pulled
         try:
-            hub.fetch(wanted, hub_root, label=e.name, on_present=hub.record_for(e.name), network=network, force=True)
+            fetch.fetch(
+                wanted, hub_root, label=e.name, on_present=fetch.record_for(e.name), network=network, force=True
+            )
         except VitaminError as err:
-            output.report_error(err)
+            console.report_error(err)
             continue
         if e.name not in mended:
             mended.append(e.name)
     return mended
 
 
-def _table(checks: list[Check]) -> None:
-    rows: list[list[output.Cell]] = [
-        [
-            c.name,
-            output.human_bytes(c.size_bytes or 0),
-            (c.actual_sha256 or "-")[:16],
-            (c.status, "green" if c.status == "ok" else "bold red"),
-        ]
-        for c in checks
-    ]
-    output.console().print(output.table(("Model", "Size", "sha256", "Status"), rows, right={"Size"}))
-    for c in checks:
-        for problem in c.problems:
-            print(f"{c.name}: {problem}", file=sys.stderr)
-    bad = sum(c.status != "ok" for c in checks)
-    output.write_text(f"{len(checks) - bad} intact, {bad} corrupt or missing")
+COLUMNS: list[Column[Check]] = [
+    Column("Model", lambda c: c.name),
+    Column("Size", lambda c: console.human_bytes(c.size_bytes or 0), right=True),
+    Column("sha256", lambda c: (c.actual_sha256 or "-")[:16]),
+    Column("Status", lambda c: (c.status, "green" if c.status == "ok" else "bold red")),
+]

@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from vitamin_cli.texttable import TextTable
+from vitamin_cli.views.texttable import TextTable
 from vitamin_cli.zoo import JSON_KEYS, METRICS, Model, Weights, Zoo
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from vitamin_cli.results_file import Measured, Speeds
+    from vitamin_cli.eval.results import Accuracy
+    from vitamin_cli.models.bench_results import Speeds
 
 METRIC_TITLES = {
     "imagenet": "ImageNet",
@@ -71,22 +72,12 @@ CSV_COLUMNS = tuple(
 
 def to_csv(models: Sequence[Model]) -> str:
     """The JSON objects as CSV rows: aliases joined by `;`, `weights` flattened, null as an empty cell."""
-    import csv
-    import io
+    from vitamin_cli.views.sink import to_csv as rows_to_csv
 
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for model in models:
-        row = model.to_json()
-        weights = row.pop("weights") or {}
-        row["aliases"] = ";".join(row["aliases"])
-        row.update({f"weights_{key}": value for key, value in weights.items()})
-        writer.writerow(row)
-    return out.getvalue()
+    return rows_to_csv([m.to_json() for m in models], CSV_COLUMNS)
 
 
-def to_markdown(zoo: Zoo, models: Sequence[Model]) -> str:
+def to_markdown(registry: Zoo, models: Sequence[Model]) -> str:
     """A markdown table in the zoo table's own columns, its winners in bold."""
     header = (
         "| name | image encoder | image size | num patches | text depth/width | seen samples "
@@ -96,7 +87,7 @@ def to_markdown(zoo: Zoo, models: Sequence[Model]) -> str:
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for model in models:
-        wins = zoo.winners[model.name]
+        wins = registry.winners[model.name]
         metrics = [f"**{metric_text(model, m)}**" if m in wins else metric_text(model, m) for m in METRICS]
         cells = [
             model.name,
@@ -115,12 +106,12 @@ def to_markdown(zoo: Zoo, models: Sequence[Model]) -> str:
 
 
 def ls_table(
-    zoo: Zoo,
+    registry: Zoo,
     models: Sequence[Model],
     grouped: bool,
     measured: Mapping[str, Mapping[str, float]] | None = None,
     speeds: Speeds | None = None,
-    accuracy: Measured | None = None,
+    accuracy: Accuracy | None = None,
 ) -> TextTable:
     """The `vitamin ls` table, under 80 columns; grouped like the zoo table unless the rows were sorted.
 
@@ -140,7 +131,7 @@ def ls_table(
             table.add_gap()
         if grouped and (previous is None or group_title(previous) != group_title(model)):
             table.add_title(group_title(model))
-        wins = zoo.winners[model.name]
+        wins = registry.winners[model.name]
         cells = [
             (model.name, "bold" if model.family == "vitamin" else ""),
             (params_text(model), ""),
@@ -169,24 +160,24 @@ def ls_table(
 # vitamin show
 
 
-def show_json(zoo: Zoo, model: Model) -> dict[str, object]:
-    inline = zoo.inline_architecture(model)
+def show_json(registry: Zoo, model: Model) -> dict[str, object]:
+    inline = registry.inline_architecture(model)
     return {
         **model.to_json(),
         "schedule": model.schedule,
         "architecture": {"name": model.arch, "upstream": inline is None, "config": inline},
-        "wins": [m for m in METRICS if m in zoo.winners[model.name]],
-        "siblings": [m.name for m in zoo.siblings(model)],
-        "snippet": open_clip_snippet(zoo, model),
+        "wins": [m for m in METRICS if m in registry.winners[model.name]],
+        "siblings": [m.name for m in registry.siblings(model)],
+        "snippet": open_clip_snippet(registry, model),
     }
 
 
-def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
+def show_view(registry: Zoo, model: Model) -> list[RenderableType]:
     """The `vitamin show` view. Text from the zoo file goes in as plain Text, never parsed as rich markup."""
     from rich.table import Table
     from rich.text import Text
 
-    from vitamin_cli import output
+    from vitamin_cli.views.sink import Cell, table
 
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
@@ -206,7 +197,7 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
     fact("params (M)", f"image {params_text(model, ' + text ')}")
     fact("MACs (G)", f"image {macs_text(model, ' + text ')}")
     fact("", ("the paper's convention: attention matmuls left out", "dim"))
-    wins = zoo.winners[model.name]
+    wins = registry.winners[model.name]
     scores: list[str | tuple[str, str]] = []
     for metric in METRICS:
         scores.append(f"  {METRIC_TITLES[metric]} " if scores else f"{METRIC_TITLES[metric]} ")
@@ -216,16 +207,16 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
     fact("accuracy (%)", *scores)
     if wins:
         fact("", ("* best of its block (docs/zoo-schema.md, Winners)", "dim"))
-    inline = zoo.inline_architecture(model)
-    where = f"defined in {zoo.path.name}, as open_clip's own is missing or wrong"
+    inline = registry.inline_architecture(model)
+    where = f"defined in {registry.path.name}, as open_clip's own is missing or wrong"
     fact("architecture", f"open_clip config '{model.arch}'" + ("" if inline is None else f", {where}"))
     fact("weights", _weights_line(model))
     if model.weights_note:
         fact("", model.weights_note)
     parts: list[RenderableType] = [Text(model.name, style="bold"), facts]
-    siblings = zoo.siblings(model)
+    siblings = registry.siblings(model)
     if siblings:
-        rows: list[list[output.Cell]] = [
+        rows: list[list[Cell]] = [
             [
                 other.name,
                 str(other.image_size),
@@ -238,7 +229,7 @@ def show_view(zoo: Zoo, model: Model) -> list[RenderableType]:
         ]
         titles = ("Model", "Res", "Samples", "ImageNet", "Network", "Weights")
         parts.append(Text("Same encoder, other data scales or resolutions", style="italic"))
-        parts.append(output.table(titles, rows, right={"Res", "Samples", "ImageNet"}))
+        parts.append(table(titles, rows, right={"Res", "Samples", "ImageNet"}))
     parts.append(Text("open_clip", style="bold"))
     return parts
 
@@ -255,13 +246,13 @@ def _weights_line(model: Model) -> str:
     return f"hf://{w.repo}/{w.filename} ({pins or 'not pinned yet'})"
 
 
-def open_clip_snippet(zoo: Zoo, model: Model) -> str:
+def open_clip_snippet(registry: Zoo, model: Model) -> str:
     """Python that builds the model with plain open_clip (and huggingface_hub for released weights)."""
     import json
     import pprint
 
     lines = ["import open_clip"]
-    inline = zoo.inline_architecture(model)
+    inline = registry.inline_architecture(model)
     if inline is not None:
         lines[0:0] = ["import json", "import pathlib", "import tempfile", ""]
         lines += [

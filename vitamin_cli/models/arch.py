@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 CONTEXT_LENGTH = 77  # every text tower of the zoo
 
 
-def config(zoo: Zoo, model: Model) -> dict[str, Any]:
+def config(registry: Zoo, model: Model) -> dict[str, Any]:
     """The open_clip model config that builds this model."""
-    inline = zoo.inline_architecture(model)
+    inline = registry.inline_architecture(model)
     if inline is not None:
         return inline
     import open_clip

@@ -1,35 +1,19 @@
 """Where output goes: what the command was asked for (data, tables, views) on stdout; progress, hints and
-errors on stderr. Text that comes from data (names, paths, error messages) is never read as rich markup."""
+errors on stderr. A failed write to stdout is one message, an error is `error:` and `hint:` lines, and
+`VITAMIN_DEBUG=1` adds the chain of exceptions behind it. How rows become tables, JSON, CSV or markdown is
+`vitamin_cli.views`'s job."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress
-    from rich.table import Table
 
 DEBUG_ENV = "VITAMIN_DEBUG"
-
-
-class OutputFormat(str, Enum):
-    """What a command prints on stdout (`--format`); each command supports some of them."""
-
-    table = "table"  # for people: a table or a view, on a terminal
-    json = "json"  # docs/json.md
-    csv = "csv"
-    markdown = "markdown"
-
-
-# A table cell: its text, or its text and a rich style ("bold green").
-Cell = str | tuple[str, str]
 
 
 def console() -> Console:
@@ -90,21 +74,6 @@ def write_text(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def table(titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = ()) -> Table:
-    """A borderless rich table with a bold header; `right` names the right-justified columns. A cell or title
-    too long for its column is broken over lines, never cut: a model name shortened to "ViTamin-XL..." would
-    not say which model it is. Cells are plain text, never markup."""
-    from rich.table import Table
-    from rich.text import Text
-
-    built = Table(box=None, header_style="bold", pad_edge=False)
-    for title in titles:
-        built.add_column(Text(title, overflow="fold"), justify="right" if title in right else "left", overflow="fold")
-    for row in rows:
-        built.add_row(*(Text(cell) if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
-    return built
-
-
 def report_error(err: BaseException) -> None:
     """An error as the user sees it: `error: ...` and, when there is one, `hint: ...`, on stderr; with
     VITAMIN_DEBUG=1, the whole chain of exceptions behind it as well."""
@@ -142,29 +111,3 @@ def human_bytes(count: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
-
-
-def transfer_progress(transient: bool) -> Progress:
-    """A rich progress display for bytes (done, rate, time left) on stderr."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console(),
-        transient=transient,
-    )
-
-
-@contextmanager
-def byte_progress(label: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None] | None]:
-    """A bar over `total` bytes on stderr, when stderr is a terminal; yields the callback that advances it."""
-    if not enabled or not sys.stderr.isatty() or total <= 0:
-        yield None
-        return
-    with transfer_progress(transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda count: progress.advance(task, count)

@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vitamin_cli.results_file import Measured, Speeds
+from vitamin_cli.eval.results import Accuracy
+from vitamin_cli.models.bench_results import Speeds
 from vitamin_cli.zoo import METRICS, Model
 
 METRIC_LABELS = {
@@ -63,14 +64,14 @@ class Row:
         return {"field": self.key, "label": self.label, "values": self.values, "best": self.best}
 
 
-def _measured_fields(accuracy: Measured) -> tuple[Field, ...]:
+def _measured_fields(accuracy: Accuracy) -> tuple[Field, ...]:
     def getter(metric: str) -> Callable[[Model, Speeds], float | None]:
         return lambda model, _: accuracy.get(model, metric)
 
     return tuple(Field(f"{METRIC_LABELS[m]} measured", f"{m}_measured", getter(m), "higher") for m in METRICS)
 
 
-def compare(models: Sequence[Model], speeds: Speeds | None = None, accuracy: Measured | None = None) -> list[Row]:
+def compare(models: Sequence[Model], speeds: Speeds | None = None, accuracy: Accuracy | None = None) -> list[Row]:
     """One row per field, the best marked; measured accuracy (`vitamin eval`) and throughput when given."""
     rows = []
     measured = _measured_fields(accuracy) if accuracy is not None else ()

@@ -1,16 +1,17 @@
-"""Sweeps beyond one device: the same task functions `vitamin bench` and `vitamin eval` call in-process, run as
-Ray tasks on every GPU of a machine or of a cluster (docs/scale.md).
+"""Where a sweep's jobs run: in this process, one after another (`InProcess`), or as Ray tasks on every GPU of a
+machine or a cluster (`RayRunner`, docs/scale.md). Both run the same plain function on the same plain jobs and
+yield each outcome as it finishes; bench and eval build their jobs and read the outcomes the same way on both.
 
-Ray is the engine; this module only says what each task needs and hands results back as they finish:
+Ray is the engine; this module only says what each task needs:
 - a task on CUDA asks for one whole GPU (Ray sets CUDA_VISIBLE_DEVICES, so it runs on `cuda:0`) and a fresh
   worker process, which frees the GPU's memory between models;
-- on the CPU a bench task asks for every CPU of a node (so no two measurements share a node), an eval task
-  for one; a CPU worker is reused, since importing torch and open_clip again would cost more than most
+- on the CPU a task asks for the CPUs it is given (a bench task all of a node's, so that no two measurements
+  share one); a CPU worker is reused, since importing torch and open_clip again would cost more than most
   measurements;
 - a worker that dies (killed, out of memory, its node lost) is retried once on a new worker, then recorded as
   that task's error, and the sweep goes on; Ctrl-C cancels what is queued and keeps what finished.
 
-Nothing here runs without `--ray`, and nothing imports Ray until then.
+Nothing imports Ray until a `RayRunner` is made.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from vitamin_cli import interrupts
 from vitamin_cli.errors import UsageError, VitaminError
@@ -72,6 +73,85 @@ class Finished:
     ended: float | None = None
 
 
+class Runner(Protocol):
+    """Runs `function(*job)` for each job and yields each outcome as it finishes."""
+
+    in_process: bool  # whether jobs run here, where a callback can see their progress
+
+    def gpus(self) -> float:
+        """GPUs the jobs can use."""
+        ...
+
+    def cpus_per_node(self) -> float:
+        """The CPUs of the smallest node: a task asking for that many has a node to itself."""
+        ...
+
+    def run(
+        self, function: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], resources: Resources
+    ) -> Iterator[Finished]: ...
+
+
+class InProcess:
+    """Each job in this process, one after another, in the order given; an exception of a job is raised."""
+
+    in_process = True
+
+    def gpus(self) -> float:
+        import torch
+
+        return float(torch.cuda.device_count()) if torch.cuda.is_available() else 0.0
+
+    def cpus_per_node(self) -> float:
+        return float(os.cpu_count() or 1)
+
+    def run(
+        self, function: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], resources: Resources
+    ) -> Iterator[Finished]:
+        for index, job in enumerate(jobs):
+            interrupts.check()
+            yield Finished(index, function(*job))
+
+
+class RayRunner:
+    """Each job a Ray task: on this machine's GPUs (`local`), the running cluster (`auto`) or a client
+    connection (`ray://host:port`)."""
+
+    in_process = False
+
+    def __init__(self, address: str) -> None:
+        connect(address)
+
+    def gpus(self) -> float:
+        import ray
+
+        return float(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
+
+    def cpus_per_node(self) -> float:
+        import ray
+
+        counts = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        return float(min((c for c in counts if c), default=1))
+
+    def run(
+        self, function: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], resources: Resources
+    ) -> Iterator[Finished]:
+        """Jobs in the order given as resources allow, outcomes in the order they finish; what is still
+        queued or running when the caller stops (Ctrl-C, an error) is cancelled."""
+        import ray
+
+        remote = ray.remote(**resources.decorator())(_call)
+        pending = {remote.remote(function, job): index for index, job in enumerate(jobs)}
+        try:
+            while pending:
+                interrupts.check()
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1)
+                for ref in ready:
+                    yield _outcome(ref, pending.pop(ref))
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+
+
 def connect(address: str) -> None:
     """Start or join Ray: `local` (this machine and all its GPUs), `auto` (the running cluster: $RAY_ADDRESS or
     the one Ray finds) or `ray://host:port` (a client connection)."""
@@ -120,50 +200,6 @@ def _check_reachable(target: str, given_by: str) -> None:
         ) from None
 
 
-def gpu_count() -> float:
-    """GPUs in the Ray cluster."""
-    import ray
-
-    return float(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
-
-
-def cpus_per_node() -> float:
-    """The CPUs of the smallest alive node: a task asking for that many fits any node and has it alone."""
-    import ray
-
-    counts = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-    return float(min((c for c in counts if c), default=1))
-
-
-def run(
-    function: Callable[..., Any],
-    jobs: Sequence[tuple[Any, ...]],
-    resources: Resources,
-    on_finished: Callable[[Finished], None] | None = None,
-) -> list[Finished]:
-    """Run `function(*job)` for each job as a Ray task, in the order given as resources allow; hand each
-    outcome to `on_finished` as it comes; return them all, in the order they finished."""
-    import ray
-
-    remote = ray.remote(**resources.decorator())(_call)
-    pending = {remote.remote(function, job): index for index, job in enumerate(jobs)}
-    finished: list[Finished] = []
-    try:
-        while pending:
-            interrupts.check()
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1)
-            for ref in ready:
-                outcome = _outcome(ref, pending.pop(ref))
-                finished.append(outcome)
-                if on_finished is not None:
-                    on_finished(outcome)
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
-    return finished
-
-
 def _outcome(ref: Any, index: int) -> Finished:
     import ray
 
@@ -196,3 +232,8 @@ def _call(function: Callable[..., Any], job: tuple[Any, ...]) -> tuple[Any, dict
     }
     gc.collect()  # a reused worker starts the next task without this one's tensors
     return value, where
+
+
+def make(ray: str | None) -> Runner:
+    """The runner of `--ray ADDRESS`, or this process without it."""
+    return InProcess() if ray is None else RayRunner(ray)

@@ -76,17 +76,17 @@ def cached_counts() -> dict[str, dict[str, float]]:
 
 
 def audit(
-    zoo: Zoo,
+    registry: Zoo,
     models: Sequence[Model],
     progress: Callable[[str], None] | None = None,
     failures: dict[str, VitaminError] | None = None,
 ) -> list[AuditRow]:
     """Measure each distinct architecture once (or take it from the cache) and compare every model. A model
     whose architecture cannot be built or counted is left out, its error put in `failures` (else raised)."""
-    from vitamin_cli import arch
+    from vitamin_cli.models import arch
 
     known = cached_counts()
-    keys = {m.name: architecture_id(zoo, m) for m in models}
+    keys = {m.name: architecture_id(registry, m) for m in models}
     fresh = False
     for model in models:
         key = keys[model.name]
@@ -94,7 +94,7 @@ def audit(
             if progress is not None:
                 progress(model.arch)
             try:
-                known[key] = arch.count(arch.config(zoo, model)).to_json()
+                known[key] = arch.count(arch.config(registry, model)).to_json()
             except VitaminError as err:
                 if failures is None:
                     raise
@@ -111,10 +111,10 @@ def audit(
     return rows
 
 
-def architecture_id(zoo: Zoo, model: Model) -> str:
+def architecture_id(registry: Zoo, model: Model) -> str:
     """What identifies an architecture in the cache: its config from the zoo file, or open_clip's config name
     (fixed by the open_clip version in the cache file's name). Needs no torch."""
-    inline = zoo.inline_architecture(model)
+    inline = registry.inline_architecture(model)
     return json.dumps(inline, sort_keys=True) if inline is not None else f"open_clip:{model.arch}"
 
 

@@ -3,10 +3,9 @@
 The model's own open_clip preprocessing; a zero-shot classifier from the task's class names and templates
 (each template filled, encoded, normalised; their mean normalised), computed once per checkpoint, task, data
 revision, templates and dtype and kept in vitamin's memo; images decoded in DataLoader workers; logits
-100 × normalised image embedding @ classifier; the task's metrics (`vitamin_cli.metrics`), in percent.
+100 × normalised image embedding @ classifier; the task's metrics (`vitamin_cli.eval.metrics`), in percent.
 
-`run_task` is the unit of work: one model on one task, a plain function of plain data, which a sweep runs in
-this process or (issue 12) anywhere else.
+`run_task` is one model on one task; `vitamin_cli.eval.sweep` runs it for many, here or on Ray.
 """
 
 from __future__ import annotations
@@ -16,16 +15,17 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitamin_cli import interrupts
 from vitamin_cli.errors import VitaminError
-from vitamin_cli.results_file import TaskResult
+from vitamin_cli.eval.results import TaskResult
+from vitamin_cli.models.device import default_dtype
 
 if TYPE_CHECKING:
-    from vitamin_cli.evaldata import TaskData
+    from vitamin_cli.eval.data import TaskData
 
 CLASSIFIER_VERSION = 1  # bump when the way classifiers are built changes, to drop kept ones
 
@@ -33,7 +33,9 @@ Progress = Callable[[int, int, float], None]  # (images done, images in all or 0
 
 
 @dataclass(frozen=True)
-class Settings:
+class EvalSettings:
+    """How `vitamin eval` runs a model; `default_settings` gives a device's defaults."""
+
     device: str = "cpu"
     dtype: str = "fp32"  # fp32: no autocast (DataComp's runs); bf16 or fp16: autocast to it
     batch_size: int | None = None  # None: as large as fits, from the device's default down
@@ -46,6 +48,15 @@ class Settings:
         return 256 if self.device.startswith("cuda") else 64
 
 
+def default_settings(device: str, **given: Any) -> EvalSettings:
+    """The defaults of `vitamin eval` for a device (its dtype, its decoding workers), with what the user gave
+    on top."""
+    from vitamin_cli.eval.data import default_workers
+
+    base = EvalSettings(device=device, dtype=default_dtype(device), workers=default_workers(device))
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """The weights a model is evaluated with: a pulled checkpoint or the user's own file."""
@@ -55,14 +66,15 @@ class Checkpoint:
 
 
 def run_task(
-    zoo_path: Path,
     model_name: str,
+    loaded: tuple[Any, Any, Any],
     checkpoint: Checkpoint,
     data: TaskData,
-    settings: Settings,
+    settings: EvalSettings,
     progress: Progress | None = None,
 ) -> TaskResult:
-    """Evaluate one model on one task; failures of the data or the model are recorded, not raised."""
+    """Evaluate one model, `loaded` as (model, preprocess, tokenizer), on one task; failures of the data or
+    the model are recorded, not raised."""
     task = data.task
     result = TaskResult(
         model=model_name,
@@ -77,7 +89,7 @@ def run_task(
         main_metric=task.metric,
     )
     try:
-        _measure(result, zoo_path, model_name, checkpoint, data, settings, progress)
+        _measure(result, loaded, checkpoint, data, settings, progress)
     except VitaminError as err:
         result.status, result.error = "failed", err.message
     return result
@@ -85,19 +97,20 @@ def run_task(
 
 def _measure(
     result: TaskResult,
-    zoo_path: Path,
-    model_name: str,
+    loaded: tuple[Any, Any, Any],
     checkpoint: Checkpoint,
     data: TaskData,
-    settings: Settings,
+    settings: EvalSettings,
     progress: Progress | None,
 ) -> None:
     import numpy as np
     import torch
 
-    from vitamin_cli import evaldata, metrics, precision
+    from vitamin_cli.eval import data as task_data
+    from vitamin_cli.eval import metrics
+    from vitamin_cli.models.device import torch_dtype
 
-    model, preprocess, tokenizer = _loaded(zoo_path, model_name, checkpoint.path, settings.device)
+    model, preprocess, tokenizer = loaded
     start = time.perf_counter()
     weights, result.classifier_cached = classifier(model, tokenizer, checkpoint, data, settings)
     result.classifier_s = time.perf_counter() - start
@@ -107,7 +120,7 @@ def _measure(
     total = len(data.images) or (data.task.examples or 0)
     begin = time.perf_counter()
     encode = _Encoder(model, settings)
-    for images, batch_labels, batch_metadata, undecodable in evaldata.loader(
+    for images, batch_labels, batch_metadata, undecodable in task_data.loader(
         data, preprocess, settings.start_batch, settings.workers
     ):
         interrupts.check()  # starting the loader's workers can swallow a Ctrl-C
@@ -115,9 +128,7 @@ def _measure(
         if len(batch_labels):
             with (
                 torch.inference_mode(),
-                torch.autocast(
-                    settings.device.split(":")[0], dtype=precision.torch_dtype(settings.dtype), enabled=autocast
-                ),
+                torch.autocast(settings.device.split(":")[0], dtype=torch_dtype(settings.dtype), enabled=autocast),
             ):
                 features = encode(images.to(settings.device, non_blocking=True))
             logits = 100 * torch.nn.functional.normalize(features.float(), dim=-1) @ weights
@@ -145,45 +156,36 @@ def _measure(
 
 
 class _Encoder:
-    """The image tower on batches, halving the piece it runs at once when the device runs out of memory."""
+    """The image tower on batches; when the device runs out of memory, the piece it runs at once backs off
+    (`vitamin_cli.models.batching`) and stays at the size that fit."""
 
-    def __init__(self, model: Any, settings: Settings) -> None:
+    def __init__(self, model: Any, settings: EvalSettings) -> None:
         self.model, self.piece = model, settings.start_batch
         self.backs_off = settings.batch_size is None
 
     def __call__(self, images: Any) -> Any:
+        from vitamin_cli.models.batching import with_backoff
+
+        if not self.backs_off:
+            return self._in_pieces(images, self.piece)
+        features, self.piece = with_backoff(lambda piece: self._in_pieces(images, piece), self.piece)
+        return features
+
+    def _in_pieces(self, images: Any, piece: int) -> Any:
         import torch
 
-        from vitamin_cli.bench import is_batch_failure
-
-        while True:
-            try:
-                return torch.cat([self.model.encode_image(part) for part in images.split(self.piece)])
-            except Exception as err:
-                if not self.backs_off or not is_batch_failure(err) or self.piece == 1:
-                    raise
-            self.piece = max(1, self.piece // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-
-
-@functools.lru_cache(maxsize=1)
-def _loaded(zoo_path: Path, name: str, checkpoint: Path, device: str) -> tuple[Any, Any, Any]:
-    """The model of the last task again, if the next task is on the same model: loading is the slow part."""
-    from vitamin_cli import loading, zoo
-
-    return loading.load(zoo.load(zoo_path), name, checkpoint=checkpoint, device=device, dtype="fp32")
+        return torch.cat([self.model.encode_image(part) for part in images.split(piece)])
 
 
 def classifier(
-    model: Any, tokenizer: Any, checkpoint: Checkpoint, data: TaskData, settings: Settings
+    model: Any, tokenizer: Any, checkpoint: Checkpoint, data: TaskData, settings: EvalSettings
 ) -> tuple[Any, bool]:
     """The zero-shot classifier (embed_dim × classes), and whether it came from the memo."""
     import torch
     from open_clip.zero_shot_classifier import build_zero_shot_classifier
 
-    from vitamin_cli import precision
     from vitamin_cli.files import memo_dir
+    from vitamin_cli.models.device import torch_dtype
 
     identity = {
         "version": CLASSIFIER_VERSION,
@@ -206,7 +208,7 @@ def classifier(
     with (
         torch.inference_mode(),
         torch.autocast(
-            settings.device.split(":")[0], dtype=precision.torch_dtype(settings.dtype), enabled=settings.dtype != "fp32"
+            settings.device.split(":")[0], dtype=torch_dtype(settings.dtype), enabled=settings.dtype != "fp32"
         ),
     ):
         weights = build_zero_shot_classifier(
@@ -228,84 +230,3 @@ def classifier(
 
 def _fill(template: str, classname: str) -> str:
     return template.replace("{c}", classname)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One model on one task, as plain data: `run_job` finds the data, the weights and the device where it
-    runs (this process, or a Ray worker on another machine, with its own cache)."""
-
-    zoo_path: Path
-    model: str
-    task: Any  # a vitamin_cli.tasks.Task
-    settings: Settings
-    checkpoint: Path | None = None  # the user's own weights; None: the pulled checkpoint
-    templates: Path | None = None
-    cache_dir: Path | None = None  # None: the cache of the machine it runs on
-    done: frozenset[tuple[Any, ...]] = frozenset()  # result keys a rerun with -o FILE skips
-
-
-def run_job(job: Job, progress: Progress | None = None) -> TaskResult:
-    """Fetch the task's data and the model's weights (into this machine's cache), then `run_task`; a result
-    with the key of one already saved comes back with status `done` and nothing measured."""
-    result = TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric)
-    try:
-        data = _prepared(job.task, job.cache_dir, job.templates)
-        weights = _weights(job)
-    except VitaminError as err:
-        result.status, result.error = "failed", err.message
-        return result
-    result.checkpoint_sha256, result.data_revision = weights.sha256, data.revision
-    result.templates, result.templates_sha256, result.dtype = (
-        data.templates_source,
-        data.templates_sha256,
-        job.settings.dtype,
-    )
-    if result.key() in job.done:
-        result.status = "done"
-        return result
-    return run_task(job.zoo_path, job.model, weights, data, job.settings, progress)
-
-
-@functools.lru_cache(maxsize=4)
-def _prepared(task: Any, cache_dir: Path | None, templates: Path | None) -> TaskData:
-    """A task's data, once per process: the next model on the same task reuses it."""
-    from vitamin_cli import evaldata, hub
-    from vitamin_cli.hubcache import hub_dir
-
-    return evaldata.prepare(task, hub_dir(cache_dir), templates, hub.Network.from_environment())
-
-
-def _weights(job: Job) -> Checkpoint:
-    """The user's checkpoint, or the model's pulled one (pulled now into this machine's cache if missing)."""
-    from vitamin_cli import hub, zoo
-    from vitamin_cli.hashing import sha256_file
-    from vitamin_cli.hubcache import hub_dir, read_manifest
-    from vitamin_cli.loading import checkpoint_path
-
-    if job.checkpoint is not None:
-        if not job.checkpoint.is_file():
-            raise VitaminError(f"--checkpoint {job.checkpoint}: no such file on {_host()}")
-        return Checkpoint(job.checkpoint, _sha256(job.checkpoint))
-    model = zoo.load(job.zoo_path).get(job.model)
-    root = hub_dir(job.cache_dir)
-    try:
-        path = checkpoint_path(model, root)
-    except VitaminError:
-        hub.pull(model, root, network=hub.Network.from_environment())
-        path = checkpoint_path(model, root)
-    entries = [e for e in read_manifest(root, warn=False).of(model.name) if e.snapshot(root) == path]
-    return Checkpoint(path, entries[0].sha256 if entries else sha256_file(path))
-
-
-@functools.lru_cache(maxsize=8)
-def _sha256(path: Path) -> str:
-    from vitamin_cli.hashing import sha256_file
-
-    return sha256_file(path)
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname()

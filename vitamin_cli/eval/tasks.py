@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from vitamin_cli import hubids
 from vitamin_cli.errors import UsageError
+from vitamin_cli.hub import ids
+from vitamin_cli.yamlschema import Problem, Reader, choice, hub_name, line, optional, positive_int
 from vitamin_cli.zoo import METRICS, suggest
-from vitamin_cli.zoo_schema import Problem, Reader
 
 SUITES = METRICS  # imagenet, avg38, dist_shift, vtab, retrieval: each a zoo column
 KINDS = ("classification", "wilds", "fairness", "retrieval", "winogavil", "folder")
@@ -138,49 +138,21 @@ def load() -> Registry:
 # Validation
 
 
-def _choice(options: Sequence[str | None]) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if value not in options:
-            raise Problem(f"expected one of {', '.join(str(o) for o in options)}, got {value!r}")
-        return value
-
-    return check
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or not value.isprintable():
-        raise Problem(f"expected a non-empty line of text, got {value!r}")
-    return value
-
-
 def _groups(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or any(v not in SUITES for v in value) or len(set(value)) != len(value):
         raise Problem(f"expected a list of distinct suites from {', '.join(SUITES)}, got {value!r}")
     return tuple(value)
 
 
-def _repo(value: Any) -> str:
-    problem = hubids.repo_problem(value)
-    if problem:
-        raise Problem(problem)
-    return str(value)
-
-
-def _count(value: Any) -> int | None:
-    if value is not None and (type(value) is not int or value <= 0):
-        raise Problem(f"expected a positive whole number or null, got {value!r}")
-    return value
-
-
 _CHECKS: dict[str, Callable[[Any], Any]] = {
-    "key": _text,
-    "name": _text,
-    "kind": _choice(KINDS[:-1]),
-    "metric": _choice((*MAIN_METRICS, None)),
+    "key": line,
+    "name": line,
+    "kind": choice(KINDS[:-1]),
+    "metric": choice((*MAIN_METRICS, None)),
     "groups": _groups,
-    "repo": _repo,
-    "examples": _count,
-    "classes": _count,
+    "repo": hub_name(ids.repo_problem),
+    "examples": optional(positive_int),
+    "classes": optional(positive_int),
 }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from vitamin_cli.errors import UsageError, VitaminError
-from vitamin_cli.tasks import IMAGE_SUFFIXES, Task, fingerprint, label_of
+from vitamin_cli.eval.tasks import IMAGE_SUFFIXES, Task, fingerprint, label_of
 
 CLASSNAMES = "classnames.txt"
 TEMPLATES = "zeroshot_classification_templates.txt"
@@ -67,15 +67,16 @@ def fetch(
 ) -> tuple[str, dict[str, Path]]:
     """Make a Hub task's files present in the cache, recorded in the manifest under `task:<key>`; returns the
     commit and each file's snapshot path. Without `everything`, only the small text files."""
-    from vitamin_cli import hub
+    from vitamin_cli.hub.fetch import HubFile, record_for
+    from vitamin_cli.hub.fetch import fetch as fetch_file
 
     assert task.repo is not None
-    record = hub.record_for(f"task:{task.key}")
+    record = record_for(f"task:{task.key}")
 
     def one(filename: str, revision: str) -> Any:
-        wanted = hub.HubFile(task.repo or "", filename, revision, repo_type="dataset")
+        wanted = HubFile(task.repo or "", filename, revision, repo_type="dataset")
         bar = progress(f"{task.key}: {filename}") if progress is not None else None
-        return hub.fetch(
+        return fetch_file(
             wanted, hub_root, label=f"{task.key}: {filename}", on_present=record, network=network, progress=bar
         )
 
@@ -288,6 +289,12 @@ def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, wor
         yield from batches
     except DataError as err:  # from a worker, torch puts the worker's traceback into the message
         raise DataError(_worker_message(err.message)) from None
+    finally:
+        # The workers stop now (torch's own shutdown, which its finalizer calls): a task that fails leaves the
+        # loader in a reference cycle, and the collector's shutdown of it stalls a later step for 5 s.
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
 
 def _worker_message(message: str) -> str:

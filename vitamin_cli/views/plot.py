@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitamin_cli.errors import UsageError
-from vitamin_cli.results_file import Measured, Speeds
+from vitamin_cli.eval.results import Accuracy
+from vitamin_cli.models.bench_results import Speeds
 from vitamin_cli.zoo import METRICS, Model
 
 X_AXES = {
@@ -40,7 +41,7 @@ class Point:
 
 
 def points(
-    models: Sequence[Model], x: str, y: str, speeds: Speeds | None = None, accuracy: Measured | None = None
+    models: Sequence[Model], x: str, y: str, speeds: Speeds | None = None, accuracy: Accuracy | None = None
 ) -> list[Point]:
     """The models as points; with x = throughput, only those with a saved image-tower measurement; with
     `accuracy`, y is the measured column, and only models with one are drawn."""

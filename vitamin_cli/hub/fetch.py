@@ -26,10 +26,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from vitamin_cli import hubids, interrupts
+from vitamin_cli import interrupts
+from vitamin_cli.console import human_bytes
 from vitamin_cli.errors import UsageError, VitaminError
-from vitamin_cli.hashing import BUFFER_BYTES, content_id, sha256_file
-from vitamin_cli.hubcache import (
+from vitamin_cli.hub import ids
+from vitamin_cli.hub.cache import (
     CacheError,
     Pulled,
     RepoCache,
@@ -40,9 +41,8 @@ from vitamin_cli.hubcache import (
     read_manifest,
     updating_manifest,
 )
-from vitamin_cli.hubids import is_commit, is_sha256
-from vitamin_cli.output import human_bytes
-from vitamin_cli.zoo import Model
+from vitamin_cli.hub.hashing import BUFFER_BYTES, content_id, sha256_file
+from vitamin_cli.hub.ids import is_commit, is_sha256
 
 ATTEMPTS = 5  # tries of one request without a byte of progress
 FIRST_WAIT_S = 1.0  # the first pause between tries, doubled each time; $VITAMIN_RETRY_WAIT changes it
@@ -146,66 +146,11 @@ class Fetched:
     status: str  # downloaded, resumed or cached
 
 
-@dataclass
-class PullResult:
-    """What `vitamin pull` did for one model; `vitamin pull --json` prints these fields."""
-
-    name: str
-    repo: str | None = None
-    revision: str | None = None  # the commit
-    filename: str | None = None
-    path: str | None = None
-    size_bytes: int | None = None
-    sha256: str | None = None
-    status: str = "failed"  # downloaded, resumed, cached, unreleased or failed
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        keys = ("name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error")
-        return {key: getattr(self, key) for key in keys}
-
-
 def check_revision(revision: str | None) -> None:
     """A --revision the Hub would not accept (`../..`, a newline, a NUL) is a usage error, before any request."""
-    problem = hubids.revision_problem(revision) if revision is not None else None
+    problem = ids.revision_problem(revision) if revision is not None else None
     if problem is not None:
         raise UsageError(f"--revision {str(revision)[:80]!r}: {problem}", hint="give a branch, tag or commit")
-
-
-def pull(
-    model: Model,
-    hub_root: Path,
-    *,
-    revision: str | None = None,
-    token: str | bool | None = None,
-    progress: ProgressCallback | None = None,
-    network: Network | None = None,
-) -> PullResult:
-    """Make the model's checkpoint present and intact in the cache, and record it in the manifest; raise
-    PullError when that fails."""
-    if model.weights is None:
-        return PullResult(name=model.name, status="unreleased", error=model.weights_note)
-    w = model.weights
-    wanted = HubFile(w.repo, w.filename, revision or w.revision or "main", sha256=w.sha256, size_bytes=w.size_bytes)
-    fetched = fetch(
-        wanted,
-        hub_root,
-        token=token,
-        progress=progress,
-        label=model.name,
-        on_present=record_for(model.name),
-        network=network,
-    )
-    return PullResult(
-        name=model.name,
-        repo=w.repo,
-        revision=fetched.commit,
-        filename=w.filename,
-        path=str(fetched.path),
-        size_bytes=fetched.size_bytes,
-        sha256=fetched.sha256,
-        status=fetched.status,
-    )
 
 
 def fetch(
@@ -227,7 +172,7 @@ def fetch(
     network = network or Network.from_environment()
     label = label or f"{wanted.repo}/{wanted.filename}"
     repo = RepoCache(hub_root, wanted.repo, wanted.repo_type)
-    for problem in (hubids.filename_problem(wanted.filename), hubids.revision_problem(wanted.revision)):
+    for problem in (ids.filename_problem(wanted.filename), ids.revision_problem(wanted.revision)):
         if problem is not None:
             raise UsageError(f"{label}: {problem}")
 
@@ -285,7 +230,7 @@ def _back_to_partial(repo: RepoCache, etag: str, snapshot: Path) -> None:
     """Undo a download that could not be recorded (a full disk, say): the blob becomes a partial download
     again, which the next pull finishes without fetching a byte, and its snapshot link goes. Nothing then looks
     complete that the manifest does not list, and nothing downloaded is lost."""
-    from vitamin_cli.hubcache import Removal, tidy
+    from vitamin_cli.hub.cache import Removal, tidy
 
     blob = repo.blob(etag)
     if snapshot.is_symlink() and not any(p != snapshot for p in repo.links_to(blob)):
@@ -629,7 +574,7 @@ def _from_cache_offline(wanted: HubFile, repo: RepoCache, label: str) -> Fetched
             hint="unset HF_HUB_OFFLINE to download it, or point --cache-dir / HF_HUB_CACHE at a cache that has it",
         )
     etag = Path(os.readlink(path)).name if path.is_symlink() else ""
-    blob = repo.blob(etag) if hubids.is_etag(etag) else None
+    blob = repo.blob(etag) if ids.is_etag(etag) else None
     if blob is None or not path.resolve() == blob.resolve() or blob.is_symlink() or not blob.is_file():
         raise PullError(
             f"{label}: {path} does not link to a blob of the cache; vitamin does not vouch for it",

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from vitamin_cli.files import memo_dir, write_atomic
-from vitamin_cli.zoo import SCHEMA_VERSION, Model, Weights, Zoo, freeze, thaw
+from vitamin_cli.zoo.entries import SCHEMA_VERSION, Model, Weights, freeze, thaw
+from vitamin_cli.zoo.registry import Zoo
 
 ENTRIES = 8  # validated zoo files kept: the bundled one and a few of a lab's own
-# The modules whose code decides what a valid zoo is and what it loads into.
-_VALIDATORS = ("zoo.py", "zoo_schema.py", "zoo_memo.py", "hubids.py")
+# The modules whose code decides what a valid zoo is and what it loads into, relative to the package.
+_VALIDATORS = ("zoo/entries.py", "zoo/registry.py", "zoo/schema.py", "zoo/memo.py", "hub/ids.py", "yamlschema.py")
 
 
 @functools.lru_cache(maxsize=8)
@@ -32,18 +33,18 @@ def load(path: str, data: bytes) -> Zoo:
             return _from_json(path, json.loads(body))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from vitamin_cli import zoo_schema
+    from vitamin_cli.zoo import schema
 
-    zoo = zoo_schema.parse(data, path)
-    _remember(entry, zoo)
-    return zoo
+    registry = schema.parse(data, path)
+    _remember(entry, registry)
+    return registry
 
 
 def _key(data: bytes) -> str:
-    here = Path(__file__).parent
+    package = Path(__file__).parent.parent
     digest = hashlib.sha256(f"{SCHEMA_VERSION}:".encode())
     for name in _VALIDATORS:
-        digest.update((here / name).read_bytes())
+        digest.update((package / name).read_bytes())
     digest.update(data)
     return digest.hexdigest()[:32]
 
@@ -56,11 +57,14 @@ def _from_json(path: str, cached: dict[str, Any]) -> Zoo:
     return Zoo(path=Path(path), models=models, architectures=freeze(cached["architectures"]))
 
 
-def _remember(entry: Path, zoo: Zoo) -> None:
+def _remember(entry: Path, registry: Zoo) -> None:
     """Best effort: a read-only or full disk only costs the next start its speed."""
     import dataclasses
 
-    payload = {"models": [dataclasses.asdict(m) for m in zoo.models], "architectures": thaw(zoo.architectures)}
+    payload = {
+        "models": [dataclasses.asdict(m) for m in registry.models],
+        "architectures": thaw(registry.architectures),
+    }
     try:
         body = json.dumps(payload)
         write_atomic(entry, hashlib.sha256(body.encode()).hexdigest() + "\n" + body)

@@ -2,7 +2,7 @@
 
 Three records must agree with the file: the manifest's sha256 (hashed when it was pulled), the blob's name in
 the cache (its ETag: an LFS file's sha256, or a plain file's git blob id), and zoo.yaml's pin when there is
-one. Nothing is unpickled.
+one. Nothing is unpickled here (`--deep` loads the file: `vitamin_cli.models.loading.deep_check`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.errors import UnknownModelError, VitaminError
-from vitamin_cli.hashing import content_id, sha256_files
-from vitamin_cli.hubcache import Manifest, Pulled
-from vitamin_cli.hubids import is_sha256
+from vitamin_cli.errors import UnknownModelError
+from vitamin_cli.hub.cache import Manifest, Pulled
+from vitamin_cli.hub.hashing import content_id, sha256_files
+from vitamin_cli.hub.ids import is_sha256
 from vitamin_cli.zoo import Zoo
 
 
@@ -43,7 +43,7 @@ class Check:
 
 
 def verify(
-    zoo: Zoo,
+    registry: Zoo,
     hub_root: Path,
     manifest: Manifest,
     names: Sequence[str] = (),
@@ -54,7 +54,8 @@ def verify(
     entry, never from anything recorded as a path."""
     checks: list[Check] = []
     targets: list[tuple[Check, Pulled, Path]] = []
-    wanted = [canonical_name(zoo, manifest, n) for n in names] if names else sorted({e.name for e in manifest.entries})
+    recorded = sorted({e.name for e in manifest.entries})
+    wanted = [canonical_name(registry, manifest, n) for n in names] if names else recorded
     for name in wanted:
         entries = manifest.of(name)
         if not entries:
@@ -72,7 +73,7 @@ def verify(
             continue
         check.actual_sha256 = digest
         expected = {"manifest": entry.sha256}
-        pin = _pinned_sha256(zoo, entry)
+        pin = _pinned_sha256(registry, entry)
         if pin:
             expected["zoo.yaml pin"] = pin
         for source, sha in expected.items():
@@ -85,10 +86,10 @@ def verify(
     return checks
 
 
-def canonical_name(zoo: Zoo, manifest: Manifest, name: str) -> str:
+def canonical_name(registry: Zoo, manifest: Manifest, name: str) -> str:
     """A model of this zoo by any of its names, or a name the manifest records (pulled with another zoo)."""
     try:
-        return zoo.get(name).name
+        return registry.get(name).name
     except UnknownModelError:
         if manifest.of(name):
             return name
@@ -114,52 +115,12 @@ def _blob_to_hash(hub_root: Path, entry: Pulled, check: Check) -> Path | None:
     return blob
 
 
-def _pinned_sha256(zoo: Zoo, entry: Pulled) -> str | None:
+def _pinned_sha256(registry: Zoo, entry: Pulled) -> str | None:
     """zoo.yaml's pin of this very file (the model's repo and file), if it has one."""
     try:
-        weights = zoo.get(entry.name).weights
+        weights = registry.get(entry.name).weights
     except UnknownModelError:  # pulled with another zoo file
         return None
     if weights is None or (weights.repo, weights.filename) != (entry.repo, entry.filename):
         return None
     return weights.sha256
-
-
-def deep_check(zoo: Zoo, check: Check, hub_root: Path) -> None:
-    """Load the checkpoint strictly into its architecture, compare its size with the zoo, and run one forward
-    pass on a dummy image and text, which must give finite embeddings of the model's width."""
-    import torch
-
-    from vitamin_cli import arch, loading
-    from vitamin_cli.audit import tolerance
-
-    if check.entry is None:
-        return
-    model_entry = zoo.get(check.name)
-    try:
-        model, _, tokenizer = loading.load(zoo, check.name, checkpoint=check.entry.snapshot(hub_root))
-    except VitaminError as err:
-        check.status = "corrupt"
-        check.problems.append(err.message)
-        return
-    image_params = sum(p.numel() for p in model.visual.parameters()) / 1e6
-    text_params = sum(p.numel() for p in model.parameters()) / 1e6 - image_params
-    for label, measured, reported in (
-        ("image", image_params, model_entry.params_image_m),
-        ("text", text_params, model_entry.params_text_m),
-    ):
-        if abs(measured - reported) > tolerance(model_entry) + 1e-9:
-            check.status = "corrupt"
-            check.problems.append(f"{label} tower has {measured:.2f} M parameters, the zoo reports {reported:g} M")
-    width = arch.config(zoo, model_entry)["embed_dim"]
-    size = model_entry.image_size
-    with torch.no_grad():
-        image = model.encode_image(torch.zeros(1, 3, size, size))
-        text = model.encode_text(tokenizer(["a photo of a cat"]))
-    for label, embedding in (("image", image), ("text", text)):
-        if tuple(embedding.shape) != (1, width):
-            check.status = "corrupt"
-            check.problems.append(f"{label} embedding has shape {tuple(embedding.shape)}, expected (1, {width})")
-        elif not bool(torch.isfinite(embedding).all()):
-            check.status = "corrupt"
-            check.problems.append(f"{label} embedding is not finite (NaN or inf)")

@@ -14,8 +14,9 @@ import yaml
 
 from vitamin_cli.errors import VitaminError
 from vitamin_cli.files import save
-from vitamin_cli.hubids import is_sha256
-from vitamin_cli.zoo import Model, Weights
+from vitamin_cli.hub.ids import is_sha256
+from vitamin_cli.yamlschema import YamlLoader
+from vitamin_cli.zoo import Model, Weights, schema
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Pin:
 
 def fetch_pins(models: Sequence[Model], revision: str | None = None, token: str | bool | None = None) -> list[Pin]:
     """Ask the Hub what each model's checkpoint is now (network)."""
-    from vitamin_cli.hub import HubFile, Network, PullError, metadata
+    from vitamin_cli.hub.fetch import HubFile, Network, PullError, metadata
 
     network = Network.from_environment()
     pins = []
@@ -45,10 +46,8 @@ def fetch_pins(models: Sequence[Model], revision: str | None = None, token: str 
 
 def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
     """Replace the `weights:` value of each pinned model in the file, keeping everything else byte for byte."""
-    from vitamin_cli import zoo_schema
-
     text = zoo_file.read_text(encoding="utf-8")
-    registry = zoo_schema.parse(text, zoo_file)
+    registry = schema.parse(text, zoo_file)
     spans = _weights_spans(text)
     by_name = {pin.name: pin for pin in pins}
     for name, (start, end) in sorted(spans.items(), key=lambda item: item[1][0], reverse=True):
@@ -60,7 +59,7 @@ def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
         pinned = Weights(current.repo, current.filename, pin.revision, pin.sha256, pin.size_bytes)
         text = text[:start] + ": " + _flow(pinned) + text[end:]
     try:
-        zoo_schema.parse(text, zoo_file)  # never write a file that does not load
+        schema.parse(text, zoo_file)  # never write a file that does not load
     except VitaminError as err:
         raise VitaminError(f"pinning would break {zoo_file}, so it is left as it was: {err.message}") from None
     save(zoo_file, text)
@@ -69,8 +68,6 @@ def write_pins(zoo_file: Path, pins: Sequence[Pin]) -> None:
 def _weights_spans(text: str) -> dict[str, tuple[int, int]]:
     """By model name: the span from the end of its `weights` key to the end of the value, which is replaced
     by `: {...}` (one line, whether the value was written in flow or in block style)."""
-    from vitamin_cli.zoo_schema import YamlLoader
-
     root = yaml.compose(text, Loader=YamlLoader)
     assert root is not None
     models = next(value for key, value in root.value if key.value == "models")

@@ -1,29 +1,22 @@
-"""Load a pulled checkpoint into its architecture: strictly, safely, at the model's own resolution."""
+"""Load a checkpoint into its architecture: strictly, safely, at the model's own resolution; and `verify --deep`'s
+check that a pulled one loads and runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vitamin_cli import precision
+from vitamin_cli.checkpoints.pull import checkpoint_path
 from vitamin_cli.errors import UsageError, VitaminError
-from vitamin_cli.hubcache import read_manifest
-from vitamin_cli.zoo import Model, Zoo
+from vitamin_cli.models import device as devices
+from vitamin_cli.zoo import Zoo
+
+if TYPE_CHECKING:
+    from vitamin_cli.checkpoints.verify import Check
 
 
 class CheckpointError(VitaminError):
     """A checkpoint that does not fit its architecture, or is not a plain state dict (exit code 1)."""
-
-
-def checkpoint_path(model: Model, hub_root: Path) -> Path:
-    """The pulled file of a model (the one pulled last, if several revisions are); a model that is not pulled is
-    an error naming `vitamin pull`."""
-    if model.weights is None:
-        raise UsageError(f"{model.name} has no public checkpoint", hint="`vitamin ls --released` lists those that do")
-    present = [e for e in read_manifest(hub_root).of(model.name) if e.snapshot(hub_root).exists()]
-    if not present:
-        raise UsageError(f"{model.name} is not pulled", hint=f"run `vitamin pull {model.name}` first")
-    return max(present, key=lambda e: e.pulled_at).snapshot(hub_root)
 
 
 def read_state_dict(path: Path) -> dict[str, Any]:
@@ -80,25 +73,8 @@ def load_into(model: Any, state: dict[str, Any], name: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def _check_device(device: str) -> None:
-    """Before minutes of building: a CUDA device this machine has, or any other device torch names (mps, ...)."""
-    import torch
-
-    from vitamin_cli.bench import Settings, check_device
-
-    if isinstance(device, str) and device.startswith("cuda"):
-        check_device(Settings(device=device))
-        return
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UsageError(
-            f"unknown device {str(device)[:40]!r}", hint="use cpu, cuda, cuda:N or another torch device"
-        ) from None
-
-
 def load(
-    zoo: Zoo,
+    registry: Zoo,
     name: str,
     *,
     hub_root: Path | None = None,
@@ -110,12 +86,12 @@ def load(
     the one pulled into the cache at `hub_root`."""
     import open_clip
 
-    from vitamin_cli import arch
+    from vitamin_cli.models import arch
 
-    if dtype not in precision.NAMES:
-        raise UsageError(f"precision must be one of {', '.join(precision.NAMES)}, not {dtype!r}")
-    _check_device(device)
-    model_entry = zoo.get(name)
+    if dtype not in devices.DTYPES:
+        raise UsageError(f"dtype must be one of {', '.join(devices.DTYPES)}, not {str(dtype)[:40]!r}")
+    devices.check_any(device)
+    model_entry = registry.get(name)
     if checkpoint is None:
         if hub_root is None:
             raise UsageError("give the checkpoint, or the cache it was pulled into")
@@ -123,10 +99,50 @@ def load(
     elif not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint {str(checkpoint)[:200]!r}: no such file")
     path = checkpoint
-    cfg = arch.config(zoo, model_entry)
+    cfg = arch.config(registry, model_entry)
     model = arch.build(cfg, device="cpu")
     load_into(model, read_state_dict(path), model_entry.name)
-    model = model.to(device=device, dtype=precision.torch_dtype(dtype)).eval()
+    model = model.to(device=device, dtype=devices.torch_dtype(dtype)).eval()
     preprocess = open_clip.transform.image_transform_v2(arch.preprocess_cfg(cfg), is_train=False)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=cfg["text_cfg"].get("context_length", 77))
     return model, preprocess, tokenizer
+
+
+def deep_check(registry: Zoo, check: Check, hub_root: Path) -> None:
+    """Load the checkpoint strictly into its architecture, compare its size with the zoo, and run one forward
+    pass on a dummy image and text, which must give finite embeddings of the model's width."""
+    import torch
+
+    from vitamin_cli.models import arch
+    from vitamin_cli.models.audit import tolerance
+
+    if check.entry is None:
+        return
+    model_entry = registry.get(check.name)
+    try:
+        model, _, tokenizer = load(registry, check.name, checkpoint=check.entry.snapshot(hub_root))
+    except VitaminError as err:
+        check.status = "corrupt"
+        check.problems.append(err.message)
+        return
+    image_params = sum(p.numel() for p in model.visual.parameters()) / 1e6
+    text_params = sum(p.numel() for p in model.parameters()) / 1e6 - image_params
+    for label, measured, reported in (
+        ("image", image_params, model_entry.params_image_m),
+        ("text", text_params, model_entry.params_text_m),
+    ):
+        if abs(measured - reported) > tolerance(model_entry) + 1e-9:
+            check.status = "corrupt"
+            check.problems.append(f"{label} tower has {measured:.2f} M parameters, the zoo reports {reported:g} M")
+    width = arch.config(registry, model_entry)["embed_dim"]
+    size = model_entry.image_size
+    with torch.no_grad():
+        image = model.encode_image(torch.zeros(1, 3, size, size))
+        text = model.encode_text(tokenizer(["a photo of a cat"]))
+    for label, embedding in (("image", image), ("text", text)):
+        if tuple(embedding.shape) != (1, width):
+            check.status = "corrupt"
+            check.problems.append(f"{label} embedding has shape {tuple(embedding.shape)}, expected (1, {width})")
+        elif not bool(torch.isfinite(embedding).all()):
+            check.status = "corrupt"
+            check.problems.append(f"{label} embedding is not finite (NaN or inf)")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vitamin_cli.hubids import is_sha256
+from vitamin_cli.hub.ids import is_sha256
 
 BUFFER_BYTES = 8 * 1024 * 1024
 SLICE_BYTES = 64 * 1024 * 1024

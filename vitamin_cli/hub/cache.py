@@ -8,7 +8,7 @@ pulled: for which model (or task), from which repo, commit and file, its blob an
 The cache is shared with other tools and users, so:
 - every path vitamin writes, links or deletes is computed from the cache root and checked (`confined`) to
   stay inside it once symlinks are resolved; names from the manifest, `refs/` files and the server are
-  checked against the Hub's rules (`hubids`) before they become paths; files are never opened for writing
+  checked against the Hub's rules (`ids`) before they become paths; files are never opened for writing
   through a symlink;
 - `remove` deletes only what no other entry uses (decided by repo, commit, file and blob, across every
   entry of the manifest and every snapshot link in the repo), and only links and blobs vitamin made.
@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli import hubids
 from vitamin_cli.errors import UsageError, VitaminError
 from vitamin_cli.files import umask, write_atomic
+from vitamin_cli.hub import ids
 
 PARTIAL_SUFFIX = ".vitamin-partial"
 MANIFEST_VERSION = 2
@@ -123,7 +123,7 @@ class RepoCache:
     repo_type: str = "model"  # or "dataset"
 
     def __post_init__(self) -> None:
-        problem = hubids.repo_problem(self.repo)
+        problem = ids.repo_problem(self.repo)
         if problem is not None or self.repo_type not in REPO_TYPES:
             raise CacheError(f"{self.repo!r} is not a repo id vitamin can cache: {problem or self.repo_type}")
 
@@ -132,33 +132,33 @@ class RepoCache:
         return self.root / (f"{self.repo_type}s--" + self.repo.replace("/", "--"))
 
     def blob(self, etag: str) -> Path:
-        return self.folder / "blobs" / _checked(etag, hubids.is_etag(etag), "ETag")
+        return self.folder / "blobs" / _checked(etag, ids.is_etag(etag), "ETag")
 
     def partial(self, etag: str) -> Path:
-        return self.folder / "blobs" / (_checked(etag, hubids.is_etag(etag), "ETag") + PARTIAL_SUFFIX)
+        return self.folder / "blobs" / (_checked(etag, ids.is_etag(etag), "ETag") + PARTIAL_SUFFIX)
 
     def snapshot(self, commit: str, filename: str) -> Path:
-        _checked(filename, hubids.filename_problem(filename) is None, "file name")
-        return self.folder / "snapshots" / _checked(commit, hubids.is_commit(commit), "commit") / filename
+        _checked(filename, ids.filename_problem(filename) is None, "file name")
+        return self.folder / "snapshots" / _checked(commit, ids.is_commit(commit), "commit") / filename
 
     def ref(self, revision: str) -> Path:
-        return self.folder / "refs" / _checked(revision, hubids.revision_problem(revision) is None, "revision")
+        return self.folder / "refs" / _checked(revision, ids.revision_problem(revision) is None, "revision")
 
     def lock(self, etag: str) -> Path:
         """The lock file huggingface_hub itself takes for this blob, so that we exclude its downloads too."""
-        return self.root / ".locks" / self.folder.name / (_checked(etag, hubids.is_etag(etag), "ETag") + ".lock")
+        return self.root / ".locks" / self.folder.name / (_checked(etag, ids.is_etag(etag), "ETag") + ".lock")
 
     def commit_for(self, revision: str) -> str | None:
         """The commit a revision (a branch, a tag or a commit) points at in this cache, if known. A `refs/` file
         is data: what it holds is used only if it is a commit id."""
-        if hubids.is_commit(revision):
+        if ids.is_commit(revision):
             return revision
         try:
             ref = self.ref(revision)
             text = ref.read_text(encoding="ascii", errors="replace").strip() if ref.is_file() else ""
         except (OSError, CacheError):
             return None
-        return text if hubids.is_commit(text) else None
+        return text if ids.is_commit(text) else None
 
     def link(self, commit: str, filename: str, etag: str, revision: str) -> Path:
         """Link snapshots/<commit>/<filename> to the blob and refs/<revision> to the commit, as huggingface_hub does."""
@@ -286,13 +286,13 @@ def read_manifest(root: Path, warn: bool = True) -> Manifest:
 
 _ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
     "name": lambda v: isinstance(v, str) and 0 < len(v) <= 200 and v.isprintable(),
-    "repo": lambda v: hubids.repo_problem(v) is None,
+    "repo": lambda v: ids.repo_problem(v) is None,
     "repo_type": lambda v: v in REPO_TYPES,
-    "revision": hubids.is_commit,
-    "filename": lambda v: hubids.filename_problem(v) is None,
+    "revision": ids.is_commit,
+    "filename": lambda v: ids.filename_problem(v) is None,
     "size_bytes": lambda v: type(v) is int and 0 <= v < 2**63,
-    "sha256": hubids.is_sha256,
-    "etag": hubids.is_etag,
+    "sha256": ids.is_sha256,
+    "etag": ids.is_etag,
     "pulled_at": lambda v: isinstance(v, str) and len(v) <= 64,
 }
 

@@ -1,0 +1,225 @@
+"""`vitamin eval` as one library call: models × tasks, each pair a job run in this process or on Ray, resumed
+from saved results, each result yielded as it finishes.
+
+    from pathlib import Path
+    from vitamin_cli import runners, zoo
+    from vitamin_cli.eval import results, sweep, tasks
+
+    registry = zoo.load()
+    runs = Path("runs.jsonl")
+    runner = runners.make("auto")                       # the running Ray cluster; runners.make(None): here
+    settings = sweep.default_settings(runner)           # cuda and bf16 where the cluster has GPUs
+    for result in sweep.sweep(registry, registry.select("ViTamin-L"), tasks.load().suite("vtab"), settings,
+                              saved=results.read_results(runs), runner=runner):
+        if not result.resumed:
+            results.append_result(runs, result)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vitamin_cli.errors import UsageError, VitaminError
+from vitamin_cli.eval.results import TaskResult
+from vitamin_cli.eval.zeroshot import Checkpoint, EvalSettings, Progress, run_task
+from vitamin_cli.runners import InProcess, Resources, Runner
+from vitamin_cli.zoo import Model, Zoo
+
+if TYPE_CHECKING:
+    from vitamin_cli.eval.data import TaskData
+    from vitamin_cli.eval.tasks import Task
+
+
+def default_settings(runner: Runner, device: str | None = None, **given: Any) -> EvalSettings:
+    """The settings of `vitamin eval` where the runner runs: its device (CUDA when it has a GPU), that device's
+    dtype and decoding workers, with what the user gave on top; checked before anything is built."""
+    from vitamin_cli.eval import zeroshot
+    from vitamin_cli.models import device as devices
+
+    chosen = device or devices.default_device(runner)
+    settings = zeroshot.default_settings(chosen, **given)
+    devices.check_for(runner, settings.device, settings.dtype, amp=settings.dtype != "fp32")
+    return settings
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One model on one task, as plain data: `run_job` finds the data, the weights and the device where it
+    runs (this process, or a Ray worker on another machine, with its own cache)."""
+
+    zoo_path: Path
+    model: str
+    task: Task
+    settings: EvalSettings
+    checkpoint: Path | None = None  # the user's own weights; None: the pulled checkpoint
+    templates: Path | None = None
+    cache_dir: Path | None = None  # None: the cache of the machine it runs on
+    done: frozenset[tuple[Any, ...]] = frozenset()  # result keys a rerun with -o FILE skips
+
+
+@dataclass
+class Reuse:
+    """What the jobs of one sweep in this process share, and release when the sweep ends: the model of the last
+    job (loading is the slow part), each task's data, each checkpoint's sha256."""
+
+    model_key: tuple[Any, ...] | None = None
+    model: tuple[Any, Any, Any] | None = None
+    data: dict[tuple[Any, ...], TaskData] = field(default_factory=dict)
+    hashes: dict[Path, str] = field(default_factory=dict)
+
+    def loaded(self, key: tuple[Any, ...], load: Callable[[], tuple[Any, Any, Any]]) -> tuple[Any, Any, Any]:
+        if key != self.model_key:
+            self.model_key, self.model = None, None  # the last model goes before the next one is loaded
+            self.model, self.model_key = load(), key
+        assert self.model is not None
+        return self.model
+
+
+def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None = None) -> TaskResult:
+    """Fetch the task's data and the model's weights (into this machine's cache), then `run_task`; a result
+    with the key of one already saved comes back with status `done` and nothing measured."""
+    from vitamin_cli import zoo
+    from vitamin_cli.models import loading
+
+    reuse = reuse or Reuse()
+    result = TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric)
+    try:
+        data = _prepared(job, reuse)
+        weights = _weights(job, reuse)
+    except VitaminError as err:
+        result.status, result.error = "failed", err.message
+        return result
+    result.checkpoint_sha256, result.data_revision = weights.sha256, data.revision
+    result.templates, result.templates_sha256, result.dtype = (
+        data.templates_source,
+        data.templates_sha256,
+        job.settings.dtype,
+    )
+    if result.key() in job.done:
+        result.status = "done"
+        return result
+
+    def load() -> tuple[Any, Any, Any]:
+        registry = zoo.load(job.zoo_path)
+        return loading.load(registry, job.model, checkpoint=weights.path, device=job.settings.device, dtype="fp32")
+
+    try:
+        loaded = reuse.loaded((job.zoo_path, job.model, weights.path, job.settings.device), load)
+    except VitaminError as err:
+        result.status, result.error = "failed", err.message
+        return result
+    return run_task(job.model, loaded, weights, data, job.settings, progress)
+
+
+def sweep(
+    registry: Zoo,
+    models: Sequence[Model],
+    tasks: Sequence[Task],
+    settings: EvalSettings,
+    *,
+    checkpoint: Path | None = None,
+    templates: Path | None = None,
+    cache_dir: Path | None = None,
+    saved: Sequence[TaskResult] = (),
+    runner: Runner | None = None,
+    progress: Callable[[str, str], Progress | None] | None = None,
+) -> Iterator[TaskResult]:
+    """Evaluate each model on each task; yield a result for each pair as it finishes.
+
+    A model without public weights and without `checkpoint`, or a task vitamin does not evaluate yet, gives a
+    `skipped` result first (a model's has task "-"). A pair whose result is in `saved` with status ok (read
+    back from `-o FILE`) is not evaluated again: the saved result is yielded, marked `resumed`. `checkpoint`
+    holds one model's own weights; `progress(model, task)` gives a callback for a job's images, in this
+    process only."""
+    from vitamin_cli.eval import data
+    from vitamin_cli.hub.fetch import Network
+
+    runner = runner or InProcess()
+    if templates is not None:
+        data.read_templates(templates)  # a bad file is a usage error before anything runs
+    Network.from_environment()  # so is a bad setting of the network
+    if checkpoint is not None:
+        if len(models) != 1:
+            raise UsageError(f"--checkpoint holds the weights of one model; {len(models)} are selected")
+        if not checkpoint.is_file():
+            raise UsageError(f"--checkpoint {checkpoint}: no such file")
+        checkpoint = checkpoint.resolve()
+    done = {r.key(): r for r in saved if r.status == "ok"}  # a failure is tried again
+    jobs: list[EvalJob] = []
+    for model in models:
+        if model.weights is None and checkpoint is None:
+            why = f"{model.name} has no public checkpoint: {model.weights_note}; give your own with --checkpoint PATH"
+            yield TaskResult(model.name, None, "-", "-", status="skipped", error=why)
+            continue
+        for task in tasks:
+            if not task.evaluated:
+                yield TaskResult(model.name, None, task.key, task.name, main_metric=task.metric, status="skipped",
+                                 error=task.why_not)  # fmt: skip
+                continue
+            jobs.append(
+                EvalJob(registry.path, model.name, task, settings, checkpoint, templates, cache_dir, frozenset(done))
+            )
+    reuse = Reuse()
+    calls = [
+        (job, progress(job.model, job.task.key) if progress else None, reuse) if runner.in_process else (job,)
+        for job in jobs
+    ]
+    cuda = settings.device.startswith("cuda")
+    for finished in runner.run(run_job, calls, Resources(num_gpus=1 if cuda else 0, num_cpus=1, fresh_worker=cuda)):
+        job = jobs[finished.index]
+        result: TaskResult | None = finished.value
+        if result is None:  # its worker died, twice
+            result = TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric,
+                                status="failed", error=finished.error)  # fmt: skip
+        elif result.status == "done":
+            result = done[result.key()]
+            result.resumed = True
+        else:
+            result.node, result.node_id = finished.node, finished.node_id
+        yield result
+
+
+def _prepared(job: EvalJob, reuse: Reuse) -> TaskData:
+    """A task's data, once per sweep: the next model on the same task reuses it."""
+    from vitamin_cli.eval import data
+    from vitamin_cli.hub.cache import hub_dir
+    from vitamin_cli.hub.fetch import Network
+
+    key = (job.task, job.cache_dir, job.templates)
+    if key not in reuse.data:
+        reuse.data[key] = data.prepare(job.task, hub_dir(job.cache_dir), job.templates, Network.from_environment())
+    return reuse.data[key]
+
+
+def _weights(job: EvalJob, reuse: Reuse) -> Checkpoint:
+    """The user's checkpoint, or the model's pulled one (pulled now into this machine's cache if missing)."""
+    from vitamin_cli import zoo
+    from vitamin_cli.checkpoints.pull import checkpoint_path, pull
+    from vitamin_cli.hub.cache import hub_dir, read_manifest
+    from vitamin_cli.hub.fetch import Network
+    from vitamin_cli.hub.hashing import sha256_file
+
+    if job.checkpoint is not None:
+        if not job.checkpoint.is_file():
+            raise VitaminError(f"--checkpoint {job.checkpoint}: no such file on {_host()}")
+        if job.checkpoint not in reuse.hashes:
+            reuse.hashes[job.checkpoint] = sha256_file(job.checkpoint)
+        return Checkpoint(job.checkpoint, reuse.hashes[job.checkpoint])
+    model = zoo.load(job.zoo_path).get(job.model)
+    root = hub_dir(job.cache_dir)
+    try:
+        path = checkpoint_path(model, root)
+    except VitaminError:
+        pull(model, root, network=Network.from_environment())
+        path = checkpoint_path(model, root)
+    entries = [e for e in read_manifest(root, warn=False).of(model.name) if e.snapshot(root) == path]
+    return Checkpoint(path, entries[0].sha256 if entries else sha256_file(path))
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()

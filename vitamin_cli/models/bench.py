@@ -1,0 +1,394 @@
+"""Inference throughput of one tower of one model on the local device, measured honestly.
+
+Method: one fixed random input on the device; warm-up (and compilation) timed on its own and left out;
+`repeats` timed runs of `iters` batches each, timed with CUDA events on a GPU (wall clock after a
+synchronize on a CPU); the median run gives the throughput, the fastest and slowest its spread. An
+out-of-memory error (or a kernel that cannot index the batch with 32 bits) backs the batch off
+(`vitamin_cli.models.batching`) and the batch actually used is recorded. FLOPs per item are the audit's full
+count (attention included); MFU is against a dense matmul roof the tool measures on the same device and dtype.
+
+`measure(job)` is the unit of work: a plain function of plain data, which `bench_sweep` runs in this process
+or as a Ray task.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from vitamin_cli import interrupts
+from vitamin_cli.models.batching import is_batch_failure, with_backoff
+from vitamin_cli.models.bench_results import BenchResult
+from vitamin_cli.models.device import check, default_dtype, empty_cache, gpu_name, on_device, torch_dtype
+from vitamin_cli.zoo import Model, Zoo
+
+TOWERS = ("image", "text")
+MAX_BATCH = 1024  # --batch-size auto doubles up to this
+VOCAB_SIZE = 49408
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How `vitamin bench` measures; `default_settings` gives a device's defaults."""
+
+    device: str = "cpu"
+    dtype: str = "fp32"
+    amp: bool = False  # autocast to dtype instead of casting the weights
+    batch_size: int | None = None  # None: the device's default for the tower
+    auto_batch: bool = False  # the largest batch that fits and still helps
+    compile: bool = False
+    compile_mode: str | None = None
+    channels_last: bool = False  # image towers only
+    warmup: int = 3
+    iters: int = 10
+    repeats: int = 3
+
+
+def default_settings(device: str, **given: Any) -> BenchSettings:
+    """The defaults of `vitamin bench` for a device, with what the user gave on top."""
+    cuda = device.startswith("cuda")
+    base = BenchSettings(
+        device=device,
+        dtype=default_dtype(device),
+        channels_last=cuda,
+        warmup=3 if cuda else 1,
+        iters=10 if cuda else 2,
+        repeats=3,
+    )
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+def default_batch(settings: BenchSettings, tower: str) -> int:
+    if settings.batch_size is not None:
+        return settings.batch_size
+    if settings.device.startswith("cuda"):
+        return 256 if tower == "image" else 1024
+    return 8 if tower == "image" else 32
+
+
+# ---------------------------------------------------------------------------------------------------
+# One measurement
+
+
+@dataclass
+class Timing:
+    batch_size: int
+    iters: int
+    runs_s: list[float]  # seconds per run of `iters` batches
+    warmup_s: float
+    peak_memory_gib: float | None
+
+    def rates(self) -> list[float]:
+        """Items per second of each run, slowest first."""
+        return sorted(self.batch_size * self.iters / s for s in self.runs_s)
+
+    def throughput(self) -> float:
+        return statistics.median(self.rates())
+
+
+def time_batches(step: Callable[[], Any], settings: BenchSettings, batch_size: int) -> Timing:
+    """Warm up, then time `repeats` runs of `iters` calls of `step` (one batch each)."""
+    import torch
+
+    cuda = settings.device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(settings.device)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(settings.device)
+
+    start = time.perf_counter()
+    for _ in range(max(settings.warmup, 1)):  # the first call compiles, when compiling
+        step()
+    sync()
+    warmup_s = time.perf_counter() - start
+    runs = []
+    for _ in range(settings.repeats):
+        interrupts.check()  # compiling starts worker processes, which can swallow a Ctrl-C
+        if cuda:
+            begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            begin.record()
+            for _ in range(settings.iters):
+                step()
+            end.record()
+            sync()
+            runs.append(begin.elapsed_time(end) / 1e3)
+        else:
+            begin_s = time.perf_counter()
+            for _ in range(settings.iters):
+                step()
+            runs.append(time.perf_counter() - begin_s)
+    peak = torch.cuda.max_memory_allocated(settings.device) / 2**30 if cuda else None
+    return Timing(batch_size, settings.iters, runs, warmup_s, peak)
+
+
+def largest_useful_batch(attempt: Callable[[int], Timing], settings: BenchSettings, start: int) -> Timing:
+    """--batch-size auto: double the batch while it fits and raises throughput by 3% or more."""
+    best, _ = with_backoff(attempt, start)
+    size = best.batch_size
+    while size < MAX_BATCH:
+        size *= 2
+        try:
+            trial = attempt(size)
+        except Exception as err:
+            if is_batch_failure(err):
+                break
+            raise
+        if trial.throughput() < best.throughput() * 1.03:
+            break
+        best = trial
+    return best
+
+
+# ---------------------------------------------------------------------------------------------------
+# A tower, ready to run
+
+
+def tower_step(
+    model: Any, cfg: dict[str, Any], tower: str, settings: BenchSettings
+) -> Callable[[int], Callable[[], Any]]:
+    """For a batch size, a function that runs the tower once on one fixed on-device input."""
+    import torch
+
+    from vitamin_cli.models import arch
+
+    dtype = torch_dtype(settings.dtype)
+    encode = model if tower == "image" else model.encode_text  # an image tower is prepared alone
+    if settings.compile:
+        # static shapes: one graph per batch size, as a user would deploy it
+        encode = torch.compile(encode, mode=settings.compile_mode, dynamic=False)
+
+    def for_batch(batch: int) -> Callable[[], Any]:
+        if tower == "image":
+            size = cfg["vision_cfg"]["image_size"]
+            x = torch.randn(
+                batch, 3, size, size, device=settings.device, dtype=torch.float32 if settings.amp else dtype
+            )
+            if settings.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        else:
+            length = cfg["text_cfg"].get("context_length", arch.CONTEXT_LENGTH)
+            x = torch.randint(0, cfg["text_cfg"].get("vocab_size", VOCAB_SIZE), (batch, length), device=settings.device)
+
+        def step() -> Any:
+            with torch.inference_mode():
+                if settings.amp:
+                    with torch.autocast(device_type=settings.device.split(":")[0], dtype=dtype):
+                        return encode(x)
+                return encode(x)
+
+        return step
+
+    return for_batch
+
+
+def prepare(cfg: dict[str, Any], tower: str, settings: BenchSettings, checkpoint: Any = None) -> Any:
+    """The tower on the device: the image tower alone, or the model without its image tower for the text
+    tower (so that peak memory is the tower's own); its pulled weights if given (else random ones), cast to
+    the dtype (unless autocast), channels_last for an image tower."""
+    import torch
+
+    from vitamin_cli.models import arch, loading
+
+    model = arch.build(cfg, device="cpu" if checkpoint is not None else settings.device)
+    if checkpoint is not None:
+        loading.load_into(model, loading.read_state_dict(checkpoint), str(checkpoint))
+    if tower == "image":
+        model = model.visual
+    else:
+        model.visual = torch.nn.Identity()
+    model = model.to(settings.device)
+    empty_cache(settings.device)
+    if not settings.amp:
+        model = model.to(dtype=torch_dtype(settings.dtype))
+    if tower == "image" and settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------
+# The job
+
+
+def matmul_roof_tflops(device: str, dtype: str) -> float:
+    """Dense matmul throughput of this device and dtype, TFLOP/s: the 100% of MFU."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    n = 8192 if cuda else 1024
+    with on_device(device):
+        a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
+        b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
+        settings = BenchSettings(device=device, warmup=2, iters=10 if cuda else 3, repeats=3)
+        with torch.inference_mode():
+            timing = time_batches(lambda: a @ b, settings, 1)
+    return 2 * n**3 * max(timing.rates()) / 1e12
+
+
+@functools.lru_cache(maxsize=8)
+def roof_tflops(device: str, dtype: str) -> float:
+    """The roof of a device and dtype, measured once per process (a second of GPU time each)."""
+    return matmul_roof_tflops(device, dtype)
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    """One tower of one architecture (or of one pulled checkpoint), for `measure`: in this process, or as a Ray
+    task on another machine. Plain data: everything that depends on the device is found out where it runs."""
+
+    zoo_path: str
+    model: str  # the first model of the architecture; the others share its result
+    tower: str
+    settings: BenchSettings
+    checkpoint: str | None = None  # the pulled file, with --weights
+    gflops_per_item: float | None = None  # the audit's full count (computed where the zoo is)
+    done: frozenset[str] = frozenset()  # keys of results a rerun with -o FILE skips
+
+
+@dataclass
+class Outcome:
+    """What `measure` gives back: the result (None when it was done before), the environment and the key."""
+
+    result: BenchResult | None
+    environment: dict[str, Any]
+    key: str
+
+
+def measure(job: BenchJob) -> Outcome:
+    """Measure one tower: the device check, the matmul roof and the environment record are all made here,
+    on the machine that measures."""
+    import torch
+
+    from vitamin_cli import zoo
+    from vitamin_cli.models import arch
+
+    registry = zoo.load(job.zoo_path)
+    model = registry.get(job.model)
+    settings = job.settings
+    check(settings.device, settings.dtype, settings.amp)
+    roof = roof_tflops(settings.device, settings.dtype)
+    env = environment(settings, roof)
+    key = result_key(_identity(registry, model, job.checkpoint), job.tower, env["gpu_name"], settings)
+    if key in job.done:
+        return Outcome(None, env, key)
+    result = BenchResult(
+        model.name,
+        list(model.aliases),
+        model.arch,
+        job.tower,
+        settings.device,
+        env["gpu_name"],
+        None,
+        None,
+        settings.dtype,
+        settings.amp,
+        settings.compile,
+        settings.channels_last and job.tower == "image",
+    )
+    try:
+        with on_device(settings.device):
+            _measure(result, arch.config(registry, model), job.tower, settings, job.checkpoint)
+    except Exception as err:  # noqa: BLE001 - recorded; the sweep goes on
+        result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+    if settings.compile:
+        torch.compiler.reset()  # each model compiles afresh, never against a recompile limit
+    empty_cache(settings.device)
+    _add_flops(result, job.gflops_per_item, roof)
+    result.key, result.environment = key, env
+    return Outcome(result, env, key)
+
+
+def _identity(registry: Zoo, model: Model, checkpoint: str | None) -> str:
+    """What was measured: the architecture's config (its zoo entry or open_clip's name), and with --weights
+    the checkpoint file's blob as well."""
+    from vitamin_cli.models import audit
+
+    network = audit.architecture_id(registry, model)
+    return network if checkpoint is None else f"{network} {model.name} {Path(checkpoint).resolve().name}"
+
+
+def result_key(measured: str, tower: str, gpu: str | None, settings: BenchSettings) -> str:
+    """What makes two measurements the same: the network (or checkpoint), the tower, the GPU and the settings.
+    A rerun with the same -o FILE skips a key it holds; on another GPU it measures again."""
+    import json
+
+    return json.dumps([measured, tower, gpu or "cpu", sorted(vars(settings).items())], sort_keys=True)
+
+
+def _measure(
+    result: BenchResult, cfg: dict[str, Any], tower: str, settings: BenchSettings, checkpoint: Any = None
+) -> None:
+    model = prepare(cfg, tower, settings, checkpoint)
+    for_batch = tower_step(model, cfg, tower, settings)
+    settings = replace(settings, channels_last=settings.channels_last and tower == "image")
+
+    def attempt(batch: int) -> Timing:
+        return time_batches(for_batch(batch), settings, batch)
+
+    start = default_batch(settings, tower)
+    timing = largest_useful_batch(attempt, settings, start) if settings.auto_batch else with_backoff(attempt, start)[0]
+    rates = timing.rates()
+    result.batch_size = timing.batch_size
+    result.throughput = timing.throughput()
+    result.throughput_min, result.throughput_max = rates[0], rates[-1]
+    result.latency_ms = statistics.median(timing.runs_s) / settings.iters * 1e3
+    result.peak_memory_gib = timing.peak_memory_gib
+    result.warmup_s = timing.warmup_s
+
+
+def _add_flops(result: BenchResult, gflops: float | None, roof: float | None) -> None:
+    if gflops is None or result.throughput is None:
+        return
+    result.gflops_per_item = gflops
+    result.tflops = gflops * result.throughput / 1e3
+    if roof:
+        result.mfu = result.tflops / roof
+
+
+def environment(settings: BenchSettings, roof: float | None) -> dict[str, Any]:
+    """What the results were measured with, for `-o FILE`."""
+    import platform
+    import subprocess
+    from importlib import metadata
+
+    import torch
+
+    driver = None
+    if settings.device.startswith("cuda"):
+        try:
+            driver = (
+                subprocess.run(
+                    ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                    check=False,
+                )
+                .stdout.strip()
+                .splitlines()[0]
+            )
+        except (OSError, IndexError, subprocess.SubprocessError):
+            driver = None
+    import socket
+
+    return {
+        "node": socket.gethostname(),
+        "device": settings.device,
+        "gpu_name": gpu_name(settings.device),
+        "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
+        "driver": driver,
+        "torch": str(torch.__version__),  # a TorchVersion would make the reader import torch to unpickle it
+        "open_clip": metadata.version("open_clip_torch"),
+        "timm": metadata.version("timm"),
+        "python": platform.python_version(),
+        "matmul_roof_tflops": roof,
+        "dtype": settings.dtype,
+        "settings": {k: v for k, v in vars(settings).items()},
+    }

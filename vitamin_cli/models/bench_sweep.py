@@ -1,0 +1,171 @@
+"""`vitamin bench` as one library call: every tower of the selected models, each distinct architecture (or,
+with their weights, each pulled checkpoint) measured once, in this process or on Ray, resumed from saved
+results, each result yielded as it comes.
+
+    from vitamin_cli import runners, zoo
+    from vitamin_cli.models import bench, bench_results, bench_sweep
+
+    registry = zoo.load()
+    settings = bench.default_settings("cuda")
+    saved = bench_results.read_saved(Path("h200.json"))   # what a rerun need not measure again
+    log = bench_results.ResultsLog(Path("h200.json"))
+    for result in bench_sweep.sweep(registry, registry.models, settings, saved=saved, runner=runners.make("auto")):
+        log.add(result)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from vitamin_cli.models.bench import TOWERS, BenchJob, BenchSettings, Outcome, default_batch, measure
+from vitamin_cli.models.bench_results import BenchResult
+from vitamin_cli.runners import InProcess, Resources, Runner
+from vitamin_cli.zoo import Model, Zoo
+
+
+def plan(
+    registry: Zoo,
+    models: Sequence[Model],
+    settings: BenchSettings,
+    towers: Sequence[str] = TOWERS,
+    hub_root: Path | None = None,
+    done: frozenset[str] = frozenset(),
+) -> tuple[list[BenchJob], list[list[Model]]]:
+    """One job per tower of each distinct architecture (or, with `hub_root`, of each pulled checkpoint), and
+    for each job the models that share its result."""
+    from vitamin_cli.checkpoints.pull import checkpoint_path
+
+    flops = _flops_per_item(registry, models)
+    jobs: list[BenchJob] = []
+    sharing: list[list[Model]] = []
+    index: dict[tuple[str, str], int] = {}
+    for model in models:
+        key = measured_as(registry, model, hub_root)
+        checkpoint = str(checkpoint_path(model, hub_root)) if hub_root is not None else None
+        for tower in towers:
+            if (key, tower) not in index:
+                index[(key, tower)] = len(jobs)
+                gflops = flops.get(model.name, {}).get(tower)
+                jobs.append(BenchJob(str(registry.path), model.name, tower, settings, checkpoint, gflops, done))
+                sharing.append([])
+            sharing[index[(key, tower)]].append(model)
+    return jobs, sharing
+
+
+def measured_as(registry: Zoo, model: Model, hub_root: Path | None = None) -> str:
+    """What a model's measurement is shared by: its architecture, or with `hub_root` its own pulled checkpoint
+    (which must be there: a model that is not pulled is an error naming `vitamin pull`)."""
+    from vitamin_cli.checkpoints.pull import checkpoint_path
+    from vitamin_cli.models import audit
+
+    if hub_root is None:
+        return audit.architecture_id(registry, model)
+    checkpoint_path(model, hub_root)
+    return model.name
+
+
+def sweep(
+    registry: Zoo,
+    models: Sequence[Model],
+    settings: BenchSettings,
+    towers: Sequence[str] = TOWERS,
+    *,
+    hub_root: Path | None = None,
+    saved: Mapping[str, BenchResult] | None = None,
+    runner: Runner | None = None,
+) -> Iterator[BenchResult]:
+    """Measure each tower of each distinct architecture once, yielding a result for every model that shares
+    it as each finishes. With `hub_root`, each model runs with its own checkpoint pulled into that cache. A
+    job whose key is in `saved` (results read back from `-o FILE`) is not measured again: its saved result is
+    yielded, marked `resumed`. `runner` says where jobs run (default: here, one after another)."""
+    saved = saved or {}
+    runner = runner or InProcess()
+    jobs, sharing = plan(registry, models, settings, towers, hub_root, frozenset(saved))
+    order = list(range(len(jobs)))
+    if not runner.in_process:  # the longest first (by FLOPs in the timed batches): no GPU is left with one last
+        order.sort(key=lambda i: -(jobs[i].gflops_per_item or 0) * default_batch(settings, jobs[i].tower))
+    for finished in runner.run(measure, [(jobs[i],) for i in order], resources(runner, settings)):
+        index = order[finished.index]
+        outcome: Outcome | None = finished.value
+        if outcome is not None and outcome.result is None:
+            base = replace(saved[outcome.key], resumed=True)  # measured before, and saved
+        elif outcome is not None and outcome.result is not None:
+            base = replace(outcome.result, node=finished.node, node_id=finished.node_id)
+        else:  # its worker died, twice
+            first = sharing[index][0]
+            base = BenchResult(
+                first.name, [], first.arch, jobs[index].tower, settings.device, None, None, None, settings.dtype,
+                settings.amp, settings.compile, settings.channels_last, error=finished.error,
+            )  # fmt: skip
+        for model in sharing[index]:
+            yield replace(base, model=model.name, aliases=list(model.aliases))
+
+
+def resources(runner: Runner, settings: BenchSettings) -> Resources:
+    """On CUDA a GPU of its own and a fresh worker; on the CPU every CPU of a node, so that no two
+    measurements share one."""
+    if settings.device.startswith("cuda"):
+        return Resources(num_gpus=1, num_cpus=1, fresh_worker=True)
+    return Resources(num_gpus=0, num_cpus=runner.cpus_per_node())
+
+
+def in_table_order(results: Sequence[BenchResult], models: Sequence[Model]) -> list[BenchResult]:
+    order = {m.name: i for i, m in enumerate(models)}
+    return sorted(results, key=lambda r: (order[r.model], TOWERS.index(r.tower)))
+
+
+def _flops_per_item(registry: Zoo, models: Sequence[Model]) -> dict[str, dict[str, float]]:
+    """Full FLOPs (2 per MAC, attention included) per image and per text, from the audit (cached)."""
+    from vitamin_cli.models import audit
+
+    flops = {}
+    for model in models:
+        try:
+            (row,) = audit.audit(registry, [model])
+        except Exception:  # noqa: BLE001 - a model that cannot be built is reported by its measurement
+            continue
+        flops[model.name] = {"image": 2 * row.macs_image_g_measured_full, "text": 2 * row.macs_text_g_measured_full}
+    return flops
+
+
+def tune(registry: Zoo, models: Sequence[Model], settings: BenchSettings, towers: Sequence[str]) -> list[BenchResult]:
+    """The fastest settings of each tower, each result with what was tried (`tried`), in this process.
+
+    First each fast dtype in eager mode, with the largest useful batch; then torch.compile with the
+    winning dtype and batch (compiling costs tens of seconds per batch size, so it is not searched over).
+    """
+    from vitamin_cli.models.bench import environment, roof_tflops
+
+    cuda = settings.device.startswith("cuda")
+    dtypes = ("bf16", "fp16") if cuda else ("fp32", "bf16")
+    roofs = {dtype: roof_tflops(settings.device, dtype) for dtype in dtypes}
+    best: dict[tuple[str, str], BenchResult] = {}
+    tried: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def keep(result: BenchResult) -> None:
+        key = (result.model, result.tower)
+        tried.setdefault(key, []).append(
+            {k: getattr(result, k) for k in ("dtype", "compile", "batch_size", "throughput", "error")}
+        )
+        if key not in best or (result.throughput or 0) > (best[key].throughput or 0):
+            best[key] = result
+
+    for dtype in dtypes:
+        eager = replace(settings, dtype=dtype, compile=False, auto_batch=True, amp=False)
+        for result in sweep(registry, models, eager, towers):
+            keep(result)
+    for model in models:
+        for tower in towers:
+            winner = best[(model.name, tower)]
+            if winner.throughput is None:
+                continue
+            compiled = replace(
+                settings, dtype=winner.dtype, compile=True, auto_batch=False, batch_size=winner.batch_size, amp=False
+            )
+            for result in sweep(registry, [model], compiled, [tower]):
+                keep(result)
+    where = environment(settings, roofs.get(settings.dtype))
+    return [replace(result, tried=tried[key], key="", environment=where) for key, result in best.items()]

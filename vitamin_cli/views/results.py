@@ -1,0 +1,82 @@
+"""Measured results as tables: `vitamin bench`'s towers, `vitamin eval`'s tasks and the zoo columns made of
+them, and the rows their live progress tables show while a sweep runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from vitamin_cli import console
+from vitamin_cli.views.sink import Cell, Column, table
+
+if TYPE_CHECKING:
+    from vitamin_cli.eval.results import Column as ZooColumn
+    from vitamin_cli.eval.results import TaskResult
+    from vitamin_cli.models.bench_results import BenchResult
+
+
+def _spread(r: BenchResult) -> str:
+    return f"{r.throughput_min:,.0f}-{r.throughput_max:,.0f}"
+
+
+BENCH_COLUMNS: list[Column[BenchResult]] = [
+    Column("Model", lambda r: r.model),
+    Column("Tower", lambda r: r.tower),
+    Column("Batch", lambda r: str(r.batch_size or "-"), right=True),
+    Column("Items/s", lambda r: (r.error[:60], "red") if r.error else f"{r.throughput:,.0f}", right=True),
+    Column("Spread", lambda r: "" if r.error else _spread(r), right=True),
+    Column("ms/batch", lambda r: "" if r.latency_ms is None else f"{r.latency_ms:.1f}", right=True),
+    Column("GiB", lambda r: "-" if r.peak_memory_gib is None else f"{r.peak_memory_gib:.1f}", right=True),
+    Column("TFLOP/s", lambda r: "-" if r.tflops is None else f"{r.tflops:.3g}", right=True),
+    Column("MFU", lambda r: "-" if r.mfu is None else f"{r.mfu:.0%}", right=True),
+    Column("Warm-up s", lambda r: "" if r.warmup_s is None else f"{r.warmup_s:.1f}", right=True),
+]
+
+
+def _state(r: TaskResult) -> Cell:
+    state = r.status if r.status != "ok" else ""
+    return (state + (": " + (r.error or "")[:60] if r.error else "")), "yellow" if state else ""
+
+
+EVAL_COLUMNS: list[Column[TaskResult]] = [
+    Column("Model", lambda r: r.model),
+    Column("Task", lambda r: r.task),
+    Column("Metric", lambda r: r.main_metric or "-"),
+    Column("%", lambda r: ("-" if r.main is None else f"{r.main:.1f}", "bold"), right=True),
+    Column("Images", lambda r: str(r.samples), right=True),
+    Column("Images/s", lambda r: "-" if r.images_per_s is None else f"{r.images_per_s:,.0f}", right=True),
+    Column("", _state),
+]
+
+# The live table of `vitamin eval`: a row per finished task, and the task in progress.
+EVAL_PROGRESS_TITLES = ("Model", "Task", "Images", "Images/s", "Left")
+EVAL_PROGRESS_RIGHT = {"Images", "Images/s", "Left"}
+
+
+def eval_progress_row(model: str, task: str, done: int, total: int, seconds: float) -> list[Cell]:
+    rate = done / seconds if seconds else 0.0
+    left = f"{(total - done) / rate:,.0f} s" if rate and total > done else "-"
+    return [model, task, f"{done:,}" + (f" / {total:,}" if total else ""), f"{rate:,.0f}", left]
+
+
+def eval_finished_row(result: TaskResult) -> list[Cell]:
+    note = "done before" if result.resumed else (result.status if result.status != "ok" else f"{result.main or 0:.1f}%")
+    return [result.model, result.task, f"{result.samples:,}", f"{result.images_per_s or 0:,.0f}", note]
+
+
+def print_columns(summaries: Mapping[str, Sequence[ZooColumn]]) -> None:
+    """Each model's zoo columns that at least one task of was run: reported, measured and the difference."""
+    out = console.console()
+    for name, cols in summaries.items():
+        cols = [c for c in cols if len(c.missing) < c.tasks]
+        if not cols:
+            continue
+        lines: list[list[Cell]] = []
+        for c in cols:
+            measured = "-" if c.measured is None else f"{c.measured:.1f}"
+            diff = "-" if c.difference is None else f"{c.difference:+.1f}"
+            note = "" if not c.missing else f"incomplete: {len(c.missing)} of {c.tasks} tasks missing"
+            lines.append([c.column, f"{c.reported:.1f}", (measured, "bold"), diff, (note, "yellow")])
+        console.write_text(f"\n{name}")
+        titles = ("Column", "Reported", "Measured", "Points", "")
+        out.print(table(titles, lines, right={"Reported", "Measured", "Points"}))

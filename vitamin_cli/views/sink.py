@@ -1,0 +1,151 @@
+"""The one output sink: what a command prints on stdout, in the format it was asked for.
+
+A command hands over its data once: the JSON document (docs/json.md), and whichever of a table, CSV rows and
+markdown it writes; `write` prints the one the user chose. Most commands print a list of rows: `write_rows`
+makes every format from the rows and their columns. Cells are plain text, never rich markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from vitamin_cli import console
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+T = TypeVar("T")
+
+
+class OutputFormat(str, Enum):
+    """What a command prints on stdout (`--format`); each command writes some of them."""
+
+    table = "table"  # for people: a table or a view, on a terminal
+    json = "json"  # docs/json.md
+    csv = "csv"
+    markdown = "markdown"
+
+
+# A table cell: its text, or its text and a rich style ("bold green").
+Cell = str | tuple[str, str]
+
+
+def table(titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = ()) -> Table:
+    """A borderless rich table with a bold header; `right` names the right-justified columns. A cell or title
+    too long for its column is broken over lines, never cut: a model name shortened to "ViTamin-XL..." would
+    not say which model it is. Cells are plain text, never markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    built = Table(box=None, header_style="bold", pad_edge=False)
+    for title in titles:
+        built.add_column(Text(title, overflow="fold"), justify="right" if title in right else "left", overflow="fold")
+    for row in rows:
+        built.add_row(*(Text(cell) if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
+    return built
+
+
+def write(
+    chosen: OutputFormat,
+    *,
+    json: Callable[[], Any],
+    table: Callable[[], None] | None = None,
+    csv: Callable[[], str] | None = None,
+    markdown: Callable[[], str] | None = None,
+) -> None:
+    """Print the command's output in the chosen format; each argument makes one format's output when asked."""
+    writers: dict[OutputFormat, Callable[[], None] | None] = {
+        OutputFormat.json: lambda: console.write_json(json()),
+        OutputFormat.table: table,
+        OutputFormat.csv: (lambda: console.write_text(csv())) if csv is not None else None,
+        OutputFormat.markdown: (lambda: console.write_text(markdown())) if markdown is not None else None,
+    }
+    writer = writers[chosen]
+    if writer is None:  # the command's --format choices leave this out: a bug, not a user's mistake
+        raise AssertionError(f"no {chosen.value} output")
+    writer()
+
+
+@dataclass(frozen=True)
+class Column(Generic[T]):
+    """A column of a table of rows: its title, its cell for a row, and whether it is right-justified."""
+
+    title: str
+    cell: Callable[[T], Cell]
+    right: bool = False
+
+
+def write_rows(
+    chosen: OutputFormat,
+    rows: Sequence[T],
+    columns: Sequence[Column[T]],
+    *,
+    record: Callable[[T], Mapping[str, Any]],
+    document: Callable[[list[Mapping[str, Any]]], Any] | None = None,
+    after: Callable[[], None] | None = None,
+    markdown: Callable[[], str] | None = None,
+    fields: Sequence[str] | None = None,
+) -> None:
+    """Rows as a table (then `after`, for a summary line), markdown (of the same cells, unless the command has
+        its own), JSON (the list of their records, or the `document` made of it) or CSV of their records (their
+    `fields`, by default every key)."""
+
+    def show() -> None:
+        cells = [[c.cell(row) for c in columns] for row in rows]
+        console.console().print(table([c.title for c in columns], cells, right={c.title for c in columns if c.right}))
+        if after is not None:
+            after()
+
+    def records() -> list[Mapping[str, Any]]:
+        return [record(row) for row in rows]
+
+    write(
+        chosen,
+        json=lambda: document(records()) if document is not None else records(),
+        table=show,
+        csv=lambda: to_csv(records(), fields),
+        markdown=markdown
+        or (lambda: to_markdown([c.title for c in columns], [[c.cell(row) for c in columns] for row in rows])),
+    )
+
+
+def to_csv(records: Sequence[Mapping[str, Any]], fields: Sequence[str] | None = None) -> str:
+    """Records as CSV: a column per field (default: every key of any record, in order of first appearance, so
+    that rows with other metrics keep theirs); a list becomes its items
+    joined by `;`, a mapping a column per key (`weights` -> `weights_repo`, ...), null an empty cell."""
+    import csv
+    import io
+
+    flat = [_flat(r) for r in records]
+    names = list(fields) if fields is not None else list(dict.fromkeys(k for row in flat for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(flat)
+    return out.getvalue()
+
+
+def _flat(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}_"))
+        elif isinstance(value, (list, tuple)):
+            flat[prefix + key] = ";".join(str(v) for v in value)
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def to_markdown(titles: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+    """A markdown table of plain cells; `|` inside a cell is escaped."""
+
+    def text(cell: Cell) -> str:
+        return (cell if isinstance(cell, str) else cell[0]).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
