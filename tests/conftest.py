@@ -1,4 +1,6 @@
-"""Every test runs with its own temporary home, cache and config folders, no colour and a wide terminal."""
+"""Every test runs with its own temporary home, cache and config folders, no colour and a wide terminal; the
+session as a whole runs in a scratch home too (Ray's workers start with the session's environment), and ends
+by checking that the real home and /tmp/ray are as they were."""
 
 from __future__ import annotations
 
@@ -19,15 +21,71 @@ ROOT = Path(__file__).resolve().parent.parent
 ZOO_YAML = ROOT / "zoo.yaml"
 
 
+def user_folders(home: Path) -> dict[str, str]:
+    """Every variable that says where a user's caches and settings go, pointed into `home`."""
+    return {
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "HF_HOME": str(home / "hf"),
+        "MPLCONFIGDIR": str(home / ".config" / "matplotlib"),
+        "TORCHINDUCTOR_CACHE_DIR": str(home / ".cache" / "inductor"),
+        "TRITON_CACHE_DIR": str(home / ".cache" / "triton"),
+    }
+
+
+def _what_is_in(folder: Path, depth: int) -> set[str]:
+    """The paths below a folder, `depth` levels deep (the names only: a read never counts as a change)."""
+    found: set[str] = set()
+    level = [folder]
+    for _ in range(depth):
+        nxt = []
+        for current in level:
+            try:
+                children = list(current.iterdir())
+            except OSError:
+                continue
+            found.update(str(c) for c in children)
+            nxt += [c for c in children if c.is_dir() and not c.is_symlink()]
+        level = nxt
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def untouched_home() -> Iterator[None]:
+    """The session's environment points at a scratch home and Ray at a scratch temp folder (short: Ray's socket
+    paths must stay under 108 bytes); at the end, the real home and /tmp/ray must hold what they held."""
+    import tempfile
+
+    real_home = Path(os.path.expanduser("~"))
+    watched = [(real_home, 2), (real_home / ".cache", 3), (real_home / ".config", 2), (Path("/tmp/ray"), 1)]
+    before = {str(folder): _what_is_in(folder, depth) for folder, depth in watched}
+    scratch = Path(tempfile.mkdtemp(prefix="vt-"))
+    given = {**user_folders(scratch / "home"), "RAY_TMPDIR": str(scratch / "ray")}
+    saved = {name: os.environ.get(name) for name in given}
+    os.environ.update(given)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(scratch, ignore_errors=True)
+    after = {str(folder): _what_is_in(folder, depth) for folder, depth in watched}
+    changed = {folder: sorted(after[folder] ^ seen)[:5] for folder, seen in before.items() if after[folder] != seen}
+    assert not changed, f"the tests wrote outside their temporary folders: {changed}"
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path_factory.mktemp("home")
     for var in ("VITAMIN_ZOO", "HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "FORCE_COLOR"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    for var, value in user_folders(home).items():
+        monkeypatch.setenv(var, value)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("TERM", "dumb")
