@@ -56,7 +56,7 @@ def test_json_page_lists_exactly_the_ls_keys() -> None:
 def test_schema_page_lists_every_model_key() -> None:
     page = (DOCS / "zoo-schema.md").read_text()
     documented = set(re.findall(r"`(\w+)`", page.split("## `models`", 1)[1].split("## Names", 1)[0]))
-    from vitamin_cli.zoo_schema import (
+    from vitamin_cli.zoo.schema import (
         MODEL_KEYS_OPTIONAL,
         MODEL_KEYS_REQUIRED,
         WEIGHTS_KEYS_OPTIONAL,
@@ -87,26 +87,26 @@ def test_json_page_describes_the_csv_columns(run: Run) -> None:
 
 
 def test_json_page_lists_the_pull_and_verify_keys() -> None:
-    from vitamin_cli.hub import PullResult
-    from vitamin_cli.verify import Check
+    from vitamin_cli.checkpoints.pull import PullResult
+    from vitamin_cli.checkpoints.verify import Check
 
     page = (DOCS / "json.md").read_text()
     assert table_keys(page, "## `vitamin pull --json`") == list(PullResult(name="x").to_json())
     assert table_keys(page, "## `vitamin verify --json`") == list(Check("x", None, None, None).to_json())
     from dataclasses import fields
 
-    from vitamin_cli.audit import AuditRow
+    from vitamin_cli.models.audit import AuditRow
 
     assert table_keys(page, "## `vitamin audit --json`") == [f.name for f in fields(AuditRow)]
-    from vitamin_cli.bench import Result
+    from vitamin_cli.models.bench_results import BenchResult as Result
 
     assert table_keys(page, "## `vitamin bench --json`") == [
-        f.name for f in fields(Result) if f.name not in ("tried", "resumed")
+        f.name for f in fields(Result) if not f.metadata.get("apart")
     ]
 
 
 def test_json_page_lists_the_eval_keys() -> None:
-    from vitamin_cli.results_file import TaskResult
+    from vitamin_cli.eval.results import TaskResult
 
     page = (DOCS / "json.md").read_text()
     assert table_keys(page, "## `vitamin eval --json`") == list(TaskResult("m", None, "t", "t").to_json())
@@ -118,3 +118,16 @@ def test_every_command_has_its_page_in_the_cli_reference() -> None:
     reference = (DOCS / "cli.md").read_text()
     for name in COMMANDS:
         assert f"## `vitamin {name}`" in reference, name
+
+
+def test_json_page_lists_each_commands_formats() -> None:
+    import importlib
+
+    text = (ROOT / "docs" / "json.md").read_text().split("## Formats by command")[1].split("\n## ")[0]
+    listed = dict(re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \|$", text, re.MULTILINE))
+    written = {}
+    for path in sorted((ROOT / "vitamin_cli" / "commands").glob("*.py")):
+        module = importlib.import_module(f"vitamin_cli.commands.{path.stem}")
+        if hasattr(module, "FORMATS"):
+            written[path.stem] = ", ".join(f.value for f in module.FORMATS)
+    assert listed == written
