@@ -15,6 +15,28 @@ def memo_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitamin"
 
 
+def read_memo(path: Path, limit: int = 1 << 30) -> bytes | None:
+    """The bytes of a memo entry, or None when there is none to trust: missing, not a regular file (a FIFO
+    would block an open forever, so the file is opened without blocking and checked before it is read), larger
+    than `limit`, or unreadable. The caller validates what it gets and rebuilds the entry when it fails."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     """Write a whole file or nothing: a temporary file in the same folder, then a rename over `path`.
 
