@@ -179,7 +179,8 @@ def test_verify_deep_finds_nans(tiny_zoo: zoo.Zoo, run: Run) -> None:
     install(tiny_zoo, saved(state))
     result = run("verify", "--deep", "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)[0]["problems"] == ["text embedding is not finite (NaN or inf)"]
+    (problem,) = json.loads(result.stdout)[0]["problems"]
+    assert problem.endswith("text_projection is not finite: it holds NaN or inf")  # refused as it loads
 
 
 @pytest.mark.slow  # seconds of wall time (subprocesses started, stopped or waited on); CI runs it

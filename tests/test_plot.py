@@ -83,12 +83,15 @@ def test_throughput_axis_needs_saved_results(run: Run, tmp_path: Path) -> None:
         (["--y", "mmlu"], "unknown y axis"),
         (["--size", "XL", "--resolution", "224"], "the selection is empty"),
         (["-o", "zoo.jpg"], "must end in .png or .svg"),
+        (["-o", "no/such/folder/zoo.png"], "create the folder first"),
+        (["-o", "a-file/zoo.png"], "a-file"),
     ],
 )
 def test_bad_plot_input(
     run: Run, args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("a file where a folder should be\n")
     result = run("plot", *args)
     assert result.exit_code == 2
     assert message in result.stderr

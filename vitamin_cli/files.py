@@ -66,13 +66,9 @@ def save(path: Path, text: str) -> None:
 
     from vitamin_cli.errors import UsageError
 
-    check_writable(path)
+    check_writable(path)  # a file the user may not write is refused here
     target = path.resolve()
-    mode = None
-    if target.is_file():  # a file rewritten keeps its permissions; one the user may not write is refused
-        if not os.access(target, os.W_OK):
-            raise UsageError(f"cannot write {path}: it is read-only", hint="make it writable first, or choose another")
-        mode = stat.S_IMODE(target.stat().st_mode)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None  # a file rewritten keeps its mode
     try:
         write_atomic(target, text, mode)
     except OSError as err:
@@ -80,17 +76,46 @@ def save(path: Path, text: str) -> None:
 
 
 def check_writable(path: Path) -> None:
-    """Fail now, before the work, if `path` names a folder or lies in a folder that is a file."""
+    """Fail now, before the work, on what would fail only when the results are written: `path` a folder, a
+    device or a pipe, a file this user may not write, a name too long for its file system, or a place whose
+    folder is missing, is a file or may not be written in. Each is a usage error (exit code 2)."""
+    from vitamin_cli.errors import UsageError
+
+    try:
+        _check_writable(path)
+    except (OSError, RuntimeError) as err:  # RuntimeError: links that lead round in a loop
+        raise UsageError(f"cannot write {path}: {getattr(err, 'strerror', None) or err}") from None
+
+
+def _check_writable(path: Path) -> None:
+    import shlex
+
     from vitamin_cli.errors import UsageError
 
     target = path.resolve()
+    folder = target.parent
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):  # a folder that is not there (said below), a system that does not say
+        longest = 255
+    if len(os.fsencode(target.name)) > longest:
+        raise UsageError(f"cannot write {str(path)[:80]}...: the file name is longer than {longest} bytes")
     if target.is_dir():
         raise UsageError(f"cannot write {path}: it is a folder", hint="name a file, e.g. results.json")
     if target.exists() and not target.is_file():
         raise UsageError(f"cannot write {path}: it is not a regular file (a device or a pipe)", hint="name a file")
-    parent = next((p for p in (target.parent, *target.parent.parents) if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not folder.is_dir():
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise UsageError(f"cannot write {path}: {blocking} is a file, not a folder")
+        raise UsageError(
+            f"cannot write {path}: there is no folder {folder}",
+            hint=f"create the folder first (mkdir -p {shlex.quote(str(folder))}), or name a file in one that exists",
+        )
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageError(f"cannot write {path}: it is read-only", hint="make it writable first, or choose another")
+    if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: this user may not write in {folder}", hint="choose another folder")
 
 
 def umask() -> int:

@@ -40,9 +40,12 @@ def plot_command(
     """Scatter the selected models (default: all 61), one colour per family, each encoder's data scales
     joined, the Pareto front drawn. Without -o, the plot is drawn in the terminal."""
     from vitamin_cli.eval.results import read_accuracy
+    from vitamin_cli.files import check_writable
     from vitamin_cli.models.bench_results import bench_speeds
     from vitamin_cli.views import plot
 
+    if out is not None:
+        check_writable(out)
     models = selection.models(zoo.load(zoo_path))
     speeds = bench_speeds(bench_file, gpu)
     accuracy = read_accuracy(eval_file, models) if eval_file else None

@@ -17,7 +17,7 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,10 +157,12 @@ def _lines(path: Path) -> list[str]:
     if path.stat().st_size > MAX_TEXT_BYTES:
         raise DataError(f"{path} is larger than a text file of a task can be ({MAX_TEXT_BYTES // 2**20} MiB)")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")  # bytes: text mode would also end a line at a lone "\r"
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text (byte {err.start})", hint="save it as UTF-8") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    # Lines end at "\n" alone (a CRLF line's "\r" is stripped with the spaces): str.splitlines() would also
+    # end one at U+2028, U+0085, a form feed or a vertical tab inside a class name, and shift every later label.
+    return [line.strip() for line in text.split("\n") if line.strip()]
 
 
 def read_templates(path: Path) -> list[str]:
@@ -216,14 +218,19 @@ def decode(data: bytes, transform: Callable[[Any], Any]) -> Any:
 
 
 def wds_samples(
-    shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool, classes: int
-) -> Iterator[Sample]:
+    shards: list[Path],
+    transform: Callable[[Any], Any],
+    with_metadata: bool,
+    classes: int,
+    columns: int | None = None,
+) -> Generator[Sample, None, None]:
     """The samples of these shards, in order: each key's image, `cls` and `npy` members. A shard that is cut
-    short, or a sample without a class number below `classes`, is a DataError naming the shard."""
+    short, a sample without a class number below `classes`, or (`with_metadata`) without a metadata row of
+    `columns` numbers (of any length when None), is a DataError naming the shard and the sample."""
     for shard in shards:
         try:
             with tarfile.open(shard, mode="r|") as tar:  # a plain tar, as the layout says: sizes are on-disk
-                yield from _grouped(tar, shard.stat().st_size, transform, with_metadata, classes)
+                yield from _grouped(tar, shard.stat().st_size, transform, with_metadata, classes, columns)
         except (tarfile.TarError, OSError) as err:
             raise DataError(f"{shard} is not a readable tar file: {err}") from None
         except DataError as err:
@@ -231,7 +238,12 @@ def wds_samples(
 
 
 def _grouped(
-    tar: tarfile.TarFile, size: int, transform: Callable[[Any], Any], with_metadata: bool, classes: int
+    tar: tarfile.TarFile,
+    size: int,
+    transform: Callable[[Any], Any],
+    with_metadata: bool,
+    classes: int,
+    columns: int | None,
 ) -> Iterator[Sample]:
     current: str | None = None
     parts: dict[str, bytes] = {}
@@ -244,26 +256,64 @@ def _grouped(
         if len(data) != member.size:
             raise DataError(f"{member.name} is cut short ({len(data)} of {member.size} bytes)")
         if key != current and current is not None:
-            yield _sample(current, parts, transform, with_metadata, classes)
+            yield _sample(current, parts, transform, with_metadata, classes, columns)
             parts = {}
         current = key
         parts[extension.lower()] = data
     if size < tar.offset + 2 * tarfile.BLOCKSIZE:  # the end-of-archive blocks start at tar.offset
         raise DataError("cut short: it ends without a tar's end-of-archive blocks")
     if current is not None:
-        yield _sample(current, parts, transform, with_metadata, classes)
+        yield _sample(current, parts, transform, with_metadata, classes, columns)
 
 
 def _sample(
-    key: str, parts: dict[str, bytes], transform: Callable[[Any], Any], with_metadata: bool, classes: int
+    key: str,
+    parts: dict[str, bytes],
+    transform: Callable[[Any], Any],
+    with_metadata: bool,
+    classes: int,
+    columns: int | None,
 ) -> Sample:
     text = parts.get("cls", b"").decode("ascii", errors="replace").strip()
     if not (text.isascii() and text.isdigit() and int(text) < classes):
         found = "no cls" if "cls" not in parts else f"cls {text[:20]!r}"
         raise DataError(f"sample {key[:80]!r} has {found}; a label is a class number from 0 to {classes - 1}")
     image = next((parts[e] for e in WDS_IMAGE_EXTENSIONS if e in parts), None)
-    metadata = np.load(io.BytesIO(parts["npy"])) if with_metadata and "npy" in parts else None
+    metadata = _metadata(key, parts, columns) if with_metadata else None
     return Sample(decode(image, transform) if image is not None else None, int(text), metadata)
+
+
+def _metadata(key: str, parts: dict[str, bytes], columns: int | None) -> Any:
+    """A WILDS or fairness sample's metadata: its `npy` member, one row of numbers (`columns` of them, when
+    known), never unpickled. Anything else would stop the task with a traceback where the rows are stacked,
+    or group the samples wrongly and give a wrong metric without a word."""
+    sample = f"sample {key[:80]!r}"
+    if "npy" not in parts:
+        raise DataError(f"{sample} has no npy member: a WILDS or fairness task needs each sample's metadata")
+    try:
+        array = np.load(io.BytesIO(parts["npy"]), allow_pickle=False)
+    except Exception as err:  # noqa: BLE001 - untrusted bytes: an object array, a pickle, a cut header, garbage
+        reason = str(err).split("\n")[0][:120] or type(err).__name__
+        raise DataError(f"{sample} has an npy member that is not a plain NumPy array: {reason}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise DataError(f"{sample} has an npy member that is not a plain NumPy array")
+    if array.dtype.kind not in "biuf":  # booleans, integers, floats: not text, objects, records or dates
+        raise DataError(f"{sample} has metadata of dtype {array.dtype}; it must be numbers")
+    if array.ndim != 1 or array.size == 0 or (columns is not None and array.shape != (columns,)):
+        wanted = f"{columns} numbers, as the task's first sample has" if columns is not None else "at least 1 number"
+        raise DataError(f"{sample} has metadata of shape {array.shape}; it must be one row of {wanted}")
+    return array
+
+
+def _metadata_columns(shards: list[Path], classes: int) -> int | None:
+    """How many numbers the metadata row of the task's first sample holds, which every other sample's must
+    hold too (read here, before the workers start, so that each of them checks against the same length)."""
+    first = wds_samples(shards, lambda image: None, True, classes)
+    try:
+        sample = next(first, None)
+    finally:
+        first.close()
+    return None if sample is None else len(sample.metadata)
 
 
 def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, workers: int) -> Iterator[Any]:
@@ -273,7 +323,9 @@ def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, wor
     if data.images:
         dataset: Any = _FolderImages(data.images, transform)
     else:
-        dataset = Shards(data.shards, transform, with_metadata, len(data.classnames))
+        classes = len(data.classnames)
+        columns = _metadata_columns(data.shards, classes) if with_metadata else None
+        dataset = Shards(data.shards, transform, with_metadata, classes, columns)
         workers = min(workers, len(data.shards))
     batches = iter(
         torch.utils.data.DataLoader(
@@ -301,7 +353,7 @@ def _worker_message(message: str) -> str:
     """A worker's error as it was raised there: the last line of the traceback torch wraps it in."""
     if "Original Traceback" not in message:
         return message
-    last = message.rstrip().splitlines()[-1]
+    last = message.rstrip().split("\n")[-1]
     return last.partition(": ")[2] or last
 
 
@@ -338,13 +390,21 @@ class _FolderImages:
 class Shards(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     """A webdataset task's shards, each worker reading every n-th shard."""
 
-    def __init__(self, shards: list[Path], transform: Callable[[Any], Any], with_metadata: bool, classes: int) -> None:
+    def __init__(
+        self,
+        shards: list[Path],
+        transform: Callable[[Any], Any],
+        with_metadata: bool,
+        classes: int,
+        columns: int | None = None,
+    ) -> None:
         self.shards, self.transform, self.with_metadata, self.classes = shards, transform, with_metadata, classes
+        self.columns = columns
 
     def __iter__(self) -> Iterator[Sample]:
         info = torch.utils.data.get_worker_info()
         mine = self.shards if info is None else self.shards[info.id :: info.num_workers]
-        return wds_samples(mine, self.transform, self.with_metadata, self.classes)
+        return wds_samples(mine, self.transform, self.with_metadata, self.classes, self.columns)
 
 
 def default_workers(device: str) -> int:

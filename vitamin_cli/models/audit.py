@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from vitamin_cli.errors import VitaminError
-from vitamin_cli.files import memo_dir, write_atomic
+from vitamin_cli.files import memo_dir, read_memo, write_atomic
 from vitamin_cli.zoo import Model, Zoo
 
 COUNTING_VERSION = 1  # bump when the way of counting changes, to drop cached counts
+MAX_MEMO_BYTES = 64 * 2**20  # counts of thousands of architectures; a larger memo is not read, but rebuilt
 _LIBRARIES = ("torch", "open_clip_torch", "timm")
 
 
@@ -67,12 +68,26 @@ def _version(name: str) -> str:
 
 
 def cached_counts() -> dict[str, dict[str, float]]:
-    """Counts by architecture key from earlier audits with these library versions (no torch needed)."""
+    """Counts by architecture key from earlier audits with these library versions (no torch needed). The memo
+    is read like user input: an entry that is not every count as a positive finite number is left out (and
+    measured again by the next audit), and a file that is not a JSON object of them (garbage, a list, a FIFO, a
+    folder) counts as none."""
+    from vitamin_cli.jsonlines import from_row
+    from vitamin_cli.models.arch import Counts
+
+    kept = read_memo(cache_file(), MAX_MEMO_BYTES)
     try:
-        data: dict[str, dict[str, float]] = json.loads(cache_file().read_text())
-        return data
-    except (OSError, ValueError):
+        data = json.loads(kept) if kept is not None else None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        data = None
+    if not isinstance(data, dict):
         return {}
+    found = {}
+    for key, row in data.items():
+        counts = from_row(Counts, row) if isinstance(row, dict) else None
+        if counts is not None and all(value > 0 for value in counts.to_json().values()):
+            found[key] = counts.to_json()
+    return found
 
 
 def audit(

@@ -47,17 +47,63 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} does not hold a state dict (found {type(state).__name__})")
     if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            problem = _unusable(value)
+            if problem is not None:
+                raise CheckpointError(
+                    f"{path}: {str(key)[:200]} {problem}",
+                    hint="the file is damaged, or was saved from a model in a broken state (a diverged run, "
+                    "weights never materialised): save the weights again",
+                )
     return state
 
 
-def load_into(model: Any, state: dict[str, Any], name: str) -> None:
-    """load_state_dict with strict key and shape matching, its failures as one clear message."""
+def _unusable(tensor: Any) -> str | None:
+    """Why a tensor of a checkpoint cannot be loaded as weights, or None: it holds no values (a meta tensor,
+    saved from a model never materialised), it is not a plain dense tensor (load_state_dict would fail on
+    it half-way), or a value is NaN or infinite (the model would run, and score as if it guessed)."""
+    import torch
+
+    if tensor.is_meta:
+        return "is a meta tensor: it holds no values"
+    if tensor.layout != torch.strided:
+        return f"is a sparse tensor ({str(tensor.layout).removeprefix('torch.')}), not a dense one"
+    if tensor.is_quantized or tensor.is_nested:
+        return f"is a {'quantized' if tensor.is_quantized else 'nested'} tensor, not a plain one"
+    if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+        return "is not finite: it holds NaN or inf"
+    return None
+
+
+def _casts_losslessly(given: Any, wanted: Any) -> bool:
+    """Whether values of dtype `given` fit a tensor of dtype `wanted`: the same kind (bool, integer, floating
+    point, complex), an integer or complex no wider (int32 into int64; never an integer into a float parameter
+    or a float into an integer buffer). Floats cast among themselves, as every PyTorch loader does (float64
+    weights into a float32 model round in the 8th digit, not truncate)."""
+    import torch
+
+    def kind(dtype: Any) -> str:
+        if dtype == torch.bool:
+            return "bool"
+        return "complex" if dtype.is_complex else "float" if dtype.is_floating_point else "integer"
+
+    if kind(given) != kind(wanted):
+        return False
+    return kind(given) == "float" or torch.promote_types(given, wanted) == wanted
+
+
+def load_into(model: Any, state: dict[str, Any], name: str, source: Path | None = None) -> None:
+    """load_state_dict with strict key, shape and dtype matching, its failures as one clear message naming
+    the model (and the checkpoint file, `source`)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(str(k) for k in set(state) - set(own))
     common = sorted(set(own) & set(state))
     not_tensors = [k for k in common if not hasattr(state[k], "shape")]
     wrong = [k for k in common if k not in not_tensors and tuple(own[k].shape) != tuple(state[k].shape)]
+    tensors = [k for k in common if k not in not_tensors and k not in wrong]
+    lossy = [k for k in tensors if not _casts_losslessly(state[k].dtype, own[k].dtype)]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing keys ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
@@ -68,8 +114,12 @@ def load_into(model: Any, state: dict[str, Any], name: str) -> None:
         problems.append(f"{key} is a {type(state[key]).__name__}, not a tensor")
     for key in wrong[:3]:
         problems.append(f"{key} has shape {tuple(state[key].shape)}, the architecture {tuple(own[key].shape)}")
+    for key in lossy[:3]:
+        given, wanted = (str(t.dtype).removeprefix("torch.") for t in (state[key], own[key]))
+        problems.append(f"{key} holds {given} values, the architecture {wanted} (a cast would lose them)")
     if problems:
-        raise CheckpointError(f"{name}: the checkpoint does not fit its architecture: " + "; ".join(problems))
+        checkpoint = "the checkpoint" if source is None else f"the checkpoint {source}"
+        raise CheckpointError(f"{name}: {checkpoint} does not fit its architecture: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
 
 
@@ -101,7 +151,7 @@ def load(
     path = checkpoint
     cfg = arch.config(registry, model_entry)
     model = arch.build(cfg, device="cpu")
-    load_into(model, read_state_dict(path), model_entry.name)
+    load_into(model, read_state_dict(path), model_entry.name, source=path)
     model = model.to(device=device, dtype=devices.torch_dtype(dtype)).eval()
     preprocess = open_clip.transform.image_transform_v2(arch.preprocess_cfg(cfg), is_train=False)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=cfg["text_cfg"].get("context_length", 77))

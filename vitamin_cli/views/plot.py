@@ -124,7 +124,6 @@ def draw_file(pts: Sequence[Point], x: str, y: str, path: Path, title: str) -> N
     labels = [axes.text(p.x, p.y, p.name, fontsize=6.5) for p in pts]
     adjust_text(labels, ax=axes, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.4})
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, metadata={"Date": None} if path.suffix.lower() == ".svg" else None)
     plt.close(figure)
 

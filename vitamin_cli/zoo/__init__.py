@@ -89,5 +89,7 @@ def get(name: str) -> Model:
 
 
 def select(names: str | Sequence[str] = (), **filters: Any) -> list[Model]:
-    """Models of the default zoo matching the `vitamin ls` filters (see Zoo.select)."""
+    """Models of the default zoo matching the `vitamin ls` filters (see Zoo.select): a filter value of the
+    wrong type or one no model could have (`resolution="384"`, `released="no"`) raises UsageError naming the
+    filter, an unknown filter TypeError."""
     return load().select(names, **filters)

@@ -3,7 +3,8 @@
 Validating node by node takes most of `vitamin ls`'s own time. An entry is JSON named after a hash of the
 file's bytes and of every module that validates them (their content, not their times: builds that fix every
 file's time still get a new entry), so a change to either makes a new entry. An entry starts with the sha256 of
-the rest; one that cannot be read or does not match it is ignored and the file is validated again.
+the rest; one that cannot be read (a FIFO or a folder in its place, garbage, another shape) or does not match it
+is ignored, the file is validated again and the entry written anew.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.files import memo_dir, write_atomic
+from vitamin_cli.files import memo_dir, read_memo, write_atomic
 from vitamin_cli.zoo.entries import SCHEMA_VERSION, Model, Weights, freeze, thaw
 from vitamin_cli.zoo.registry import Zoo
 
 ENTRIES = 8  # validated zoo files kept: the bundled one and a few of a lab's own
+MAX_ENTRY_BYTES = 64 * 2**20  # far above any zoo's; a larger entry is not read, but validated again
 # The modules whose code decides what a valid zoo is and what it loads into, relative to the package.
 _VALIDATORS = ("zoo/entries.py", "zoo/registry.py", "zoo/schema.py", "zoo/memo.py", "hub/ids.py", "yamlschema.py")
 
@@ -27,12 +29,14 @@ _VALIDATORS = ("zoo/entries.py", "zoo/registry.py", "zoo/schema.py", "zoo/memo.p
 def load(path: str, data: bytes) -> Zoo:
     """The zoo in these bytes: from the memo when it holds them, else validated (and then remembered)."""
     entry = memo_dir() / f"zoo-{_key(data)}.json"
-    try:
-        digest, _, body = entry.read_bytes().partition(b"\n")
-        if digest.decode("ascii") == hashlib.sha256(body).hexdigest():
-            return _from_json(path, json.loads(body))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    kept = read_memo(entry, MAX_ENTRY_BYTES)
+    if kept is not None:
+        digest, _, body = kept.partition(b"\n")
+        try:
+            if digest.decode("ascii") == hashlib.sha256(body).hexdigest():
+                return _from_json(path, json.loads(body))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            pass  # an entry of another shape: validated again, and the entry written anew
     from vitamin_cli.zoo import schema
 
     registry = schema.parse(data, path)

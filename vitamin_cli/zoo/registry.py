@@ -52,15 +52,24 @@ class Zoo:
         """The models matching every given filter, in table order. Values of one filter are alternatives.
 
         `names` are names, aliases or repos (an unknown one raises UnknownModelError) or shell-style
-        globs ('ViTamin-L*') matched against names and aliases. A filter takes one value or several.
+        globs ('ViTamin-L*') matched against names and aliases. A filter takes one value or several:
+        `size` ('L', zoo.Size.L), `family` ('vitamin'), `samples` ('1.28B'), `resolution` (pixels, an int:
+        384), `released` (True, False, or None for either). A value of the wrong type, or one no model
+        could have (an unknown size, a resolution of 0), raises UsageError naming the filter, as the
+        same mistake on the command line is a usage error: never an empty list that looks like an answer.
         """
-        sizes = {s.upper() for s in _several(size)}
-        families = {f.lower() for f in _several(family)}
+        wanted_names = _values("names", names, str, "model names or globs, e.g. 'ViTamin-L*'")
+        sizes = {s.upper() for s in _values("size", size, str, f"sizes from {', '.join(SIZES)}")}
+        families = {f.lower() for f in _values("family", family, str, f"families from {', '.join(FAMILIES)}")}
         _check_known("size", sizes, SIZES)
         _check_known("family", families, FAMILIES)
-        totals = {_parse_samples_arg(s) for s in _several(samples)}
-        resolutions = set(_several(resolution))
-        matched = self._match_names(list(_several(names))) if names else None
+        totals = {_parse_samples_arg(s) for s in _values("samples", samples, str, "sample counts, e.g. '1.28B'")}
+        resolutions = set(_values("resolution", resolution, int, "image sizes in pixels, e.g. 384"))
+        if any(r < 1 for r in resolutions):
+            raise UsageError(f"resolution: {min(resolutions)} is not an image size; give pixels, e.g. 224 or 384")
+        if released is not None and not isinstance(released, bool):
+            raise UsageError(f"released takes True, False or None (either), not {_shown(released)}")
+        matched = self._match_names(list(wanted_names)) if wanted_names else None
         return [
             m
             for m in self.models
@@ -129,9 +138,26 @@ def suggest(name: str, candidates: Sequence[str], otherwise: str = "run `vitamin
     return "did you mean: " + ", ".join(by_lower[c] for c in close) + "?"
 
 
-def _several(value: Any) -> Iterable[Any]:
-    """One filter value or several."""
-    return (value,) if isinstance(value, (str, int)) else value
+def _values(name: str, given: Any, kind: type, accepts: str) -> tuple[Any, ...]:
+    """A filter's values: one of `kind`, or an iterable of them (a str is one value, not its letters; None is
+    none). Anything else is a UsageError naming the filter and what it accepts."""
+    if given is None:
+        return ()
+    if isinstance(given, (str, int)):
+        values: tuple[Any, ...] = (given,)
+    elif isinstance(given, Iterable) and not isinstance(given, (bytes, bytearray, Mapping)):
+        values = tuple(given)
+    else:
+        values = (given,)
+    wrong = [v for v in values if not isinstance(v, kind) or isinstance(v, bool)]
+    if wrong:
+        raise UsageError(f"{name} takes {kind.__name__} values ({accepts}), one or several, not {_shown(wrong[0])}")
+    return values
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({type(value).__name__})"
 
 
 def _check_known(what: str, given: set[str], known: Sequence[str]) -> None:
