@@ -238,3 +238,23 @@ def tiny_model(
 
 def tiny_zoo_text(models: Sequence[str], architectures: str = TINY_ARCHITECTURE) -> str:
     return "version: 1\narchitectures:\n" + architectures + "models:\n" + "".join(models)
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A zoo with two tiny models (one released) and a random checkpoint of the architecture."""
+    import torch
+
+    from vitamin_cli import zoo
+    from vitamin_cli.models import arch
+
+    path = tmp_path / "zoo.yaml"
+    released = "{repo: test/tiny-clip-eval, filename: pytorch_model.bin}"
+    path.write_text(tiny_zoo_text([tiny_model("Tiny-s1M"), tiny_model("Tiny-s2M", samples="2M", weights=released)]))
+    monkeypatch.setenv("VITAMIN_ZOO", str(path))
+    registry = zoo.load(path)
+    torch.manual_seed(0)
+    model = arch.build(arch.config(registry, registry.get("Tiny-s1M")))
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save(model.state_dict(), checkpoint)
+    return path, checkpoint

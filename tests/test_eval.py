@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Hub, Run, start_vitamin, tiny_model, tiny_zoo_text, vitamin_process
+from conftest import Hub, Run, start_vitamin, vitamin_process
 from hubserver import build_repo
 
 from vitamin_cli.eval import metrics, tasks
@@ -123,27 +123,7 @@ def test_winogavil_prompt_and_jaccard() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Data the tests build: a tiny model, folders of images and webdataset shards
-
-
-@pytest.fixture
-def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A zoo with two tiny models (one released) and a random checkpoint of the architecture."""
-    import torch
-
-    from vitamin_cli import zoo
-    from vitamin_cli.models import arch
-
-    path = tmp_path / "zoo.yaml"
-    released = "{repo: test/tiny-clip-eval, filename: pytorch_model.bin}"
-    path.write_text(tiny_zoo_text([tiny_model("Tiny-s1M"), tiny_model("Tiny-s2M", samples="2M", weights=released)]))
-    monkeypatch.setenv("VITAMIN_ZOO", str(path))
-    registry = zoo.load(path)
-    torch.manual_seed(0)
-    model = arch.build(arch.config(registry, registry.get("Tiny-s1M")))
-    checkpoint = tmp_path / "tiny.pt"
-    torch.save(model.state_dict(), checkpoint)
-    return path, checkpoint
+# Data the tests build: folders of images and webdataset shards (the tiny model: conftest.py)
 
 
 def image_bytes(rng: random.Random, size: tuple[int, int] = (40, 30), kind: str = "JPEG") -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,9 +34,10 @@ def read_text(path: Path, what: str) -> str:
 
 def records(text: str) -> list[dict[str, Any]]:
     """The JSON objects of a JSON-lines text; a line that is not one (cut short by a kill, edited by hand) is
-    left out."""
+    left out. Lines end at "\n" alone (JSON reads a CRLF line's "\r" as space): U+2028 or U+0085 may stand
+    inside a JSON string, where str.splitlines() would cut the line in two and lose it."""
     found = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):
@@ -103,3 +104,28 @@ def append_line(path: Path, record: Mapping[str, Any]) -> None:
         out.write(line.encode("utf-8"))  # one write: lines of concurrent runs never interleave
         out.flush()
         os.fsync(out.fileno())
+
+
+def check_appendable(path: Path, what: str, ours: Callable[[Mapping[str, Any]], bool]) -> None:
+    """Refuse, before any work starts, a results file that lines appended to would spoil: one JSON document
+    (what `--json` prints, and what `-o` wrote in older versions) or a file with no line `ours` (another
+    command's results, another tool's file). The appended lines would make it read as nothing, and its old
+    results would vanish from ls, plot and compare. New, empty and JSON-lines files of ours are fine."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    text = read_text(path, what)
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        document = None
+    one_line = text.strip().count("\n") == 0
+    if document is not None and not (one_line and isinstance(document, dict) and ours(document)):
+        raise UsageError(
+            f"{path} holds one JSON document, not {what} as JSON lines: appending would spoil it",
+            hint="write to a new file with -o (ls, plot and compare read both kinds)",
+        )
+    if not any(ours(r) for r in records(text)):
+        raise UsageError(
+            f"{path} holds no {what}: appending to it would mix them with what it holds",
+            hint="write to a new file with -o",
+        )

@@ -75,6 +75,7 @@ def bench_command(
     opt.check_dtype(dtype)
     if out is not None:
         check_writable(out)
+        bench_results.check_results_file(out)
     saved = bench_results.read_saved(out) if out is not None else {}
     registry = zoo.load(zoo_path)
     models = selection.models(registry)

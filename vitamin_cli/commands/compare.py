@@ -50,15 +50,20 @@ def compare_command(
         raise UsageError("name at least two different models to compare")
     speeds = bench_speeds(bench_file, gpu)
     accuracy = read_accuracy(eval_file, models) if eval_file else None
-    rows = compare.compare(models, speeds, accuracy)
+    columns = compare.entries(models, speeds, accuracy)
+    rows = compare.rows(columns, speeds is not None, accuracy is not None)
 
-    titles = ["", *(m.name for m in models)]
+    titles = ["", *(e.label for e in columns)]
     cells: list[list[Cell]] = []
     for row in rows:
         line: list[Cell] = [row.label]
-        for model, value in zip(models, row.values, strict=True):
-            text = "-" if value is None else (f"{value:,.0f}" if row.key.startswith("throughput") else str(value))
-            line.append((text + " *", "bold green") if model.name in row.best else text)
+        for entry, value in zip(columns, row.values, strict=True):
+            text = (
+                "-"
+                if value is None
+                else (f"{value:,.0f}" if row.key in ("throughput_image", "throughput_text") else str(value))
+            )
+            line.append((text + " *", "bold green") if entry.label in row.best else text)
         cells.append(line)
 
     def table() -> None:
@@ -67,7 +72,11 @@ def compare_command(
 
     sink.write(
         chosen,
-        json=lambda: {"models": [m.name for m in models], "rows": [r.to_json() for r in rows]},
+        json=lambda: {
+            "models": [e.model.name for e in columns],
+            "columns": [e.to_json() for e in columns],
+            "rows": [r.to_json() for r in rows],
+        },
         table=table,
         markdown=lambda: sink.to_markdown(titles, cells) + "\n\\* best of the row\n",
     )

@@ -18,9 +18,10 @@ from vitamin_cli.views import sink
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.eval.results import TaskResult
+    from vitamin_cli.eval.results import Column, Identity, TaskResult
     from vitamin_cli.eval.zeroshot import Progress
     from vitamin_cli.views.progress import LiveTable
+    from vitamin_cli.zoo import Model
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv)
 EXAMPLES = """
@@ -71,9 +72,10 @@ def eval_command(
     opt.check_dtype(dtype)
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
-    wanted = tasks.load().resolve(task or [], suite or [])
     if out is not None:
         check_writable(out)
+        saved_results.check_results_file(out)
+    wanted = tasks.load().resolve(task or [], suite or [])
     runner = runners.make(ray)
     settings = sweep.default_settings(
         runner,
@@ -88,21 +90,22 @@ def eval_command(
                             cache_dir=cache_dir, saved=saved, runner=runner, progress=_progress_to(live))  # fmt: skip
         results = _collected(found, out, live, explicit=selection.explicit)
     measured = [r for r in results if r.task != "-"]
-    summaries = {
-        m.name: saved_results.columns(m, measured, tasks.load().tasks)
-        for m in models
-        if any(r.model == m.name for r in measured)
-    }
+    summaries = _newest_columns(models, measured)
 
     def document(records: object) -> object:
-        columns = [{"model": name, "columns": [c.to_json() for c in cols]} for name, cols in summaries.items()]
+        columns = [
+            {"model": name, "identity": identity and identity.to_json(), "columns": [c.to_json() for c in cols]}
+            for name, (identity, cols) in summaries.items()
+        ]
         return {"results": records, "models": columns}
 
     sink.write_rows(chosen, results, views.EVAL_COLUMNS, record=lambda r: r.to_json(), document=document,
-                    after=lambda: views.print_columns(summaries))  # fmt: skip
+                    after=lambda: views.print_columns({n: cols for n, (_, cols) in summaries.items()}))  # fmt: skip
     for r in results:
         if r.status == "failed":
             print(f"{r.model} {r.task}: {r.error}", file=sys.stderr)
+        elif r.undecodable and not r.resumed:
+            print(f"{r.model} {r.task}: {r.undecodable} image(s) did not decode and were left out", file=sys.stderr)
     if any(r.status == "failed" for r in results) or (selection.explicit and any(r.task == "-" for r in results)):
         raise typer.Exit(EXIT_FAILURE)
 
@@ -131,3 +134,18 @@ def _collected(found: Iterable[TaskResult], out: Path | None, live: LiveTable, *
             live.add(views.eval_finished_row(result))
         results.append(result)
     return results
+
+
+def _newest_columns(models: list[Model], measured: list[TaskResult]) -> dict[str, tuple[Identity | None, list[Column]]]:
+    """Each evaluated model's zoo columns, from its results of one identity (the newest): never a mean over
+    results of two checkpoints, architectures, dtypes or devices."""
+    from vitamin_cli.eval import tasks
+    from vitamin_cli.eval.results import by_identity, columns
+
+    found: dict[str, tuple[Identity | None, list[Column]]] = {}
+    for model in models:
+        if any(r.model == model.name for r in measured):
+            groups = by_identity(model, measured)
+            identity, group = groups[0] if groups else (None, [])
+            found[model.name] = (identity, columns(model, group, tasks.load().tasks))
+    return found

@@ -78,7 +78,7 @@ def ls_command(
         from vitamin_cli.checkpoints.pull import pulled_names
         from vitamin_cli.hub.cache import hub_dir
 
-        present = pulled_names(hub_dir(cache_dir))
+        present = pulled_names(hub_dir(cache_dir), models)
         models = [m for m in models if (m.name in present) == pulled]
     if sort is not None:
         present_values = [m for m in models if m.value(sort) is not None]
@@ -101,6 +101,9 @@ def ls_command(
             registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy
         )
         console.write_text(shown.render(color=use_color(), width=terminal_width(), rule=rule_char()))
+        note = render.others_note(models, speeds, accuracy)
+        if note:
+            console.write_text(note + "\n")
 
     sink.write(
         chosen,

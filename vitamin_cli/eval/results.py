@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitamin_cli.errors import UsageError
-from vitamin_cli.jsonlines import APART, append_line, from_row, read_text, records
+from vitamin_cli.jsonlines import APART, append_line, check_appendable, from_row, read_text, records
 from vitamin_cli.zoo import METRICS, Model
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ class TaskResult:
     templates_sha256: str | None = None
     dtype: str | None = None
     device: str | None = None
+    architecture_sha256: str | None = None  # models.arch.fingerprint: config and preprocessing; null in older files
+    classnames_sha256: str | None = None  # the class names, one per line; null in files written before
     samples: int = 0
     undecodable: int = 0
     metrics: dict[str, float] = field(default_factory=dict)  # percent
@@ -50,8 +52,56 @@ class TaskResult:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("apart")}
 
     def key(self) -> tuple[Any, ...]:
-        """What makes two results the same measurement: a rerun with the same `-o FILE` skips it."""
-        return (self.model, self.checkpoint_sha256, self.task, self.data_revision, self.templates_sha256, self.dtype)
+        """Everything the result depends on: a rerun with the same `-o FILE` skips a result of the same key.
+        A result read from a file written before a part was recorded has None there, so it never matches."""
+        return (
+            self.model,
+            self.checkpoint_sha256,
+            self.architecture_sha256,
+            self.task,
+            self.data_revision,
+            self.classnames_sha256,
+            self.templates_sha256,
+            self.dtype,
+            device_kind(self.device),
+        )
+
+    def identity(self) -> Identity:
+        """What a zoo column made of this result is a mean over: one checkpoint, one architecture, one dtype
+        on one kind of device, one choice of templates."""
+        own = f"file {(self.templates_sha256 or '')[:12]}"
+        chosen = self.templates if self.templates in ("task", "default") else own
+        return Identity(
+            self.checkpoint_sha256, self.architecture_sha256, self.dtype, device_kind(self.device), chosen or "?"
+        )
+
+
+def device_kind(device: str | None) -> str | None:
+    """cuda for cuda:N, cpu for cpu: what a result may depend on (the GPU's index does not matter)."""
+    return device.split(":")[0] if device else None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The settings a column of measured accuracy is a mean over; results of two identities are never averaged
+    together."""
+
+    checkpoint_sha256: str | None
+    architecture_sha256: str | None
+    dtype: str | None
+    device: str | None
+    templates: str
+
+    def describe(self) -> str:
+        checkpoint = (self.checkpoint_sha256 or "unknown")[:12]
+        architecture = (self.architecture_sha256 or "not recorded")[:12]
+        return (
+            f"checkpoint {checkpoint}, architecture {architecture}, {self.dtype or '?'} on {self.device or '?'}, "
+            f"{self.templates} templates"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -70,7 +120,7 @@ class Column:
 
 
 def columns(model: Model, results: Iterable[TaskResult], registry: Sequence[Task]) -> list[Column]:
-    """The five columns of a model from its results (the newest result of each task counts)."""
+    """The five columns of a model from its results of one identity (the newest result of each task counts)."""
     main = {r.task: r.main for r in results if r.model == model.name and r.status == "ok" and r.main is not None}
     found = []
     for suite in METRICS:
@@ -83,6 +133,17 @@ def columns(model: Model, results: Iterable[TaskResult], registry: Sequence[Task
     return found
 
 
+def by_identity(model: Model, results: Sequence[TaskResult]) -> list[tuple[Identity, list[TaskResult]]]:
+    """A model's finished results, grouped by identity; the identity measured last first."""
+    groups: dict[Identity, list[TaskResult]] = {}
+    last: dict[Identity, int] = {}
+    for index, result in enumerate(results):
+        if result.model == model.name and result.status == "ok":
+            groups.setdefault(result.identity(), []).append(result)
+            last[result.identity()] = index
+    return [(identity, groups[identity]) for identity in sorted(groups, key=lambda i: -last[i])]
+
+
 # ---------------------------------------------------------------------------------------------------
 # The results file: one JSON line per finished task, so an interrupted sweep loses at most one
 
@@ -93,7 +154,13 @@ def read_results(path: Path) -> list[TaskResult]:
     if not path.exists():
         return []
     rows = [r for r in records(read_text(path, "evaluation results")) if r.get("kind") == "result"]
-    return [result for result in (from_row(TaskResult, row) for row in rows) if result is not None]
+    recorded_later = {"architecture_sha256": None, "classnames_sha256": None}  # absent from older files
+    return [r for r in (from_row(TaskResult, {**recorded_later, **row}) for row in rows) if r is not None]
+
+
+def check_results_file(path: Path) -> None:
+    """`eval -o FILE`: a file to append results to (jsonlines.check_appendable)."""
+    check_appendable(path, "evaluation results", lambda r: r.get("kind") == "result" and "task" in r)
 
 
 def append_result(path: Path, result: TaskResult) -> None:
@@ -101,17 +168,38 @@ def append_result(path: Path, result: TaskResult) -> None:
 
 
 @dataclass(frozen=True)
-class Accuracy:
-    """Accuracy `vitamin eval` measured, by model and zoo column; only columns whose every task has a result."""
+class Measured:
+    """The complete columns of one model under one identity."""
 
-    by_model: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # lower-case name -> column -> %
+    identity: Identity
+    columns: Mapping[str, float]  # zoo column -> %, only those whose every task has a result
+
+    def to_json(self) -> dict[str, Any]:
+        return {"identity": self.identity.to_json(), "columns": dict(self.columns)}
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Accuracy `vitamin eval` measured, by model: each identity with a complete column, the newest first. A
+    table with one row per model shows the newest (`get`) and marks that others exist (`others`)."""
+
+    by_model: Mapping[str, Sequence[Measured]] = field(default_factory=dict)  # lower-case name -> identities
 
     def get(self, model: Model, column: str) -> float | None:
-        return self.by_model.get(model.name.lower(), {}).get(column)
+        shown = self.by_model.get(model.name.lower())
+        return shown[0].columns.get(column) if shown else None
+
+    def others(self, model: Model) -> int:
+        """How many identities with complete columns there are besides the one `get` shows."""
+        return max(0, len(self.by_model.get(model.name.lower(), ())) - 1)
+
+    def measured(self, model: Model) -> Sequence[Measured]:
+        return self.by_model.get(model.name.lower(), ())
 
 
 def read_accuracy(path: Path, models: Sequence[Model]) -> Accuracy:
-    """The measured columns of these models in a file written by `vitamin eval -o FILE`."""
+    """The measured columns of these models in a file written by `vitamin eval -o FILE`, never averaged across
+    identities."""
     from vitamin_cli.eval import tasks
 
     if not path.exists():
@@ -120,9 +208,10 @@ def read_accuracy(path: Path, models: Sequence[Model]) -> Accuracy:
     if not results:
         raise UsageError(f"{path} holds no evaluation results", hint="pass a file written by `vitamin eval -o FILE`")
     registry = tasks.load().tasks
-    measured: dict[str, dict[str, float]] = {}
+    found: dict[str, list[Measured]] = {}
     for model in models:
-        found = {c.column: c.measured for c in columns(model, results, registry) if c.measured is not None}
-        if found:
-            measured[model.name.lower()] = found
-    return Accuracy(measured)
+        for identity, group in by_identity(model, results):
+            complete = {c.column: c.measured for c in columns(model, group, registry) if c.measured is not None}
+            if complete:
+                found.setdefault(model.name.lower(), []).append(Measured(identity, complete))
+    return Accuracy(found)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from vitamin_cli.errors import UsageError, VitaminError
 from vitamin_cli.eval.results import TaskResult
-from vitamin_cli.eval.zeroshot import Checkpoint, EvalSettings, Progress, run_task
+from vitamin_cli.eval.zeroshot import Checkpoint, EvalSettings, Progress, run_task, started
 from vitamin_cli.runners import InProcess, Resources, Runner
 from vitamin_cli.zoo import Model, Zoo
 
@@ -85,19 +85,14 @@ def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None 
     from vitamin_cli.models import loading
 
     reuse = reuse or Reuse()
-    result = TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric)
     try:
         data = _prepared(job, reuse)
         weights = _weights(job, reuse)
+        architecture = _architecture(job)
     except VitaminError as err:
-        result.status, result.error = "failed", err.message
-        return result
-    result.checkpoint_sha256, result.data_revision = weights.sha256, data.revision
-    result.templates, result.templates_sha256, result.dtype = (
-        data.templates_source,
-        data.templates_sha256,
-        job.settings.dtype,
-    )
+        return TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric,
+                          status="failed", error=err.message)  # fmt: skip
+    result = started(job.model, weights, architecture, data, job.settings)
     if result.key() in job.done:
         result.status = "done"
         return result
@@ -111,7 +106,7 @@ def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None 
     except VitaminError as err:
         result.status, result.error = "failed", err.message
         return result
-    return run_task(job.model, loaded, weights, data, job.settings, progress)
+    return run_task(job.model, loaded, weights, data, job.settings, progress, architecture=architecture)
 
 
 def sweep(
@@ -217,6 +212,15 @@ def _weights(job: EvalJob, reuse: Reuse) -> Checkpoint:
         path = checkpoint_path(model, root)
     entries = [e for e in read_manifest(root, warn=False).of(model.name) if e.snapshot(root) == path]
     return Checkpoint(path, entries[0].sha256 if entries else sha256_file(path))
+
+
+def _architecture(job: EvalJob) -> str:
+    """The fingerprint of the model's architecture and preprocessing as the zoo file gives them now."""
+    from vitamin_cli import zoo
+    from vitamin_cli.models import arch
+
+    registry = zoo.load(job.zoo_path)
+    return arch.fingerprint(arch.config(registry, registry.get(job.model)))
 
 
 def _host() -> str:

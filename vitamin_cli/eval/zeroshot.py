@@ -1,9 +1,10 @@
 """Zero-shot evaluation of a model on a task, as DataComp evaluates (shared/EVAL.md, docs/eval.md).
 
 The model's own open_clip preprocessing; a zero-shot classifier from the task's class names and templates
-(each template filled, encoded, normalised; their mean normalised), computed once per checkpoint, task, data
-revision, templates and dtype and kept in vitamin's memo; images decoded in DataLoader workers; logits
-100 × normalised image embedding @ classifier; the task's metrics (`vitamin_cli.eval.metrics`), in percent.
+(each template filled, encoded, normalised; their mean normalised), computed once per result key (weights,
+architecture, task data, class names, templates, dtype, device kind) and kept in vitamin's memo; images
+decoded in DataLoader workers; logits 100 × normalised image embedding @ classifier; the task's metrics
+(`vitamin_cli.eval.metrics`), in percent.
 
 `run_task` is one model on one task; `vitamin_cli.eval.sweep` runs it for many, here or on Ray.
 """
@@ -27,7 +28,7 @@ from vitamin_cli.models.device import default_dtype
 if TYPE_CHECKING:
     from vitamin_cli.eval.data import TaskData
 
-CLASSIFIER_VERSION = 1  # bump when the way classifiers are built changes, to drop kept ones
+CLASSIFIER_VERSION = 2  # bump when the way classifiers are built changes, to drop kept ones
 
 Progress = Callable[[int, int, float], None]  # (images done, images in all or 0 if unknown, seconds so far)
 
@@ -65,18 +66,16 @@ class Checkpoint:
     sha256: str
 
 
-def run_task(
-    model_name: str,
-    loaded: tuple[Any, Any, Any],
-    checkpoint: Checkpoint,
-    data: TaskData,
-    settings: EvalSettings,
-    progress: Progress | None = None,
+def classnames_sha256(classnames: list[str]) -> str:
+    return hashlib.sha256("\n".join(classnames).encode()).hexdigest()
+
+
+def started(
+    model_name: str, checkpoint: Checkpoint, architecture: str, data: TaskData, settings: EvalSettings
 ) -> TaskResult:
-    """Evaluate one model, `loaded` as (model, preprocess, tokenizer), on one task; failures of the data or
-    the model are recorded, not raised."""
+    """A result with everything it depends on filled in and nothing measured yet: its key is final."""
     task = data.task
-    result = TaskResult(
+    return TaskResult(
         model=model_name,
         checkpoint_sha256=checkpoint.sha256,
         task=task.key,
@@ -86,8 +85,26 @@ def run_task(
         templates_sha256=data.templates_sha256,
         dtype=settings.dtype,
         device=settings.device,
+        architecture_sha256=architecture,
+        classnames_sha256=classnames_sha256(data.classnames),
         main_metric=task.metric,
     )
+
+
+def run_task(
+    model_name: str,
+    loaded: tuple[Any, Any, Any],
+    checkpoint: Checkpoint,
+    data: TaskData,
+    settings: EvalSettings,
+    progress: Progress | None = None,
+    *,
+    architecture: str,
+) -> TaskResult:
+    """Evaluate one model, `loaded` as (model, preprocess, tokenizer) and built from the architecture of this
+    fingerprint (`models.arch.fingerprint`), on one task; failures of the data or the model are recorded, not
+    raised."""
+    result = started(model_name, checkpoint, architecture, data, settings)
     try:
         _measure(result, loaded, checkpoint, data, settings, progress)
     except VitaminError as err:
@@ -112,7 +129,7 @@ def _measure(
 
     model, preprocess, tokenizer = loaded
     start = time.perf_counter()
-    weights, result.classifier_cached = classifier(model, tokenizer, checkpoint, data, settings)
+    weights, result.classifier_cached = classifier(model, tokenizer, checkpoint, data, settings, result)
     result.classifier_s = time.perf_counter() - start
     autocast = settings.dtype != "fp32"
     top_k = min(5, len(data.classnames))
@@ -178,32 +195,24 @@ class _Encoder:
 
 
 def classifier(
-    model: Any, tokenizer: Any, checkpoint: Checkpoint, data: TaskData, settings: EvalSettings
+    model: Any, tokenizer: Any, checkpoint: Checkpoint, data: TaskData, settings: EvalSettings, result: TaskResult
 ) -> tuple[Any, bool]:
-    """The zero-shot classifier (embed_dim × classes), and whether it came from the memo."""
+    """The zero-shot classifier (embed_dim × classes), and whether it came from the memo. The memo is keyed by
+    all it depends on (`result`'s key: weights, architecture, class names, templates, dtype, device kind) and
+    by how classifiers are built; an entry is used only when its recorded key and digest match and its columns
+    are finite unit vectors, else it is built again."""
     import torch
     from open_clip.zero_shot_classifier import build_zero_shot_classifier
 
     from vitamin_cli.files import memo_dir
     from vitamin_cli.models.device import torch_dtype
 
-    identity = {
-        "version": CLASSIFIER_VERSION,
-        "checkpoint": checkpoint.sha256,
-        "task": data.task.key,
-        "revision": data.revision,
-        "classnames": hashlib.sha256("\n".join(data.classnames).encode()).hexdigest(),
-        "templates": data.templates_sha256,
-        "dtype": settings.dtype,
-    }
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    identity = json.dumps([CLASSIFIER_VERSION, *result.key()[1:]])
+    key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     path = memo_dir() / "classifiers" / f"{key}.pt"
-    try:
-        kept = torch.load(path, map_location=settings.device, weights_only=True)
-        if isinstance(kept, torch.Tensor) and kept.shape[1] == len(data.classnames):
-            return kept.float(), True
-    except (OSError, RuntimeError, EOFError, ValueError):
-        pass
+    kept = _kept_classifier(path, identity, len(data.classnames))
+    if kept is not None:
+        return kept.to(settings.device), True
     templates = [functools.partial(_fill, template) for template in data.templates]
     with (
         torch.inference_mode(),
@@ -214,18 +223,67 @@ def classifier(
         weights = build_zero_shot_classifier(
             model, tokenizer, data.classnames, templates, num_classes_per_batch=10, device=settings.device
         ).float()
-    try:
-        import os
-        import tempfile
+    if not bool(torch.isfinite(weights).all()):
+        raise VitaminError(f"{data.task.key}: the text tower's embeddings are not finite (NaN or inf)")
+    _keep_classifier(path, identity, weights)
+    return weights, False
 
+
+def _digest(identity: str, weights: Any) -> str:
+    return hashlib.sha256(identity.encode() + weights.contiguous().numpy().tobytes()).hexdigest()
+
+
+def _kept_classifier(path: Path, identity: str, classes: int) -> Any:
+    """The classifier kept at `path`, or None when there is none to trust (missing, not a regular file,
+    damaged, of another key, of the wrong shape, not finite, columns not unit vectors)."""
+    import io
+
+    import torch
+
+    from vitamin_cli.files import read_memo
+
+    data = read_memo(path, limit=1 << 30)
+    if data is None:
+        return None
+    try:
+        kept = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any damage to a memo entry means: build it again
+        return None
+    if not (isinstance(kept, dict) and kept.get("identity") == identity):
+        return None
+    weights = kept.get("weights")
+    if not (
+        isinstance(weights, torch.Tensor)
+        and weights.layout == torch.strided
+        and weights.dtype == torch.float32
+        and weights.dim() == 2
+        and weights.shape[1] == classes
+        and kept.get("digest") == _digest(identity, weights)
+        and bool(torch.isfinite(weights).all())
+        and bool(torch.allclose(weights.norm(dim=0), torch.ones(classes), atol=1e-3))
+    ):
+        return None
+    return weights
+
+
+def _keep_classifier(path: Path, identity: str, weights: Any) -> None:
+    """Best effort: a memo that cannot be written only costs the next run its speed."""
+    import os
+    import tempfile
+
+    import torch
+
+    cpu = weights.detach().cpu().contiguous()
+    tmp = None
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".classifier-", suffix=".tmp")
         os.close(fd)
-        torch.save(weights.cpu(), tmp)
+        torch.save({"identity": identity, "weights": cpu, "digest": _digest(identity, cpu)}, tmp)
         os.replace(tmp, path)
     except OSError:
-        pass  # a memo that cannot be written only costs the next run its speed
-    return weights, False
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _fill(template: str, classname: str) -> str:

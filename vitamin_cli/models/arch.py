@@ -88,6 +88,19 @@ def preprocess_cfg(cfg: dict[str, Any]) -> Any:
     return PreprocessCfg(**merged)
 
 
+def fingerprint(cfg: dict[str, Any]) -> str:
+    """sha256 of what makes a network compute what it computes, besides its weights: the architecture's
+    config and its image preprocessing as open_clip applies them. Results and memos made with a model are
+    keyed by it, so an edit of either (pooling, a text tower's settings, the mean and std) is never matched
+    with what was made before."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    described = {"config": cfg, "preprocess": asdict(preprocess_cfg(cfg))}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Counts:
     """Measured sizes of one architecture, in millions of parameters and billions of MACs per item."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -275,7 +275,8 @@ def measure(job: BenchJob) -> Outcome:
     check(settings.device, settings.dtype, settings.amp)
     roof = roof_tflops(settings.device, settings.dtype)
     env = environment(settings, roof)
-    key = result_key(_identity(registry, model, job.checkpoint), job.tower, env["gpu_name"], settings)
+    versions = (env["torch"], env["open_clip"], env["timm"])
+    key = result_key(_identity(registry, model, job.checkpoint), job.tower, env["gpu_name"], settings, versions)
     if key in job.done:
         return Outcome(None, env, key)
     result = BenchResult(
@@ -306,20 +307,23 @@ def measure(job: BenchJob) -> Outcome:
 
 
 def _identity(registry: Zoo, model: Model, checkpoint: str | None) -> str:
-    """What was measured: the architecture's config (its zoo entry or open_clip's name), and with --weights
-    the checkpoint file's blob as well."""
-    from vitamin_cli.models import audit
+    """What was measured: the architecture's config as open_clip builds it (`arch.fingerprint`: the zoo's entry,
+    or open_clip's own config of the installed version), and with --weights the checkpoint file's blob as well."""
+    from vitamin_cli.models import arch
 
-    network = audit.architecture_id(registry, model)
+    network = arch.fingerprint(arch.config(registry, model))
     return network if checkpoint is None else f"{network} {model.name} {Path(checkpoint).resolve().name}"
 
 
-def result_key(measured: str, tower: str, gpu: str | None, settings: BenchSettings) -> str:
-    """What makes two measurements the same: the network (or checkpoint), the tower, the GPU and the settings.
-    A rerun with the same -o FILE skips a key it holds; on another GPU it measures again."""
+def result_key(
+    measured: str, tower: str, gpu: str | None, settings: BenchSettings, versions: Sequence[str] = ()
+) -> str:
+    """What makes two measurements the same: the network (or checkpoint), the tower, the GPU, the settings and
+    the versions of torch, open_clip and timm that ran it. A rerun with the same -o FILE skips a key it holds;
+    on another GPU, or after an upgrade, it measures again."""
     import json
 
-    return json.dumps([measured, tower, gpu or "cpu", sorted(vars(settings).items())], sort_keys=True)
+    return json.dumps([measured, tower, gpu or "cpu", sorted(vars(settings).items()), list(versions)], sort_keys=True)
 
 
 def _measure(

@@ -8,13 +8,13 @@ rerun skips. `vitamin ls`, `plot` and `compare` read the throughput back (`Speed
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from vitamin_cli.errors import UsageError
-from vitamin_cli.jsonlines import APART, append_line, fits, from_row, read_text, records
+from vitamin_cli.jsonlines import APART, append_line, check_appendable, fits, from_row, read_text, records
 from vitamin_cli.zoo import Model
 
 
@@ -81,12 +81,34 @@ class ResultsLog:
 
 @dataclass(frozen=True)
 class Speeds:
-    """Measured throughput (items per second) by model and tower."""
+    """Measured throughput (items per second) by model and tower: for each, the settings measured last (`get`),
+    and every setting measured (`measured`), never mixed."""
 
     by_model: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # lower-case name -> tower -> rate
+    settings: Mapping[str, Sequence[tuple[str, str, float]]] = field(
+        default_factory=dict
+    )  # name -> (tower, settings, rate)
 
     def get(self, model: Model, tower: str) -> float | None:
         return self.by_model.get(model.name.lower(), {}).get(tower)
+
+    def others(self, model: Model) -> int:
+        """How many measurements under other settings there are besides those `get` shows."""
+        return max(0, len(self.settings.get(model.name.lower(), ())) - len(self.by_model.get(model.name.lower(), {})))
+
+    def measured(self, model: Model) -> Sequence[tuple[str, str, float]]:
+        """(tower, settings, rate) of every setting this model was measured with, the newest first."""
+        return self.settings.get(model.name.lower(), ())
+
+
+SETTINGS_KEYS = ("dtype", "amp", "compile", "channels_last", "batch_size")
+
+
+def settings_text(row: Mapping[str, Any]) -> str:
+    """What a throughput depends on besides the architecture and the device, in words."""
+    parts = [str(row.get("dtype")), f"batch {row.get('batch_size')}"]
+    parts += [name.replace("_", " ") for name in ("amp", "compile", "channels_last") if row.get(name) is True]
+    return ", ".join(parts)
 
 
 def bench_rows(path: Path) -> list[dict[str, Any]]:
@@ -125,7 +147,8 @@ def bench_speeds(path: Path | None, gpu: str | None) -> Speeds | None:
 
 def read_bench(path: Path, gpu: str | None = None) -> Speeds:
     """The throughput of each model and tower in a bench file. Results of different GPUs are never mixed: a
-    file that holds several needs `gpu` to say which."""
+    file that holds several needs `gpu` to say which. Results of other settings (dtype, batch size, amp,
+    compile, channels last) are kept apart: the newest of each tower is shown, the others listed."""
     rows = [
         r
         for r in bench_rows(path)
@@ -141,10 +164,21 @@ def read_bench(path: Path, gpu: str | None = None) -> Speeds:
             f"{path} holds results of {len(gpus)} devices ({', '.join(gpus)}), which are never mixed",
             hint="choose one with --gpu NAME",
         )
+    newest: dict[tuple[str, str, tuple[Any, ...]], tuple[int, float, str]] = {}
+    for index, row in enumerate(rows):
+        identity = tuple(json.dumps(row.get(k)) for k in SETTINGS_KEYS)
+        newest[(row["model"].lower(), row["tower"], identity)] = (index, float(row["throughput"]), settings_text(row))
     speeds: dict[str, dict[str, float]] = {}
-    for row in rows:
-        speeds.setdefault(row["model"].lower(), {})[row["tower"]] = float(row["throughput"])
-    return Speeds(speeds)
+    settings: dict[str, list[tuple[str, str, float]]] = {}
+    for (name, tower, _), (_, rate, text) in sorted(newest.items(), key=lambda item: -item[1][0]):
+        speeds.setdefault(name, {}).setdefault(tower, rate)  # the newest settings of each tower
+        settings.setdefault(name, []).append((tower, text, rate))
+    return Speeds(speeds, settings)
+
+
+def check_results_file(path: Path) -> None:
+    """`bench -o FILE`: a file to append results to (jsonlines.check_appendable)."""
+    check_appendable(path, "benchmark results", lambda r: r.get("kind") == "environment" or "tower" in r)
 
 
 def read_saved(path: Path) -> dict[str, BenchResult]:

@@ -1,8 +1,10 @@
-"""Models side by side: every number of the zoo (and measured throughput), the best of each row marked."""
+"""Models side by side: every number of the zoo (and measured throughput and accuracy), the best of each row
+marked. A model measured under several identities (checkpoints, dtypes, batch sizes, ...) gets a column for
+each, labelled with what defines it: results of two identities are never combined."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,34 +22,59 @@ METRIC_LABELS = {
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One column of the comparison: a model, with one identity of its measured accuracy and one setting of its
+    measured throughput (each None when not measured)."""
+
+    model: Model
+    accuracy: Mapping[str, float] | None = None
+    identity: str | None = None  # what defines the accuracy, in words
+    speeds: Mapping[str, float] | None = None  # tower -> items/s
+    settings: str | None = None  # what defines the throughput, in words
+    label: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model.name, "label": self.label, "accuracy": self.identity, "throughput": self.settings}
+
+
+@dataclass(frozen=True)
 class Field:
     label: str
     key: str
-    get: Callable[[Model, Speeds], Any]
+    get: Callable[[Entry], Any]
     better: str | None  # "higher", "lower", or None when there is no better
 
 
-def _speed(tower: str) -> Callable[[Model, Speeds], float | None]:
-    return lambda m, speeds: speeds.get(m, tower)
+def _speed(tower: str) -> Callable[[Entry], float | None]:
+    return lambda entry: (entry.speeds or {}).get(tower)
 
 
-def _reported(metric: str) -> Callable[[Model, Speeds], float]:
-    return lambda model, _: float(getattr(model, metric))
+def _reported(metric: str) -> Callable[[Entry], float]:
+    return lambda entry: float(getattr(entry.model, metric))
+
+
+def _measured(metric: str) -> Callable[[Entry], float | None]:
+    return lambda entry: (entry.accuracy or {}).get(metric)
 
 
 FIELDS = (
-    Field("encoder", "encoder", lambda m, _: m.encoder, None),
-    Field("image size (px)", "image_size", lambda m, _: m.image_size, None),
-    Field("text depth / width", "text", lambda m, _: f"{m.text_depth} / {m.text_width}", None),
-    Field("seen samples", "seen_samples", lambda m, _: m.seen_samples, None),
-    Field("params image (M)", "params_image_m", lambda m, _: m.params_image_m, "lower"),
-    Field("params text (M)", "params_text_m", lambda m, _: m.params_text_m, "lower"),
-    Field("MACs image (G)", "macs_image_g", lambda m, _: m.macs_image_g, "lower"),
-    Field("MACs text (G)", "macs_text_g", lambda m, _: m.macs_text_g, "lower"),
+    Field("encoder", "encoder", lambda e: e.model.encoder, None),
+    Field("image size (px)", "image_size", lambda e: e.model.image_size, None),
+    Field("text depth / width", "text", lambda e: f"{e.model.text_depth} / {e.model.text_width}", None),
+    Field("seen samples", "seen_samples", lambda e: e.model.seen_samples, None),
+    Field("params image (M)", "params_image_m", lambda e: e.model.params_image_m, "lower"),
+    Field("params text (M)", "params_text_m", lambda e: e.model.params_text_m, "lower"),
+    Field("MACs image (G)", "macs_image_g", lambda e: e.model.macs_image_g, "lower"),
+    Field("MACs text (G)", "macs_text_g", lambda e: e.model.macs_text_g, "lower"),
     *(Field(METRIC_LABELS[m], m, _reported(m), "higher") for m in METRICS),
-    Field("weights", "weights", lambda m, _: m.weights.repo if m.weights else None, None),
+    Field("weights", "weights", lambda e: e.model.weights.repo if e.model.weights else None, None),
+)
+ACCURACY = (
+    Field("accuracy measured with", "accuracy_identity", lambda e: e.identity, None),
+    *(Field(f"{METRIC_LABELS[m]} measured", f"{m}_measured", _measured(m), "higher") for m in METRICS),
 )
 MEASURED = (
+    Field("throughput measured with", "throughput_settings", lambda e: e.settings, None),
     Field("images/s (measured)", "throughput_image", _speed("image"), "higher"),
     Field("texts/s (measured)", "throughput_text", _speed("text"), "higher"),
 )
@@ -58,29 +85,46 @@ class Row:
     label: str
     key: str
     values: list[Any]
-    best: list[str]  # names of the models with the best value (ties included), empty when none is better
+    best: list[str]  # labels of the columns with the best value (ties included), empty when none is better
 
     def to_json(self) -> dict[str, Any]:
         return {"field": self.key, "label": self.label, "values": self.values, "best": self.best}
 
 
-def _measured_fields(accuracy: Accuracy) -> tuple[Field, ...]:
-    def getter(metric: str) -> Callable[[Model, Speeds], float | None]:
-        return lambda model, _: accuracy.get(model, metric)
-
-    return tuple(Field(f"{METRIC_LABELS[m]} measured", f"{m}_measured", getter(m), "higher") for m in METRICS)
+def entries(models: Sequence[Model], speeds: Speeds | None = None, accuracy: Accuracy | None = None) -> list[Entry]:
+    """A column per model, or per identity of a model measured under several: each accuracy identity with each
+    throughput setting, the newest first. A column's label is the model's name, numbered when it repeats."""
+    found = []
+    for model in models:
+        identities: list[tuple[Mapping[str, float] | None, str | None]] = [
+            (dict(m.columns), m.identity.describe()) for m in (accuracy.measured(model) if accuracy else ())
+        ] or [(None, None)]
+        settings: dict[str | None, dict[str, float]] = {}
+        for tower, words, rate in speeds.measured(model) if speeds else ():
+            settings.setdefault(words, {}).setdefault(tower, rate)
+        if speeds is not None and not settings and speeds.by_model.get(model.name.lower()):
+            settings[None] = dict(speeds.by_model[model.name.lower()])
+        groups: list[tuple[str | None, Mapping[str, float] | None]] = list(settings.items()) or [(None, None)]
+        combined = [(a, i, rates, text) for a, i in identities for text, rates in groups]
+        for index, (columns, identity, rates, text) in enumerate(combined):
+            label = model.name if len(combined) == 1 else f"{model.name} ({index + 1})"
+            found.append(Entry(model, columns, identity, rates, text, label))
+    return found
 
 
 def compare(models: Sequence[Model], speeds: Speeds | None = None, accuracy: Accuracy | None = None) -> list[Row]:
     """One row per field, the best marked; measured accuracy (`vitamin eval`) and throughput when given."""
-    rows = []
-    measured = _measured_fields(accuracy) if accuracy is not None else ()
-    for field in FIELDS + measured + (MEASURED if speeds is not None else ()):
-        values = [field.get(m, speeds or Speeds()) for m in models]
+    return rows(entries(models, speeds, accuracy), speeds is not None, accuracy is not None)
+
+
+def rows(columns: Sequence[Entry], with_speeds: bool, with_accuracy: bool) -> list[Row]:
+    found = []
+    for field in FIELDS + (ACCURACY if with_accuracy else ()) + (MEASURED if with_speeds else ()):
+        values = [field.get(e) for e in columns]
         numbers = [v for v in values if isinstance(v, (int, float))]
         best: list[str] = []
         if field.better and numbers and len(set(numbers)) > 1:
             target = max(numbers) if field.better == "higher" else min(numbers)
-            best = [m.name for m, v in zip(models, values, strict=True) if v == target]
-        rows.append(Row(field.label, field.key, values, best))
-    return rows
+            best = [e.label for e, v in zip(columns, values, strict=True) if v == target]
+        found.append(Row(field.label, field.key, values, best))
+    return found

@@ -105,6 +105,22 @@ def to_markdown(registry: Zoo, models: Sequence[Model]) -> str:
     return "\n".join(lines) + "\n"
 
 
+OTHERS = "+"  # after a measured value: the file holds results of other settings for this model too
+
+
+def others_note(models: Sequence[Model], speeds: Speeds | None, accuracy: Accuracy | None) -> str | None:
+    """The line under the ls table that explains OTHERS, when a row has it."""
+    marked = [m for m in models if (speeds and speeds.others(m)) or (accuracy and accuracy.others(m))]
+    if not marked:
+        return None
+    flags = " ".join(f for f, given in (("--bench FILE", speeds), ("--eval FILE", accuracy)) if given)
+    return (
+        f"{OTHERS} the newest results shown; the file also holds results of other settings or checkpoints for "
+        f"{len(marked)} model{'s' * (len(marked) > 1)}, never averaged together: "
+        f"`vitamin compare {marked[0].name} {flags}` shows each"
+    )
+
+
 def ls_table(
     registry: Zoo,
     models: Sequence[Model],
@@ -141,10 +157,12 @@ def ls_table(
         ]
         if speeds is not None:
             rates = [speeds.get(model, tower) for tower in ("image", "text")]
-            cells[-1:-1] = [("-" if rate is None else f"{rate:,.0f}", "cyan") for rate in rates]
+            more = OTHERS if speeds.others(model) else ""
+            cells[-1:-1] = [("-" if rate is None else f"{rate:,.0f}{more}", "cyan") for rate in rates]
         if accuracy is not None:
             values = [accuracy.get(model, m) for m in METRICS]
-            cells[-1:-1] = [("-" if value is None else f"{value:.1f}", "cyan") for value in values]
+            more = OTHERS if accuracy.others(model) else ""
+            cells[-1:-1] = [("-" if value is None else f"{value:.1f}{more}", "cyan") for value in values]
         if measured is not None:
             c = measured[model.name]
             d = cost_decimals(model)

@@ -35,7 +35,11 @@ BENCH_COLUMNS: list[Column[BenchResult]] = [
 
 def _state(r: TaskResult) -> Cell:
     state = r.status if r.status != "ok" else ""
-    return (state + (": " + (r.error or "")[:60] if r.error else "")), "yellow" if state else ""
+    if r.error:
+        return (state + ": " + r.error[:60]), "yellow"
+    if r.undecodable:
+        return f"{r.undecodable:,} image{'s' * (r.undecodable > 1)} did not decode, not counted", "yellow"
+    return state, ""
 
 
 EVAL_COLUMNS: list[Column[TaskResult]] = [
