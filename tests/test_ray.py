@@ -1,14 +1,22 @@
 """Sweeps on Ray, with no cluster at hand: one simulated two-node cluster for the whole session (fake GPUs:
 the head has 2, the other node 1), the real bench and eval task functions measuring on the CPU while their
-tasks ask Ray for GPUs. Slow: Ray starts once, and each fresh worker imports torch."""
+tasks ask Ray for GPUs; and `vitamin bench --ray local` in a process of its own, as a user runs it, for what
+it leaves behind (stdout, processes, folders) when it ends, is stopped, or a worker dies. Slow: Ray starts
+once for the session and once for each of those processes, and each fresh worker imports torch."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TINY_ARCHITECTURE, Run, tiny_model, tiny_zoo_text
@@ -124,7 +132,8 @@ def test_bench_through_ray_streams_rows_with_their_node_and_resumes(
     assert [r["throughput"] for r in json.loads(again.stdout)] == [r["throughput"] for r in rows]
 
 
-def test_cuda_n_with_ray_is_a_usage_error(run: Run) -> None:
+def test_cuda_n_with_ray_is_a_usage_error(cluster: object, run: Run) -> None:
+    # With the session's Ray up, `--ray local` joins it: no second Ray started in this process.
     result = run("bench", "ViTamin-S", "--ray", "local", "--device", "cuda:1")
     assert result.exit_code == 2
     assert "Ray gives each task its GPU" in result.stderr
@@ -149,3 +158,157 @@ def test_eval_through_ray(cluster: object, two_archs: Path, run: Run, tmp_path: 
     assert result.exit_code == 0, result.stderr
     (row,) = json.loads(result.stdout)["results"]
     assert row["status"] == "ok" and row["samples"] == 6 and row["node_id"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# `vitamin bench --ray local` as its own process: what it leaves when it ends
+
+
+# `vitamin` with each Ray task replaced (the driver sends this function to the workers by value): `dies_once`
+# kills the first task's worker as the kernel would for memory, then runs the task when Ray tries it again;
+# `hangs` never ends, for a signal to stop the sweep. SIGINT as in a terminal, even under a shell that
+# started the tests in the background (which ignores it).
+SWEEP = """
+import os, signal, sys, time
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from vitamin_cli import cli, runners
+marks = Path(os.environ["VITAMIN_TEST_MARKS"])
+call = runners._call
+def dies_once(function, job):
+    if not (marks / "died").exists():
+        (marks / "died").touch()
+        os._exit(1)
+    return call(function, job)
+def hangs(function, job):
+    (marks / "started").touch()
+    time.sleep(600)
+runners._call = {"dies_once": dies_once, "hangs": hangs}[os.environ["VITAMIN_TEST_TASK"]]
+cli.main(sys.argv[1:])
+"""
+
+
+@pytest.fixture
+def ray_tmp() -> Iterator[Path]:
+    """The folder where a vitamin process makes Ray's (RAY_TMPDIR): short, as Ray's socket paths must stay
+    under 108 bytes (pytest's tmp_path is too long); removed afterwards, whatever was left in it."""
+    folder = Path(tempfile.mkdtemp(prefix="vt-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_sweep(task: str, marks: Path, ray_tmp: Path) -> subprocess.Popen[str]:
+    """`vitamin bench --ray local --json` with its tasks replaced by `task`, in a session of its own: every
+    process it starts, Ray's included, carries its session id, which `left_running` looks for."""
+    env = {**os.environ, "VITAMIN_TEST_MARKS": str(marks), "VITAMIN_TEST_TASK": task, "RAY_TMPDIR": str(ray_tmp)}
+    args = ["bench", "--ray", "local", "--device", "cpu", *FAST, "--json"]
+    return subprocess.Popen(
+        [sys.executable, "-c", SWEEP, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def left_running(session: int, grace_s: float = 10) -> list[str]:
+    """The processes of a session still running `grace_s` seconds after its leader ended, as `ps` lists them
+    (Ray names its own `ray::...`, raylet, gcs_server, ...); one that ended but is not yet reaped (a zombie,
+    where nothing reaps orphans) does not count."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        listed = subprocess.run(["ps", "-eo", "sid=,stat=,pid=,args="], capture_output=True, text=True, check=True)
+        rows = [line.split(maxsplit=2) for line in listed.stdout.splitlines()]
+        found = [" ".join(row[2:]) for row in rows if row[0] == str(session) and not row[1].startswith("Z")]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def no_ray_leftovers(process: subprocess.Popen[str], ray_tmp: Path) -> None:
+    assert left_running(process.pid) == []  # the raylet, the GCS, the agents and the workers are gone
+    assert list(ray_tmp.iterdir()) == []  # vitamin's folder for Ray removed: no session_* folder left
+    assert not (Path(os.environ["HOME"]) / ".ray").exists()  # nor a token in ~/.ray
+
+
+def test_a_worker_that_dies_leaves_stdout_to_the_json_and_nothing_behind(
+    two_archs: Path, tmp_path: Path, ray_tmp: Path
+) -> None:
+    """Ray reports the dead worker on the driver's stdout, "(raylet) A worker died ..."; it goes to stderr, and
+    stdout holds the JSON document alone. Afterwards no Ray process, folder or token is left."""
+    process = start_sweep("dies_once", tmp_path, ray_tmp)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert (tmp_path / "died").exists()  # a worker did die
+    rows = json.loads(stdout)  # the whole of stdout is the document
+    assert len(rows) == 6 and all(r["error"] is None and r["throughput"] for r in rows)
+    assert "Traceback" not in stderr
+    no_ray_leftovers(process, ray_tmp)
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [
+        (signal.SIGTERM, 143, "terminated (SIGTERM)"),  # kill, timeout
+        (signal.SIGHUP, 129, "terminated (SIGHUP)"),  # the terminal closed
+        (signal.SIGINT, 130, "interrupted"),  # Ctrl-C: to the whole process group, Ray's processes too
+    ],
+    ids=["sigterm", "sighup", "ctrl-c"],
+)
+def test_a_signal_ends_a_sweep_on_ray_cleanly(
+    stop: signal.Signals, code: int, said: str, two_archs: Path, tmp_path: Path, ray_tmp: Path
+) -> None:
+    """Stopped while a task runs: the exit code of the signal and one line saying so, no stack dump of Ray's,
+    and the local Ray shut down, its folder removed."""
+    process = start_sweep("hangs", tmp_path, ray_tmp)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    if stop == signal.SIGINT:
+        os.killpg(process.pid, stop)
+    else:
+        process.send_signal(stop)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert stdout == ""
+    assert stderr.splitlines()[-1] == said, stderr
+    assert "Traceback" not in stderr and "***" not in stderr and "SIGTERM received" not in stderr, stderr
+    no_ray_leftovers(process, ray_tmp)
+
+
+def test_joining_a_cluster_leaves_it_running(cluster: Any, two_archs: Path) -> None:
+    """`--ray auto` with RAY_ADDRESS: vitamin disconnects when it ends, and the cluster goes on."""
+    import ray
+
+    result = subprocess.run(
+        [sys.executable, "-m", "vitamin_cli", "bench", "Tiny-s1M", "--ray", "auto", "--device", "cpu", *FAST, "--json"],
+        env={**os.environ, "RAY_ADDRESS": cluster.address},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 2
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    assert len(nodes) == 2
+    assert ray.get(ray.remote(lambda: "still up").remote(), timeout=60) == "still up"
+
+
+@pytest.mark.parametrize("how", ["flag", "RAY_ADDRESS"])
+def test_a_ray_client_address_without_ray_client_is_a_usage_error(
+    how: str, two_archs: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's client (ray[client]) needs grpcio: missing, that is said before anything is tried (nothing
+    listens at the address: trying it first would fail otherwise)."""
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as where grpcio is not installed
+    if how == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", "ray://127.0.0.1:9")
+    address = "auto" if how == "RAY_ADDRESS" else "ray://127.0.0.1:9"
+    result = run("bench", "--ray", address, "--device", "cpu", *FAST)
+    assert result.exit_code == 2, result.stderr
+    assert "Ray's client" in result.stderr
+    assert 'hint: pip install "ray[client]==' in result.stderr

@@ -2,15 +2,18 @@
 
 Errors raised as VitaminError become one message on stderr and the exit code of docs/exit-codes.md;
 VITAMIN_DEBUG=1 adds the chain of exceptions behind them. Heavy libraries (torch, open_clip, timm,
-huggingface_hub) are imported only inside the commands that need them, so `vitamin ls` stays fast.
+huggingface_hub, Ray) are imported only inside the commands that need them, so `vitamin ls` stays fast.
+A command that starts or joins Ray leaves it before it exits, and meanwhile keeps stdout for its own output.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated
 
 import typer
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.stdout = console.GuardedStream(stdout)
     try:
         try:
-            with interrupts.recorded() as ctrl_c:
+            with interrupts.recorded() as stopped, _ray_scope(args):
                 runner(args=args, prog_name="vitamin")
         finally:
             try:
@@ -139,11 +142,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         denied.__cause__ = err
         console.report_error(denied)
         sys.exit(denied.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as err:
+        sys.exit(_stopped_by(err.signum if isinstance(err, interrupts.Terminated) else signal.SIGINT))
     except SystemExit as done:
-        if done.code == EXIT_INTERRUPTED or ctrl_c.pressed:  # typer's silent 130, or a Ctrl-C swallowed late
-            print("interrupted", file=sys.stderr)
-            sys.exit(EXIT_INTERRUPTED)
+        if stopped.signum is not None:  # typer turns a KeyboardInterrupt into a silent 130: what it was
+            sys.exit(_stopped_by(stopped.signum))
+        if done.code == EXIT_INTERRUPTED:
+            sys.exit(_stopped_by(signal.SIGINT))
         raise
+
+
+def _ray_scope(args: Sequence[str]) -> AbstractContextManager[object]:
+    """Around a command given --ray: stdout kept for vitamin's output while Ray runs, and Ray left before the
+    command exits (`runners.scope`). Other commands never import the runners module (a start-up cost)."""
+    if not any(a == "--ray" or a.startswith("--ray=") for a in args):
+        return nullcontext()
+    from vitamin_cli import runners
+
+    return runners.scope(console.keep_stdout_apart)
+
+
+def _stopped_by(signum: int) -> int:
+    """Say that a signal stopped the command, and give its exit code: 130 for Ctrl-C, and as a shell gives a
+    process its signal ended, 128 + the signal for the others (143 for SIGTERM, 129 for SIGHUP)."""
+    if signum == signal.SIGINT:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"terminated ({signal.Signals(signum).name})", file=sys.stderr)
+    return 128 + signum

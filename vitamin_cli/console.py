@@ -1,13 +1,21 @@
 """Where output goes: what the command was asked for (data, tables, views) on stdout; progress, hints and
 errors on stderr. A failed write to stdout is one message, an error is `error:` and `hint:` lines, and
 `VITAMIN_DEBUG=1` adds the chain of exceptions behind it. How rows become tables, JSON, CSV or markdown is
-`vitamin_cli.views`'s job."""
+`vitamin_cli.views`'s job.
+
+Only vitamin's own output reaches stdout. While Ray runs in the process (or anything else that writes to it
+from native code, child processes or threads of its own), `keep_stdout_apart()` sends all of that to stderr.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,12 +23,19 @@ if TYPE_CHECKING:
 
 DEBUG_ENV = "VITAMIN_DEBUG"
 
+_kept: Any = None  # the real stdout while keep_stdout_apart() holds it
+
+
+def stdout() -> Any:
+    """The stream vitamin's own output goes to: sys.stdout, or the real stdout that `keep_stdout_apart()` keeps."""
+    return _kept if _kept is not None else sys.stdout
+
 
 def console() -> Console:
     """A console on stdout, for what the command was asked to show."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(file=stdout(), highlight=False)
 
 
 def err_console() -> Console:
@@ -66,12 +81,97 @@ class GuardedStream:
         return getattr(self.stream, name)
 
 
+class _MainThreadOnly:
+    """sys.stdout while `keep_stdout_apart()` holds: what the main thread writes (vitamin, typer) goes to the real
+    stdout, what any other thread writes (Ray's threads print worker errors there) to stderr."""
+
+    def __init__(self, kept: Any) -> None:
+        self.kept = kept
+
+    def _target(self) -> Any:
+        return self.kept if threading.current_thread() is threading.main_thread() else sys.stderr
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text))
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+
+@contextmanager
+def keep_stdout_apart() -> Iterator[None]:
+    """While the block runs, only vitamin's own output reaches stdout: file descriptor 1, which child processes
+    inherit and native code writes to, is a copy of stderr, and so is sys.stdout in every thread but the main
+    one; vitamin's output (`stdout()`, and sys.stdout in the main thread) goes on to the real stdout, kept on a
+    descriptor of its own that no child process inherits. Ray's processes, its C++ logging and its Python
+    threads all write to the stdout of the process that starts or joins it (runners.py)."""
+    global _kept
+    ours = sys.stdout
+    ours.flush()
+    try:
+        real: int | None = os.dup(1)  # not inheritable: no child process gets it
+    except OSError:  # nothing open as stdout
+        real = None
+    writer = _writer(real, like=ours) if real is not None and _fileno(ours) == 1 else None
+    kept = GuardedStream(writer) if writer is not None else ours  # else a stream of its own (a test's capture)
+    os.dup2(2, 1)
+    _kept, sys.stdout = kept, _MainThreadOnly(kept)
+    try:
+        yield
+    finally:
+        _kept, sys.stdout = None, ours
+        if real is None:
+            os.close(1)
+        else:
+            os.dup2(real, 1)
+            try:
+                if writer is not None:
+                    _close(writer, real)
+            finally:
+                os.close(real)
+
+
+def _writer(fd: int, like: Any) -> io.TextIOWrapper:
+    """A text stream on `fd` that encodes and buffers as the stream `like` does."""
+    return io.TextIOWrapper(
+        open(fd, "wb", closefd=False),  # closed with the text stream
+        encoding=getattr(like, "encoding", None),
+        errors=getattr(like, "errors", None),
+        line_buffering=bool(getattr(like, "line_buffering", False)),
+        write_through=bool(getattr(like, "write_through", False)),
+    )
+
+
+def _close(writer: io.TextIOWrapper, fd: int) -> None:
+    """Flush and close `writer`, a stream on `fd`; what a failed write leaves in it goes nowhere, never into a
+    file opened later under the same descriptor."""
+    try:
+        GuardedStream(writer).flush()
+    except OutputError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+        raise
+    finally:
+        writer.close()
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
 def write_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    stdout().write(json.dumps(data, indent=2) + "\n")
 
 
 def write_text(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    stdout().write(text if text.endswith("\n") else text + "\n")
 
 
 def report_error(err: BaseException) -> None:

@@ -11,17 +11,24 @@ Ray is the engine; this module only says what each task needs:
 - a worker that dies (killed, out of memory, its node lost) is retried once on a new worker, then recorded as
   that task's error, and the sweep goes on; Ctrl-C cancels what is queued and keeps what finished.
 
+Ray is left as it was found: `disconnect()` (at the end of `scope()`, or at exit) shuts down the local Ray that
+`connect()` started, with its processes and its temp folder, and only disconnects from a cluster it joined.
+While Ray is connected, SIGTERM and SIGHUP stop a sweep as Ctrl-C does (`interrupts.unwinding()`).
+
 Nothing imports Ray until a `RayRunner` is made.
 """
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
-import socket
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from vitamin_cli import interrupts
@@ -152,32 +159,137 @@ class RayRunner:
                 ray.cancel(ref, force=True)
 
 
+_connection: ExitStack | None = None  # what connect() did to this process, for disconnect() to undo
+_stdout_guard: Callable[[], AbstractContextManager[object]] | None = None  # scope()'s
+
+# Where a local Ray finds its cluster's token, and the mode Ray sets while starting one: Ray 2.60 turns token
+# authentication on for the local cluster it starts, and without a token writes one to ~/.ray/auth_token,
+# readable by all.
+_TOKEN_VARIABLES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+_AUTH_VARIABLES = ("RAY_AUTH_MODE", *_TOKEN_VARIABLES)
+
+
 def connect(address: str) -> None:
     """Start or join Ray: `local` (this machine and all its GPUs), `auto` (the running cluster: $RAY_ADDRESS or
-    the one Ray finds) or `ray://host:port` (a client connection)."""
+    the one Ray finds) or `ray://host:port` (a client connection). Nothing when Ray is already connected."""
+    global _connection
+    import logging
+
     try:
         import ray
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError(f"No module named {err.name!r}", name="ray") from err
     if address not in ("local", "auto") and not address.startswith("ray://"):
         raise UsageError(f"--ray {address[:80]!r}: expected local, auto or ray://host:port")
+    target = (os.environ.get("RAY_ADDRESS") or "auto") if address == "auto" else address
+    given_by = "RAY_ADDRESS" if address == "auto" else "--ray"
+    if target.startswith("ray://"):
+        _require_client(given_by)
     if ray.is_initialized():
         return
+    disconnect()  # what a connection whose Ray was shut down by someone else left
+    _check_reachable(target, given_by)
     env = {name: os.environ[name] for name in FORWARDED if name in os.environ}
-    target = (os.environ.get("RAY_ADDRESS") or "auto") if address == "auto" else address
-    _check_reachable(target, "RAY_ADDRESS" if address == "auto" else "--ray")
+    with ExitStack() as stack:
+        if _stdout_guard is not None:
+            stack.enter_context(_stdout_guard())
+        temp_dir = stack.enter_context(_own_folder()) if target == "local" else None
+        handlers = interrupts.termination_handlers()  # as they are before Ray's start replaces SIGTERM's
+        stack.callback(ray.shutdown)  # also what a failed start left running
+        try:
+            ray.init(
+                address=target,
+                runtime_env={"env_vars": env} if env else None,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+                include_dashboard=False,
+                _temp_dir=None if temp_dir is None else str(temp_dir),
+            )
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise VitaminError(
+                f"cannot start or reach Ray at {target!r}: {str(err).splitlines()[0][:200]}",
+                hint="start a cluster (`ray start --head`), set RAY_ADDRESS, or use --ray local",
+            ) from None
+        except SystemExit as err:  # Ray's own SIGTERM handler while it starts: sys.exit(SIGTERM)
+            if err.code == signal.SIGTERM:
+                interrupts.stop(signal.SIGTERM)
+            raise
+        stack.enter_context(interrupts.unwinding(handlers))
+        _connection = stack.pop_all()
+    atexit.unregister(disconnect)
+    atexit.register(disconnect)  # after Ray's own exit handler, so it runs first: for a Python caller's Ray
+
+
+def disconnect() -> None:
+    """Leave Ray as `connect()` found it: the local Ray it started shut down (its processes, then its folder),
+    a cluster it joined only disconnected from, never shut down; stdout and the signals as they were. Nothing
+    when `connect()` did not start or join Ray."""
+    global _connection
+    connection, _connection = _connection, None
+    if connection is not None:
+        connection.close()
+
+
+@contextmanager
+def scope(stdout_guard: Callable[[], AbstractContextManager[object]] | None = None) -> Iterator[None]:
+    """Run a program's sweeps: Ray, when one of them starts or joins it, is left when the block ends, and
+    `stdout_guard()` is entered before Ray starts and left after it is gone. The CLI passes
+    `console.keep_stdout_apart`: Ray's processes and threads write to the stdout of the process that holds
+    it, where only vitamin's output may go."""
+    global _stdout_guard
+    _stdout_guard = stdout_guard
     try:
-        ray.init(
-            address=target,
-            runtime_env={"env_vars": env} if env else None,
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-            include_dashboard=False,
-        )
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise VitaminError(
-            f"cannot start or reach Ray at {target!r}: {str(err).splitlines()[0][:200]}",
-            hint="start a cluster (`ray start --head`), set RAY_ADDRESS, or use --ray local",
+        yield
+    finally:
+        _stdout_guard = None
+        disconnect()
+
+
+@contextmanager
+def _own_folder() -> Iterator[Path]:
+    """A folder of vitamin's own for the Ray it starts, private to this user and removed once that Ray is down:
+    Ray's temp folder (sessions, logs, sockets) instead of /tmp/ray, beside a token file for the cluster.
+    Made where Ray makes its own (RAY_TMPDIR, else the system's temp folder); its path stays short, as Ray's
+    socket paths must."""
+    import secrets
+    import shutil
+    import tempfile
+
+    base = os.environ.get("RAY_TMPDIR") or ("/tmp" if sys.platform == "darwin" else tempfile.gettempdir())
+    os.makedirs(base, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="vitamin-", dir=base))  # 0700: Ray makes its own folder 0777
+    saved = {name: os.environ.get(name) for name in _AUTH_VARIABLES}
+    try:
+        if not any(saved[name] for name in _TOKEN_VARIABLES):  # a token of the user's own is used instead
+            token = folder / "auth_token"
+            with os.fdopen(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                file.write(secrets.token_hex(32))  # as Ray makes one
+            os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)  # Ray's processes inherit it
+        yield folder / "ray"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _require_client(given_by: str) -> None:
+    """A ray:// address needs Ray's client, which `pip install ray` alone leaves out: say so before anything
+    else runs, as Ray itself would only after trying."""
+    try:
+        import grpc  # noqa: F401 - what ray[client] adds, and what Ray checks for
+    except ImportError:
+        from importlib import metadata
+
+        try:
+            pinned = f"=={metadata.version('ray')}"  # the client must match the cluster's Ray: keep this one
+        except metadata.PackageNotFoundError:
+            pinned = ""
+        raise UsageError(
+            f"{given_by}: a ray:// address needs Ray's client (the 'client' extra of ray), which is not installed",
+            hint=f'pip install "ray[client]{pinned}"',
         ) from None
 
 
@@ -191,6 +303,8 @@ def _check_reachable(target: str, given_by: str) -> None:
     host, _, port = target.removeprefix("ray://").rpartition(":")
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536) or not host:
         raise UsageError(f"{given_by} {target[:80]!r}: expected host:port", hint="e.g. --ray ray://head:10001")
+    import socket
+
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except (OSError, ValueError) as err:
@@ -218,6 +332,7 @@ def _outcome(ref: Any, index: int) -> Finished:
 def _call(function: Callable[..., Any], job: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
     """In the worker: run the job and say where it ran."""
     import gc
+    import socket
 
     import ray
 
