@@ -1,8 +1,10 @@
 """The main metrics of the zoo's evaluation tasks (DataComp's, shared/EVAL.md), in percent.
 
-Each takes plain arrays: `top` holds each sample's predicted classes, best first (top[:, 0] is the top-1
-prediction), `labels` the true classes. Groups are decided from metadata columns, as WILDS groups them:
-worst-group metrics take the lowest value over the groups that have samples.
+Classification's take plain arrays: `top` holds each sample's predicted classes, best first (top[:, 0] is the
+top-1 prediction), `labels` the true classes. Groups are decided from metadata columns, as WILDS groups them:
+worst-group metrics take the lowest value over the groups that have samples. Retrieval's take the embeddings,
+WinoGAViL's the similarities, and break ties as their references do (CLIP_benchmark's torch.topk, DataComp's
+np.argsort): tests/test_metrics.py holds them to those references value for value.
 """
 
 from __future__ import annotations
@@ -78,34 +80,127 @@ def classification(kind: str, key: str, top: Any, labels: Any, metadata: Any = N
 
 
 # ---------------------------------------------------------------------------------------------------
-# Retrieval and WinoGAViL (their data is not read yet; the metrics are ready and tested)
+# Retrieval (CLIP_benchmark's recalls, DataComp's mean) and WinoGAViL (DataComp's Jaccard scores)
+
+RECALL_AT = (1, 5, 10)
+# Scores held at once while recalls are counted: 2**24 float32s, 64 MB. A smaller set (Flickr's 5,000 captions x
+# 1,000 images, every test) is scored in one matrix product, CLIP_benchmark's own; MSCOCO's 25,000 x 5,000 in
+# slices of captions (text->image) and of images (image->text).
+SCORES_PER_SLICE = 1 << 24
 
 
-def mean_recall_at_1(similarity: Any, image_of_text: Any) -> float:
-    """(image→text recall@1 + text→image recall@1) / 2. `similarity` is images × texts; `image_of_text[t]` is
-    the image text t describes (an image has several texts). An image is right when its best text is one of
-    its own; a text when its best image is its own."""
-    similarity, image_of_text = np.asarray(similarity), np.asarray(image_of_text)
-    image_to_text = image_of_text[similarity.argmax(axis=1)] == np.arange(similarity.shape[0])
-    text_to_image = similarity.argmax(axis=0) == image_of_text
-    return float(100 * (image_to_text.mean() + text_to_image.mean()) / 2)
+def retrieval(image_embeddings: Any, text_embeddings: Any, image_of_text: Any, device: str = "cpu") -> dict[str, float]:
+    """CLIP_benchmark's `image_retrieval_recall@k` (text->image: the share of captions whose image is among the k
+    best-scoring images) and `text_retrieval_recall@k` (image->text: the share of images with one of their captions
+    among the k best-scoring captions; an image without captions counts as a miss) for k in 1, 5, 10, and
+    DataComp's `mean_recall@1`, their mean at k=1, all in percent.
+
+    The embeddings (arrays or tensors, images x dim and captions x dim) come L2-normalised, as CLIP_benchmark's
+    `F.normalize` leaves them; they are not normalised again. `image_of_text[t]` is the image caption t describes.
+    Scores are CLIP_benchmark's float32 `texts @ images.T`, and the k best of each row are `torch.topk`'s on
+    `device` (CLIP_benchmark's `device`, where it runs topk), so ties fall where they fall in CLIP_benchmark. A k
+    above the number of images (captions) counts every image (caption) in, where CLIP_benchmark's topk raises."""
+    import torch
+
+    images = torch.as_tensor(image_embeddings).detach().to("cpu", torch.float32)
+    texts = torch.as_tensor(text_embeddings).detach().to("cpu", torch.float32)
+    owners = torch.as_tensor(np.asarray(image_of_text)).to(torch.int64)
+    if images.ndim != 2 or texts.ndim != 2 or images.shape[1] != texts.shape[1]:
+        raise ValueError(f"embeddings of images {tuple(images.shape)} and captions {tuple(texts.shape)} do not match")
+    n_images, n_texts = images.shape[0], texts.shape[0]
+    if n_images == 0 or n_texts == 0:
+        raise ValueError("retrieval needs at least one image and one caption")
+    if owners.shape != (n_texts,) or bool((owners < 0).any()) or bool((owners >= n_images).any()):
+        raise ValueError(f"image_of_text must give each of the {n_texts} captions an image below {n_images}")
+
+    def best(scores: Any, k: int) -> Any:  # the k best columns of each row, as CLIP_benchmark's recall_at_k finds them
+        return torch.topk(scores.to(device), min(k, scores.shape[1]), dim=1)[1].cpu()
+
+    caption_hits = dict.fromkeys(RECALL_AT, 0)
+    for rows in _slices(n_texts, SCORES_PER_SLICE // n_images):
+        scores = texts[rows] @ images.T  # rows of CLIP_benchmark's scores
+        for k in RECALL_AT:
+            caption_hits[k] += int((best(scores, k) == owners[rows, None]).any(dim=1).sum())
+    image_hits = dict.fromkeys(RECALL_AT, 0)
+    for columns in _slices(n_images, SCORES_PER_SLICE // n_texts):
+        scores = (texts @ images[columns].T).T  # rows of CLIP_benchmark's scores.T, in its memory layout
+        mine = torch.arange(columns.start, columns.stop)[:, None]
+        for k in RECALL_AT:
+            image_hits[k] += int((owners[best(scores, k)] == mine).any(dim=1).sum())
+
+    found: dict[str, float] = {}
+    for k in RECALL_AT:
+        found[f"image_retrieval_recall@{k}"] = 100 * caption_hits[k] / n_texts
+        found[f"text_retrieval_recall@{k}"] = 100 * image_hits[k] / n_images
+    found["mean_recall@1"] = 0.5 * (found["text_retrieval_recall@1"] + found["image_retrieval_recall@1"])
+    return found
+
+
+def _slices(count: int, most: int) -> list[slice]:
+    """`range(count)` cut into slices of at most `most` (at least 1), of near-equal lengths."""
+    parts = -(-count // max(1, most))
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def winogavil_prompt(cue: str) -> str:
-    """The text a WinoGAViL cue becomes: "A cue" or "An cue" (before a vowel), the cue lower-cased."""
+    """DataComp's `get_clip_prompt`: the cue lower-cased, after "An " when its first character is a, e, i, o or u
+    and "A " otherwise (a leading space counts as that character); an empty cue raises IndexError, as there."""
     cue = cue.lower()
-    return f"{'An' if cue[:1] in 'aeiou' else 'A'} {cue}"
+    if not cue:
+        raise IndexError("an empty WinoGAViL cue has no prompt (DataComp's get_clip_prompt fails on it too)")
+    return f"An {cue}" if cue[0] in ("a", "e", "i", "o", "u") else f"A {cue}"
 
 
-def jaccard_10_12(instances: Sequence[tuple[Sequence[float], set[int]]]) -> float:
-    """WinoGAViL's score: for each instance (the prompt's similarity to each candidate, the true associations)
-    pick the k most similar candidates, k the number of true ones, and take the Jaccard index of picked and
-    true; the mean over the instances with 10 or 12 candidates."""
-    scores = []
-    for similarities, associated in instances:
-        if len(similarities) not in (10, 12):
-            continue
-        order = np.argsort(-np.asarray(similarities), kind="stable")
-        picked = {int(i) for i in order[: len(associated)]}
-        scores.append(len(picked & associated) / len(picked | associated))
-    return float(100 * np.mean(scores)) if scores else float("nan")
+def winogavil(similarities: Sequence[Any], associations: Sequence[Any]) -> dict[str, float]:
+    """DataComp's WinoGAViL scores, in percent. Per instance: its prompt's similarity to each candidate and its true
+    associations (indices of candidates, or a boolean mask over them); `np.argsort(similarities)[-n:]` picks the
+    candidates, n the number of true ones, and the Jaccard index of picked and true (sklearn's `jaccard_score`)
+    scores it. Then the mean over every instance (`avg_jaccard_score`) and over those with 5, 6, 10, 12, at most 6
+    and at least 10 candidates (`jaccard_score_5` ... `jaccard_score_10-12`); a key with no instance is left out
+    (DataComp's is NaN).
+
+    Ties fall as np.argsort's default sort leaves them, which depends on the array's dtype (and the CPU's SIMD
+    sort): similarities are sorted in the dtype given, as DataComp sorts the logits its model returned."""
+    if len(similarities) != len(associations):
+        raise ValueError(f"{len(similarities)} rows of similarities for {len(associations)} sets of associations")
+    scores, sizes = [], []
+    for row, associated in zip(similarities, associations, strict=True):
+        image_logits = np.asarray(row)
+        if image_logits.ndim != 1 or len(image_logits) == 0:
+            raise ValueError(f"an instance needs a row of candidate similarities, not an array of {image_logits.shape}")
+        n_images = len(image_logits)
+        y_true = _association_mask(associated, n_images)
+        # DataComp's lines: with no true association, [-0:] picks every candidate (and the score is 0).
+        topk_indices = np.argsort(image_logits)[-y_true.sum() :]
+        y_pred = np.isin(np.arange(n_images), topk_indices)
+        # Picked or true is never empty (one candidate at least), so sklearn's zero_division never applies.
+        scores.append(np.sum(y_true & y_pred) / np.sum(y_true | y_pred))
+        sizes.append(n_images)
+    all_scores, all_groups = np.array(scores, dtype=np.float64), np.array(sizes)
+    groups = {
+        "avg_jaccard_score": np.ones(len(all_groups), dtype=bool),
+        "jaccard_score_5": all_groups == 5,
+        "jaccard_score_6": all_groups == 6,
+        "jaccard_score_10": all_groups == 10,
+        "jaccard_score_12": all_groups == 12,
+        "jaccard_score_5-6": all_groups <= 6,
+        "jaccard_score_10-12": all_groups >= 10,
+    }
+    return {key: float(100 * all_scores[chosen].mean()) for key, chosen in groups.items() if chosen.any()}
+
+
+def _association_mask(associated: Any, candidates: int) -> Any:
+    """The true associations as DataComp's `y_true`, a boolean mask over the candidates, from a mask or indices."""
+    values = (
+        np.fromiter(associated, dtype=np.int64) if isinstance(associated, set | frozenset) else np.asarray(associated)
+    )
+    if values.dtype == bool:
+        if values.shape != (candidates,):
+            raise ValueError(f"an association mask of shape {values.shape} for {candidates} candidates")
+        return values
+    if values.size and (
+        values.ndim != 1 or values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= candidates
+    ):
+        raise ValueError(f"associations must be indices of the {candidates} candidates, not {values.tolist()}")
+    return np.isin(np.arange(candidates), values)
