@@ -354,14 +354,14 @@ def test_line_separators_inside_class_names_and_templates_keep_them_whole(
     run: Run, tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from vitamin_cli.eval import data as task_data
-    from vitamin_cli.eval import tasks
+    from vitamin_cli.eval import layouts, tasks
 
     _, checkpoint = tiny
     rng = random.Random(5)
     samples = {f"s{i}": {"jpg": image_bytes(rng), "cls": str(i % 4).encode()} for i in range(8)}
     folder = wds_folder(tmp_path / "wds", SEPARATORS, [samples])
     task = tasks.load().resolve([f"wds:{folder}"], [])[0]
-    names = task_data.prepare(task, tmp_path / "hub").classnames
+    names = layouts.prepare(task, tmp_path / "hub").classnames
     assert names == ["cat\u2028tabby", "dog\x0bhound", "bird\x0cfinch", "fish\x85eel"]
     templates = tmp_path / "templates.txt"
     templates.write_text("a photo\u2028of a {c}.\r\nitap of a {c}.\n")

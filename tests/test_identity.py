@@ -137,10 +137,12 @@ def test_a_damaged_classifier_memo_is_built_again(run: Run, tiny: tuple[Path, Pa
 # Columns: one identity each
 
 
-def result_line(model: str, task: str, main: float, checkpoint: str, dtype: str = "fp32") -> str:
+def result_line(
+    model: str, task: str, main: float, checkpoint: str, dtype: str = "fp32", templates: str = "task"
+) -> str:
     row = {
         "kind": "result", "model": model, "checkpoint_sha256": checkpoint, "task": task, "task_name": task,
-        "data_revision": "r", "templates": "task", "templates_sha256": "t", "dtype": dtype, "device": "cpu",
+        "data_revision": "r", "templates": templates, "templates_sha256": "t", "dtype": dtype, "device": "cpu",
         "architecture_sha256": "a", "classnames_sha256": "c", "samples": 10, "undecodable": 0,
         "metrics": {"acc1": main}, "main_metric": "acc1", "main": main, "seconds": 1.0, "images_per_s": 10.0,
         "classifier_s": 0.1, "classifier_cached": False, "node": None, "node_id": None, "status": "ok",

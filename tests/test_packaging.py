@@ -46,6 +46,8 @@ def build_wheel(folder: Path) -> Path:
         ["ls", "--pulled"],
         ["verify"],
         ["cache"],
+        ["tasks"],
+        ["tasks", "--suite", "vtab", "--json"],
     ],
 )
 def test_light_commands_never_import_heavy_libraries(argv: list[str], tmp_path: Path) -> None:

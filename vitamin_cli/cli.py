@@ -45,6 +45,7 @@ COMMANDS = {
     "plot": "plot",
     "compare": "compare",
     "eval": "eval",
+    "tasks": "tasks",
 }
 
 

@@ -106,8 +106,16 @@ def eval_command(
             print(f"{r.model} {r.task}: {r.error}", file=sys.stderr)
         elif r.undecodable and not r.resumed:
             print(f"{r.model} {r.task}: {r.undecodable} image(s) did not decode and were left out", file=sys.stderr)
+    _say_skipped(results, out)
     if any(r.status == "failed" for r in results) or (selection.explicit and any(r.task == "-" for r in results)):
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _say_skipped(results: list[TaskResult], out: Path | None) -> None:
+    """Say once how many results a rerun took from `-o FILE` instead of measuring them again."""
+    if out is not None and (skipped := sum(r.resumed for r in results)):
+        print(f"skipped {skipped} task{'s' * (skipped != 1)} already in {out} (status ok, same key); delete their "
+              "lines to measure again", file=sys.stderr)  # fmt: skip
 
 
 def _progress_to(live: LiveTable) -> Callable[[str, str], Progress]:

@@ -104,17 +104,15 @@ def pull_command(
 def _pull_task(task: Any, root: Any, network: Any, show: Callable[[str], ProgressCallback | None]) -> PullResult:
     """Fetch a task's data files; one result for the task (its files summed), recorded as `task:<key>`."""
     from vitamin_cli.checkpoints.pull import PullResult
-    from vitamin_cli.eval import data
+    from vitamin_cli.eval import layouts
     from vitamin_cli.hub.cache import read_manifest
 
     name = f"task:{task.key}"
     if task.repo is None:
         return PullResult(name=name, status="failed", error=f"{task.key} is local data: there is nothing to pull")
-    if not task.evaluated:
-        return PullResult(name=name, repo=task.repo, status="unreleased", error=task.why_not)
     before = {e.etag for e in read_manifest(root, warn=False).of(name)}
     try:
-        commit, paths = data.fetch(task, root, network=network, progress=show)
+        commit, paths = layouts.fetch(task, root, network=network, progress=show)
     except VitaminError as err:
         console.report_error(err)
         return PullResult(name=name, repo=task.repo, status="failed", error=err.message)

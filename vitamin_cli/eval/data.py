@@ -1,11 +1,7 @@
-"""An evaluation task's data: fetched from the Hub into its cache (as `vitamin pull` fetches checkpoints:
-resumable, hashed, confined, offline-capable), or read from a local folder; and read in DataLoader workers.
-
-A Hub task is a dataset repo in the webdataset layout (shared/EVAL.md): `classnames.txt`,
-`zeroshot_classification_templates.txt`, `test/nshards.txt` and `test/0.tar ... test/N-1.tar`, each tar holding
-samples by key: an image (`jpg`, `png`, `webp`, ...), `cls` (the label) and, for WILDS and fairness tasks, `npy`
-(a metadata array). Every file is fetched at the commit the first one resolved to, so a task's data is one
-revision.
+"""An evaluation task's data, whatever its layout: what every layout module (`vitamin_cli/eval/layouts/`)
+shares: the `TaskData` it gives, its text files read safely, images read from files or zips and decoded in
+DataLoader workers, and the fetching of a Hub task's files as `vitamin pull` fetches checkpoints (resumable,
+hashed, confined, offline-capable), recorded as `task:KEY`, every file at one commit.
 
 Only `vitamin eval` and `vitamin pull --task` import this module, so it imports torch and numpy at the top
 (pyproject.toml exempts it from the rule that keeps them out of light commands).
@@ -16,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tarfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,18 +21,101 @@ import numpy as np
 import torch
 
 from vitamin_cli.errors import UsageError, VitaminError
-from vitamin_cli.eval.tasks import IMAGE_SUFFIXES, Task, fingerprint, label_of
+from vitamin_cli.eval.tasks import Task
 
-CLASSNAMES = "classnames.txt"
-TEMPLATES = "zeroshot_classification_templates.txt"
-NSHARDS = "test/nshards.txt"
-MAX_SHARDS = 100_000
-MAX_TEXT_BYTES = 64 * 2**20  # class names, templates, nshards.txt
-WDS_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+MAX_TEXT_BYTES = 64 * 2**20  # class names, templates, nshards.txt, a retrieval task's CSV
 
 
 class DataError(VitaminError):
     """A task's data that cannot be used as it is (exit code 1)."""
+
+
+# Where an image's bytes are: a file, or a member of a zip (the zip's path and the member's name).
+ImageSource = Path | tuple[Path, str]
+
+
+def read_image(source: ImageSource) -> bytes | None:
+    """An image's bytes, from its file or its zip (kept open per process); None when they cannot be read."""
+    import zipfile
+
+    try:
+        if isinstance(source, Path):
+            return source.read_bytes()
+        archive, member = source
+        data: bytes = _open_zip(archive).read(member)
+        return data
+    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError):
+        return None
+
+
+_zips: dict[Path, Any] = {}
+
+
+def _open_zip(path: Path) -> Any:
+    import zipfile
+
+    if path not in _zips:
+        _zips[path] = zipfile.ZipFile(path)
+    return _zips[path]
+
+
+def fetcher(
+    task: Task, hub_root: Path, network: Any, progress: Callable[[str], Callable[[int, int], None] | None] | None
+) -> Callable[[str, str], Any]:
+    """`one(filename, revision)`: a file of a Hub task fetched like a checkpoint and recorded as `task:KEY`."""
+    from vitamin_cli.hub.fetch import HubFile, record_for
+    from vitamin_cli.hub.fetch import fetch as fetch_file
+
+    record = record_for(f"task:{task.key}")
+
+    def one(filename: str, revision: str) -> Any:
+        wanted = HubFile(task.repo or "", filename, revision, repo_type="dataset")
+        bar = progress(f"{task.key}: {filename}") if progress is not None else None
+        return fetch_file(
+            wanted, hub_root, label=f"{task.key}: {filename}", on_present=record, network=network, progress=bar
+        )
+
+    return one
+
+
+def batches(dataset: Any, batch_size: int, workers: int) -> Iterator[Any]:
+    """A dataset of `Sample`s in batches from `workers` DataLoader workers; a DataError raised in a worker is
+    raised here with its own message, and the workers stop when the caller does."""
+    loaded = iter(
+        torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            worker_init_fn=_one_thread,
+            persistent_workers=False,
+        )
+    )
+    try:
+        yield from loaded
+    except DataError as err:  # from a worker, torch puts the worker's traceback into the message
+        raise DataError(_worker_message(err.message)) from None
+    finally:
+        # The workers stop now (torch's own shutdown, which its finalizer calls): a task that fails leaves the
+        # loader in a reference cycle, and the collector's shutdown of it stalls a later step for 5 s.
+        shutdown = getattr(loaded, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
+
+class Images:
+    """Images by source, as a map-style dataset of `Sample`s (a folder's, a zip's)."""
+
+    def __init__(self, images: list[tuple[ImageSource, int]], transform: Callable[[Any], Any]) -> None:
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Sample:
+        source, label = self.images[index]
+        data = read_image(source)
+        return Sample(None if data is None else decode(data, self.transform), label)
 
 
 @dataclass
@@ -50,108 +128,16 @@ class TaskData:
     templates_source: str  # "task", "default" or the --templates file
     revision: str  # the dataset's commit, or a fingerprint of a local folder's files
     shards: list[Path] = field(default_factory=list)  # webdataset tars
-    images: list[tuple[Path, int]] = field(default_factory=list)  # a folder task's (image, label)
+    images: list[tuple[ImageSource, int]] = field(default_factory=list)  # (image, label, or the image's index)
+    captions: list[list[str]] = field(default_factory=list)  # a retrieval task's captions of each image
+    instances: list[Any] = field(default_factory=list)  # a WinoGAViL task's instances (layouts.winogavil)
 
     @property
     def templates_sha256(self) -> str:
         return hashlib.sha256("\n".join(self.templates).encode()).hexdigest()
 
 
-def fetch(
-    task: Task,
-    hub_root: Path,
-    *,
-    network: Any = None,
-    progress: Callable[[str], Callable[[int, int], None] | None] | None = None,
-    everything: bool = True,
-) -> tuple[str, dict[str, Path]]:
-    """Make a Hub task's files present in the cache, recorded in the manifest under `task:<key>`; returns the
-    commit and each file's snapshot path. Without `everything`, only the small text files."""
-    from vitamin_cli.hub.fetch import HubFile, record_for
-    from vitamin_cli.hub.fetch import fetch as fetch_file
-
-    assert task.repo is not None
-    record = record_for(f"task:{task.key}")
-
-    def one(filename: str, revision: str) -> Any:
-        wanted = HubFile(task.repo or "", filename, revision, repo_type="dataset")
-        bar = progress(f"{task.key}: {filename}") if progress is not None else None
-        return fetch_file(
-            wanted, hub_root, label=f"{task.key}: {filename}", on_present=record, network=network, progress=bar
-        )
-
-    first = one(CLASSNAMES, "main")
-    commit = first.commit
-    paths = {CLASSNAMES: first.path}
-    for name in (TEMPLATES, NSHARDS):
-        paths[name] = one(name, commit).path
-    if everything:
-        for shard in range(shard_count(paths[NSHARDS])):
-            name = f"test/{shard}.tar"
-            paths[name] = one(name, commit).path
-    return commit, paths
-
-
-def prepare(
-    task: Task,
-    hub_root: Path,
-    templates_file: Path | None = None,
-    network: Any = None,
-    progress: Callable[[str], Callable[[int, int], None] | None] | None = None,
-) -> TaskData:
-    """The task's class names, templates, revision and files, fetching what a Hub task needs."""
-    override = read_templates(templates_file) if templates_file is not None else None
-    if task.kind == "folder":
-        assert task.path is not None
-        return _folder_data(task, override, templates_file)
-    if task.repo is not None:
-        revision, paths = fetch(task, hub_root, network=network, progress=progress)
-        root_files = {name: paths[name] for name in (CLASSNAMES, TEMPLATES, NSHARDS)}
-        shards = [paths[f"test/{i}.tar"] for i in range(shard_count(root_files[NSHARDS]))]
-    else:
-        assert task.path is not None
-        root_files = {name: task.path / name for name in (CLASSNAMES, TEMPLATES, NSHARDS)}
-        shards = [task.path / f"test/{i}.tar" for i in range(shard_count(root_files[NSHARDS]))]
-        missing = [s for s in shards if not s.is_file()]
-        if missing:
-            raise UsageError(f"{task.path}: {len(missing)} shards are missing, {missing[0]} first")
-        revision = fingerprint(task.path, [*root_files.values(), *shards])
-    classnames = _lines(root_files[CLASSNAMES])
-    if len(classnames) < 2:
-        raise DataError(f"{task.key}: {CLASSNAMES} names {len(classnames)} classes; zero-shot needs at least 2")
-    if override is not None:
-        templates, source = override, str(templates_file)
-    elif root_files[TEMPLATES].is_file():
-        templates, source = check_templates(_lines(root_files[TEMPLATES]), f"{task.key}: {TEMPLATES}"), "task"
-    else:
-        templates, source = default_templates(), "default"
-    return TaskData(task, classnames, templates, source, revision, shards=shards)
-
-
-def _folder_data(task: Task, override: list[str] | None, templates_file: Path | None) -> TaskData:
-    assert task.path is not None
-    folders = [p for p in sorted(task.path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    images = [
-        (image, label)
-        for label, folder in enumerate(folders)
-        for image in sorted(folder.iterdir())
-        if image.suffix.lower() in IMAGE_SUFFIXES and image.is_file()
-    ]
-    templates = override if override is not None else default_templates()
-    source = str(templates_file) if override is not None else "default"
-    classnames = [label_of(f.name) for f in folders]
-    revision = fingerprint(task.path, [image for image, _ in images], classnames)
-    return TaskData(task, classnames, templates, source, revision, images=images)
-
-
-def shard_count(path: Path) -> int:
-    text = "\n".join(_lines(path))
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_SHARDS:
-        raise DataError(f"{path} should hold the number of shards, not {text[:40]!r}")
-    return int(text)
-
-
-def _lines(path: Path) -> list[str]:
+def lines(path: Path) -> list[str]:
     if not path.is_file():  # a folder, a pipe or a device is never read
         raise UsageError(f"{path} is not a regular file")
     if path.stat().st_size > MAX_TEXT_BYTES:
@@ -168,12 +154,12 @@ def _lines(path: Path) -> list[str]:
 def read_templates(path: Path) -> list[str]:
     """A --templates file: one template per line, `{c}` where the class name goes."""
     try:
-        lines = _lines(path)
+        found = lines(path)
     except OSError as err:
         raise UsageError(f"cannot read --templates {path}: {err.strerror}") from None
     except DataError as err:
         raise UsageError(f"--templates: {err.message}", hint=err.hint) from None
-    return check_templates(lines, f"--templates {path}")
+    return check_templates(found, f"--templates {path}")
 
 
 def check_templates(lines: list[str], where: str) -> list[str]:
@@ -217,138 +203,6 @@ def decode(data: bytes, transform: Callable[[Any], Any]) -> Any:
         return None
 
 
-def wds_samples(
-    shards: list[Path],
-    transform: Callable[[Any], Any],
-    with_metadata: bool,
-    classes: int,
-    columns: int | None = None,
-) -> Generator[Sample, None, None]:
-    """The samples of these shards, in order: each key's image, `cls` and `npy` members. A shard that is cut
-    short, a sample without a class number below `classes`, or (`with_metadata`) without a metadata row of
-    `columns` numbers (of any length when None), is a DataError naming the shard and the sample."""
-    for shard in shards:
-        try:
-            with tarfile.open(shard, mode="r|") as tar:  # a plain tar, as the layout says: sizes are on-disk
-                yield from _grouped(tar, shard.stat().st_size, transform, with_metadata, classes, columns)
-        except (tarfile.TarError, OSError) as err:
-            raise DataError(f"{shard} is not a readable tar file: {err}") from None
-        except DataError as err:
-            raise DataError(f"{shard}: {err.message}") from None
-
-
-def _grouped(
-    tar: tarfile.TarFile,
-    size: int,
-    transform: Callable[[Any], Any],
-    with_metadata: bool,
-    classes: int,
-    columns: int | None,
-) -> Iterator[Sample]:
-    current: str | None = None
-    parts: dict[str, bytes] = {}
-    for member in tar:
-        if not member.isfile():
-            continue
-        key, _, extension = member.name.rpartition("/")[2].partition(".")
-        stream = tar.extractfile(member)
-        data = stream.read() if stream is not None else b""
-        if len(data) != member.size:
-            raise DataError(f"{member.name} is cut short ({len(data)} of {member.size} bytes)")
-        if key != current and current is not None:
-            yield _sample(current, parts, transform, with_metadata, classes, columns)
-            parts = {}
-        current = key
-        parts[extension.lower()] = data
-    if size < tar.offset + 2 * tarfile.BLOCKSIZE:  # the end-of-archive blocks start at tar.offset
-        raise DataError("cut short: it ends without a tar's end-of-archive blocks")
-    if current is not None:
-        yield _sample(current, parts, transform, with_metadata, classes, columns)
-
-
-def _sample(
-    key: str,
-    parts: dict[str, bytes],
-    transform: Callable[[Any], Any],
-    with_metadata: bool,
-    classes: int,
-    columns: int | None,
-) -> Sample:
-    text = parts.get("cls", b"").decode("ascii", errors="replace").strip()
-    if not (text.isascii() and text.isdigit() and int(text) < classes):
-        found = "no cls" if "cls" not in parts else f"cls {text[:20]!r}"
-        raise DataError(f"sample {key[:80]!r} has {found}; a label is a class number from 0 to {classes - 1}")
-    image = next((parts[e] for e in WDS_IMAGE_EXTENSIONS if e in parts), None)
-    metadata = _metadata(key, parts, columns) if with_metadata else None
-    return Sample(decode(image, transform) if image is not None else None, int(text), metadata)
-
-
-def _metadata(key: str, parts: dict[str, bytes], columns: int | None) -> Any:
-    """A WILDS or fairness sample's metadata: its `npy` member, one row of numbers (`columns` of them, when
-    known), never unpickled. Anything else would stop the task with a traceback where the rows are stacked,
-    or group the samples wrongly and give a wrong metric without a word."""
-    sample = f"sample {key[:80]!r}"
-    if "npy" not in parts:
-        raise DataError(f"{sample} has no npy member: a WILDS or fairness task needs each sample's metadata")
-    try:
-        array = np.load(io.BytesIO(parts["npy"]), allow_pickle=False)
-    except Exception as err:  # noqa: BLE001 - untrusted bytes: an object array, a pickle, a cut header, garbage
-        reason = str(err).split("\n")[0][:120] or type(err).__name__
-        raise DataError(f"{sample} has an npy member that is not a plain NumPy array: {reason}") from None
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        raise DataError(f"{sample} has an npy member that is not a plain NumPy array")
-    if array.dtype.kind not in "biuf":  # booleans, integers, floats: not text, objects, records or dates
-        raise DataError(f"{sample} has metadata of dtype {array.dtype}; it must be numbers")
-    if array.ndim != 1 or array.size == 0 or (columns is not None and array.shape != (columns,)):
-        wanted = f"{columns} numbers, as the task's first sample has" if columns is not None else "at least 1 number"
-        raise DataError(f"{sample} has metadata of shape {array.shape}; it must be one row of {wanted}")
-    return array
-
-
-def _metadata_columns(shards: list[Path], classes: int) -> int | None:
-    """How many numbers the metadata row of the task's first sample holds, which every other sample's must
-    hold too (read here, before the workers start, so that each of them checks against the same length)."""
-    first = wds_samples(shards, lambda image: None, True, classes)
-    try:
-        sample = next(first, None)
-    finally:
-        first.close()
-    return None if sample is None else len(sample.metadata)
-
-
-def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, workers: int) -> Iterator[Any]:
-    """Batches (images, labels, metadata, undecodable count); images are decoded in `workers` worker
-    processes, shards split among them."""
-    with_metadata = data.task.kind in ("wilds", "fairness")
-    if data.images:
-        dataset: Any = _FolderImages(data.images, transform)
-    else:
-        classes = len(data.classnames)
-        columns = _metadata_columns(data.shards, classes) if with_metadata else None
-        dataset = Shards(data.shards, transform, with_metadata, classes, columns)
-        workers = min(workers, len(data.shards))
-    batches = iter(
-        torch.utils.data.DataLoader(
-            dataset,
-            batch_size=batch_size,
-            num_workers=workers,
-            collate_fn=_collate,
-            worker_init_fn=_one_thread,
-            persistent_workers=False,
-        )
-    )
-    try:
-        yield from batches
-    except DataError as err:  # from a worker, torch puts the worker's traceback into the message
-        raise DataError(_worker_message(err.message)) from None
-    finally:
-        # The workers stop now (torch's own shutdown, which its finalizer calls): a task that fails leaves the
-        # loader in a reference cycle, and the collector's shutdown of it stalls a later step for 5 s.
-        shutdown = getattr(batches, "_shutdown_workers", None)
-        if shutdown is not None:
-            shutdown()
-
-
 def _worker_message(message: str) -> str:
     """A worker's error as it was raised there: the last line of the traceback torch wraps it in."""
     if "Original Traceback" not in message:
@@ -369,46 +223,99 @@ def _collate(samples: list[Sample]) -> tuple[Any, Any, Any, int]:
     return images, labels, metadata, len(samples) - len(good)
 
 
-class _FolderImages:
-    """A folder task's images, as a map-style dataset."""
-
-    def __init__(self, images: list[tuple[Path, int]], transform: Callable[[Any], Any]) -> None:
-        self.images, self.transform = images, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> Sample:
-        path, label = self.images[index]
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return Sample(None, label)
-        return Sample(decode(data, self.transform), label)
-
-
-class Shards(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
-    """A webdataset task's shards, each worker reading every n-th shard."""
-
-    def __init__(
-        self,
-        shards: list[Path],
-        transform: Callable[[Any], Any],
-        with_metadata: bool,
-        classes: int,
-        columns: int | None = None,
-    ) -> None:
-        self.shards, self.transform, self.with_metadata, self.classes = shards, transform, with_metadata, classes
-        self.columns = columns
-
-    def __iter__(self) -> Iterator[Sample]:
-        info = torch.utils.data.get_worker_info()
-        mine = self.shards if info is None else self.shards[info.id :: info.num_workers]
-        return wds_samples(mine, self.transform, self.with_metadata, self.classes, self.columns)
-
-
 def default_workers(device: str) -> int:
     """Decoding processes: on a GPU, every core but one (the model's feeder); on the CPU, half the cores, since
     the model itself needs the rest (on 2 cores: 1 worker keeps eval at 0.95x the bench's images/s, 2 at 0.75x)."""
     cores = os.cpu_count() or 1
     return max(1, min(16, cores - 1)) if device.startswith("cuda") else max(1, cores // 2)
+
+
+def fetch_named(
+    task: Task,
+    hub_root: Path,
+    network: Any,
+    progress: Callable[[str], Callable[[int, int], None] | None] | None,
+    everything: bool,
+) -> tuple[str, dict[str, Path]]:
+    """A Hub task's files as tasks.yaml names them (`files:`): the first at the repo's main, the others at the
+    commit it resolved to (all of them with `everything`, else only the first)."""
+    if len(task.files) < 2:
+        raise DataError(f"{task.key}: tasks.yaml should name its data files (files: [TABLE, ZIP])")
+    one = fetcher(task, hub_root, network, progress)
+    first = one(task.files[0], "main")
+    paths = {task.files[0]: first.path}
+    for name in task.files[1:] if everything else ():
+        paths[name] = one(name, first.commit).path
+    return first.commit, paths
+
+
+def zip_members(path: Path) -> dict[str, list[str]]:
+    """A zip's files by base name, and by base name without its extension for images (a name that two members
+    share maps to both); a member whose path leads outside the zip's folder (absolute, `..`, a drive) is a
+    DataError naming it. Images are read in place from the zip, never unpacked."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+    except (OSError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path.name} is not a readable zip file: {err}") from None
+    found: dict[str, list[str]] = {}
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise DataError(f"{path.name}: member {name[:200]!r} leads outside the zip's folder; refused")
+        base = parts[-1]
+        stem, dot, extension = base.rpartition(".")
+        image = dot and stem and f".{extension.lower()}" in (".jpg", ".jpeg", ".png", ".webp")
+        for key in (base, stem) if image else (base,):
+            found.setdefault(key, []).append(name)
+    return found
+
+
+def csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a CSV file that a task reads: UTF-8, at most MAX_TEXT_BYTES, with the `required`
+    columns (a missing one is a DataError listing the columns the file has)."""
+    import csv
+
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file")
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise DataError(f"{path.name} is larger than a task's CSV can be ({MAX_TEXT_BYTES // 2**20} MiB)")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path.name} is not UTF-8 text (byte {err.start})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    line = 1
+    try:
+        columns = reader.fieldnames or []
+        missing = [c for c in required if c not in columns]
+        if missing:
+            shown = ", ".join(columns[:20]) or "none"
+            raise DataError(f"{path.name} has no {' or '.join(missing)} column (its columns: {shown})")
+        for line, row in enumerate(reader, 2):  # line 1 is the header
+            yield line, row
+    except csv.Error as err:
+        raise DataError(f"{path.name} is not a readable CSV after line {line}: {err}") from None
+
+
+def string_list(cell: Any) -> list[str] | None:
+    """A cell holding a non-empty list of non-empty strings, as a JSON or Python list literal (quotes of either
+    kind); None for anything else. Never evaluated as code: `ast.literal_eval` reads literals only."""
+    import ast
+    import json
+
+    text = cell.strip() if isinstance(cell, str) else ""
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return value
+    return None

@@ -5,6 +5,7 @@ and compare read back without torch.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,7 +28,7 @@ class TaskResult:
     task: str
     task_name: str
     data_revision: str | None = None
-    templates: str | None = None  # "task", "default" or the --templates file
+    templates: str | None = None  # "task", "default", "none" (retrieval, WinoGAViL) or the --templates file
     templates_sha256: str | None = None
     dtype: str | None = None
     device: str | None = None
@@ -69,8 +70,9 @@ class TaskResult:
     def identity(self) -> Identity:
         """What a zoo column made of this result is a mean over: one checkpoint, one architecture, one dtype
         on one kind of device, one choice of templates."""
+        # The task's own templates, or none (retrieval, WinoGAViL): both what the zoo's columns are made with.
         own = f"file {(self.templates_sha256 or '')[:12]}"
-        chosen = self.templates if self.templates in ("task", "default") else own
+        chosen = {"task": "task", "none": "task", "default": "default"}.get(self.templates or "", own)
         return Identity(
             self.checkpoint_sha256, self.architecture_sha256, self.dtype, device_kind(self.device), chosen or "?"
         )
@@ -208,6 +210,8 @@ def read_accuracy(path: Path, models: Sequence[Model]) -> Accuracy:
     if not results:
         raise UsageError(f"{path} holds no evaluation results", hint="pass a file written by `vitamin eval -o FILE`")
     registry = tasks.load().tasks
+    for key in sorted({r.task for r in results} & set(tasks.RETIRED)):
+        print(f"note: {path} holds results of {key}: {tasks.RETIRED[key]}; never counted in a column", file=sys.stderr)
     found: dict[str, list[Measured]] = {}
     for model in models:
         for identity, group in by_identity(model, results):

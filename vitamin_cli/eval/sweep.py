@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitamin_cli.errors import UsageError, VitaminError
+from vitamin_cli.eval.kinds import run_task
 from vitamin_cli.eval.results import TaskResult
-from vitamin_cli.eval.zeroshot import Checkpoint, EvalSettings, Progress, run_task, started
+from vitamin_cli.eval.zeroshot import Checkpoint, EvalSettings, Progress, started
 from vitamin_cli.runners import InProcess, Resources, Runner
 from vitamin_cli.zoo import Model, Zoo
 
@@ -124,17 +125,18 @@ def sweep(
 ) -> Iterator[TaskResult]:
     """Evaluate each model on each task; yield a result for each pair as it finishes.
 
-    A model without public weights and without `checkpoint`, or a task vitamin does not evaluate yet, gives a
-    `skipped` result first (a model's has task "-"). A pair whose result is in `saved` with status ok (read
-    back from `-o FILE`) is not evaluated again: the saved result is yielded, marked `resumed`. `checkpoint`
-    holds one model's own weights; `progress(model, task)` gives a callback for a job's images, in this
-    process only."""
-    from vitamin_cli.eval import data
+    A model without public weights and without `checkpoint` gives a `skipped` result first, with task "-". A
+    pair whose result is in `saved` with status ok (read back from `-o FILE`) is not evaluated again: the saved
+    result is yielded, marked `resumed`. `checkpoint` holds one model's own weights; `progress(model, task)`
+    gives a callback for a job's images, in this process only."""
+    from vitamin_cli.eval import data, layouts
     from vitamin_cli.hub.fetch import Network
 
     runner = runner or InProcess()
     if templates is not None:
         data.read_templates(templates)  # a bad file is a usage error before anything runs
+    for task in tasks:
+        layouts.check_local(task)  # so is a folder of your own that lacks what its layout needs
     Network.from_environment()  # so is a bad setting of the network
     if checkpoint is not None:
         if len(models) != 1:
@@ -150,10 +152,6 @@ def sweep(
             yield TaskResult(model.name, None, "-", "-", status="skipped", error=why)
             continue
         for task in tasks:
-            if not task.evaluated:
-                yield TaskResult(model.name, None, task.key, task.name, main_metric=task.metric, status="skipped",
-                                 error=task.why_not)  # fmt: skip
-                continue
             jobs.append(
                 EvalJob(registry.path, model.name, task, settings, checkpoint, templates, cache_dir, frozenset(done))
             )
@@ -179,13 +177,13 @@ def sweep(
 
 def _prepared(job: EvalJob, reuse: Reuse) -> TaskData:
     """A task's data, once per sweep: the next model on the same task reuses it."""
-    from vitamin_cli.eval import data
+    from vitamin_cli.eval import layouts
     from vitamin_cli.hub.cache import hub_dir
     from vitamin_cli.hub.fetch import Network
 
     key = (job.task, job.cache_dir, job.templates)
     if key not in reuse.data:
-        reuse.data[key] = data.prepare(job.task, hub_dir(job.cache_dir), job.templates, Network.from_environment())
+        reuse.data[key] = layouts.prepare(job.task, hub_dir(job.cache_dir), job.templates, Network.from_environment())
     return reuse.data[key]
 
 

@@ -1,5 +1,6 @@
 """The evaluation tasks: DataComp's 40 as data (`tasks.yaml`, bundled and validated like zoo.yaml), the
-suites behind the zoo's five accuracy columns, and a user's own data (`folder:PATH`, `wds:PATH`).
+suites behind the zoo's five accuracy columns, and a user's own data (`folder:PATH`, `wds:PATH`,
+`retrieval:PATH`).
 
     tasks.load().get("vtab/cifar100")
     tasks.load().suite("vtab")           # the 13 tasks whose mean is the zoo's VTAB column
@@ -22,8 +23,17 @@ from vitamin_cli.yamlschema import Problem, Reader, choice, hub_name, line, opti
 from vitamin_cli.zoo import METRICS, suggest
 
 SUITES = METRICS  # imagenet, avg38, dist_shift, vtab, retrieval: each a zoo column
-KINDS = ("classification", "wilds", "fairness", "retrieval", "winogavil", "folder")
-EVALUATED = ("classification", "wilds", "fairness", "folder")  # retrieval and WinoGAViL: not yet
+# What a task measures: a module of vitamin_cli/eval/kinds/ each (wilds and fairness: classification with their
+# own metrics). How its data is stored: a module of vitamin_cli/eval/layouts/ each.
+KINDS = ("classification", "wilds", "fairness", "retrieval", "winogavil")
+LAYOUTS = ("wds", "folder", "csvzip", "winogavil")
+# Your own data: `PREFIX:PATH` -> (kind, layout).
+LOCAL = {"folder": ("classification", "folder"), "wds": ("classification", "wds"), "retrieval": ("retrieval", "csvzip")}
+# Keys of tasks DataComp has replaced; results under them are read but never counted in a column.
+RETIRED = {
+    "retrieval/flickr30k": "the whole Flickr30k (31,014 images), which DataComp replaced on 2023-05-15 by the "
+    "1,000-image test split the zoo's numbers are on (retrieval/flickr_1k_test_image_text_retrieval)",
+}
 MAIN_METRICS = (
     "acc1",
     "mean_per_class_recall",
@@ -41,27 +51,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 class Task:
     """One evaluation task."""
 
-    key: str  # DataComp's key (`vtab/cifar100`), or `folder:PATH` / `wds:PATH`
+    key: str  # DataComp's key (`vtab/cifar100`), or `folder:PATH` / `wds:PATH` / `retrieval:PATH`
     name: str
-    kind: str
+    kind: str  # KINDS: what is measured
+    layout: str  # LAYOUTS: how the data is stored
     metric: str | None  # the main metric; None for the tasks that have none
     groups: tuple[str, ...]  # the zoo columns (suites) it counts towards
     repo: str | None  # a Hugging Face dataset repo; None for local data
     examples: int | None = None
     classes: int | None = None
+    files: tuple[str, ...] = ()  # a Hub task's data files, where its layout does not fix their names
     path: Path | None = None  # local data
-
-    @property
-    def evaluated(self) -> bool:
-        """Whether vitamin can evaluate this task yet."""
-        return self.kind in EVALUATED
-
-    @property
-    def why_not(self) -> str:
-        return (
-            f"{self.name} ({self.key}) comes in the Hugging Face datasets format, which vitamin does not read yet; "
-            "the columns that include it are marked incomplete"
-        )
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,14 @@ class Registry:
     tasks: tuple[Task, ...]
 
     def get(self, key: str) -> Task:
-        """A task by key (`imagenet1k`, `vtab/cifar100`), or local data by `folder:PATH` or `wds:PATH`."""
-        if key.startswith(("folder:", "wds:")):
+        """A task by key (`imagenet1k`, `vtab/cifar100`), or local data by `folder:PATH`, `wds:PATH` or
+        `retrieval:PATH`."""
+        if key.partition(":")[0] in LOCAL and ":" in key:
             return local_task(key)
         found = {t.key.lower(): t for t in self.tasks}.get(key.strip().lower())
         if found is None:
             shown = key if len(key) <= 80 else key[:60] + "..."
-            hint = suggest(key[:200], [t.key for t in self.tasks])
-            if hint.startswith("run `vitamin ls`"):
-                hint = "`vitamin eval --help` lists the suites; the keys are DataComp's (docs/eval.md)"
-            raise UsageError(f"unknown task '{shown}'", hint=hint)
+            raise UsageError(f"unknown task '{shown}'", hint=_unknown_task_hint(key, [t.key for t in self.tasks]))
         return found
 
     def suite(self, name: str) -> list[Task]:
@@ -93,34 +91,56 @@ class Registry:
         nothing is asked for."""
         if not task_keys and not suites:
             return [self.get("imagenet1k")]
+        keys = {t.key.lower() for t in self.tasks}
+        for name in suites:
+            if name not in SUITES and name.strip().lower() in keys:  # a task given as a suite
+                raise UsageError(f"unknown suite {name[:80]!r}", hint=f"{name} is a task: give --task {name}")
         chosen: dict[str, Task] = {}
         for task in [*(self.get(k) for k in task_keys), *(t for s in suites for t in self.suite(s))]:
             chosen.setdefault(task.key, task)
         return list(chosen.values())
 
 
+def _unknown_task_hint(key: str, keys: Sequence[str]) -> str:
+    """What to give instead of an unknown task: a folder of your data with its prefix, a suite with --suite, or
+    the keys closest to it; and where every key is listed."""
+    name = key.strip()[:4096]
+    listed = "`vitamin tasks` lists them"
+    close = suggest(name[:200], keys, otherwise="")
+    if name.lower() in SUITES:  # a suite given as a task (a folder of that name too: the suite is meant)
+        return f"{name} is a suite: give --suite {name.lower()}" + (f"; or {close}" if close else "") + f" {listed}"
+    for given in dict.fromkeys((name, name.partition(":")[2])):  # PATH, or `folders:PATH` and the like
+        names = _folder_names(given)
+        if names is not None:
+            ways = [f"wds:{given} (the webdataset layout)"] if "classnames.txt" in names else []
+            if any(n.lower().endswith(".csv") for n in names):
+                ways.append(f"retrieval:{given} (a CSV of file names and captions beside the images)")
+            ways.append(f"folder:{given} (one sub-folder of images per class)")
+            return f"{given} is a folder: give --task " + ", or ".join(ways)
+    return f"{close} {listed}" if close else f"{listed} (DataComp's keys, docs/eval.md)"
+
+
+def _folder_names(given: str) -> list[str] | None:
+    """What the folder `given` holds, when it is one."""
+    try:
+        path = Path(given).expanduser()
+        return [p.name for p in path.iterdir()] if given and path.is_dir() else None
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: `~user` of no user
+        return None
+
+
 def local_task(spec: str) -> Task:
-    """`folder:PATH` (one sub-folder of images per class) or `wds:PATH` (the webdataset layout of a Hub task)."""
-    kind, _, raw = spec.partition(":")
+    """`folder:PATH` (one sub-folder of images per class), `wds:PATH` (the webdataset layout of a Hub task) or
+    `retrieval:PATH` (a CSV of file names and captions beside a zip or a folder of the images); the layout's
+    module checks what the folder holds (`layouts.check_local`)."""
+    prefix, _, raw = spec.partition(":")
     path = Path(raw).expanduser()
     if not raw or not path.is_dir():
-        raise UsageError(f"{spec[:120]}: no such folder", hint=f"give {kind}:PATH, PATH a folder of your data")
+        raise UsageError(f"{spec[:120]}: no such folder", hint=f"give {prefix}:PATH, PATH a folder of your data")
     path = path.resolve()
-    if kind == "folder":
-        classes = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-        if len(classes) < 2:
-            raise UsageError(
-                f"{path} has {len(classes)} class folder{'s' if len(classes) != 1 else ''}: zero-shot "
-                "classification needs at least 2",
-                hint="make one sub-folder per class, named after it (`_` reads as a space), holding its images",
-            )
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES for c in classes for f in c.iterdir()):
-            raise UsageError(f"{path} holds no images in its class folders", hint=f"images end in {IMAGE_SUFFIXES}")
-        return Task(f"folder:{path}", path.name, "folder", "acc1", (), None, classes=len(classes), path=path)
-    for needed in ("classnames.txt", "test/nshards.txt"):
-        if not (path / needed).is_file():
-            raise UsageError(f"{path} is not in the webdataset layout: no {needed}", hint="docs/eval.md shows it")
-    return Task(f"wds:{path}", path.name, "classification", "acc1", (), None, path=path)
+    kind, layout = LOCAL[prefix]
+    metric = "mean_recall@1" if kind == "retrieval" else "acc1"
+    return Task(f"{prefix}:{path}", path.name, kind, layout, metric, (), None, path=path)
 
 
 def bundled_path() -> Path:
@@ -144,16 +164,24 @@ def _groups(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _files(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or any(ids.filename_problem(v) for v in value):
+        raise Problem(f"expected a list of file names in the repo, got {value!r}")
+    return tuple(value)
+
+
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "key": line,
     "name": line,
-    "kind": choice(KINDS[:-1]),
+    "kind": choice(KINDS),
+    "layout": choice(LAYOUTS),
     "metric": choice((*MAIN_METRICS, None)),
     "groups": _groups,
     "repo": hub_name(ids.repo_problem),
     "examples": optional(positive_int),
     "classes": optional(positive_int),
 }
+_OPTIONAL: dict[str, Callable[[Any], Any]] = {"files": _files}
 
 
 class _Parser(Reader):
@@ -166,8 +194,8 @@ class _Parser(Reader):
             raise self.fail(node, "tasks", "expected a non-empty list of tasks")
         tasks: list[Task] = []
         for item in node.value:
-            fields = self.mapping(item, None, required=tuple(_CHECKS), optional=())
-            values = self.checked(_CHECKS, fields, "", "task")
+            fields = self.mapping(item, None, required=tuple(_CHECKS), optional=tuple(_OPTIONAL))
+            values = self.checked({**_CHECKS, **_OPTIONAL}, fields, "", "task")
             task = Task(**values)
             if any(t.key == task.key for t in tasks):
                 raise self.fail(fields["key"], "key", f"task '{task.key}' appears twice")
