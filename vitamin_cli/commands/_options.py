@@ -114,8 +114,8 @@ Tasks = Annotated[
     typer.Option(
         "--task",
         metavar="KEY",
-        help="An evaluation task (DataComp's key: imagenet1k, vtab/cifar100, ...), or folder:PATH / wds:PATH for "
-        "your own data (repeatable).",
+        help="An evaluation task (DataComp's key: imagenet1k, vtab/cifar100, ...; `vitamin tasks` lists them), or "
+        "folder:PATH / wds:PATH / retrieval:PATH for your own data (repeatable).",
         show_default=False,
     ),
 ]

@@ -31,6 +31,7 @@ Examples:
   vitamin eval ViTamin-L --suite vtab -o runs.jsonl # the 13 VTAB tasks; a rerun skips what is done
   vitamin eval ViT-B-32-s128M --checkpoint mine.pt --suite avg38
   vitamin eval ViTamin-S --task folder:~/photos     # your own images: one sub-folder per class
+  vitamin eval ViTamin-S --task retrieval:~/pairs   # your own image-text pairs: a CSV beside a zip
   vitamin ls --eval runs.jsonl                      # measured columns beside the reported ones
 """
 
@@ -101,21 +102,10 @@ def eval_command(
 
     sink.write_rows(chosen, results, views.EVAL_COLUMNS, record=lambda r: r.to_json(), document=document,
                     after=lambda: views.print_columns({n: cols for n, (_, cols) in summaries.items()}))  # fmt: skip
-    for r in results:
-        if r.status == "failed":
-            print(f"{r.model} {r.task}: {r.error}", file=sys.stderr)
-        elif r.undecodable and not r.resumed:
-            print(f"{r.model} {r.task}: {r.undecodable} image(s) did not decode and were left out", file=sys.stderr)
-    _say_skipped(results, out)
+    for note in views.eval_notes(results, out):
+        print(note, file=sys.stderr)
     if any(r.status == "failed" for r in results) or (selection.explicit and any(r.task == "-" for r in results)):
         raise typer.Exit(EXIT_FAILURE)
-
-
-def _say_skipped(results: list[TaskResult], out: Path | None) -> None:
-    """Say once how many results a rerun took from `-o FILE` instead of measuring them again."""
-    if out is not None and (skipped := sum(r.resumed for r in results)):
-        print(f"skipped {skipped} task{'s' * (skipped != 1)} already in {out} (status ok, same key); delete their "
-              "lines to measure again", file=sys.stderr)  # fmt: skip
 
 
 def _progress_to(live: LiveTable) -> Callable[[str, str], Progress]:

@@ -4,6 +4,7 @@ them, and the rows their live progress tables show while a sweep runs."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitamin_cli import console
@@ -61,6 +62,22 @@ def eval_progress_row(model: str, task: str, done: int, total: int, seconds: flo
     rate = done / seconds if seconds else 0.0
     left = f"{(total - done) / rate:,.0f} s" if rate and total > done else "-"
     return [model, task, f"{done:,}" + (f" / {total:,}" if total else ""), f"{rate:,.0f}", left]
+
+
+def eval_notes(results: Sequence[TaskResult], out: Path | None) -> list[str]:
+    """What stderr says after `vitamin eval`: each failure, each task with images left out, and how many results
+    a rerun took from `-o FILE` instead of measuring them again."""
+    notes = []
+    for r in results:
+        if r.status == "failed":
+            notes.append(f"{r.model} {r.task}: {r.error}")
+        elif r.undecodable and not r.resumed:
+            notes.append(f"{r.model} {r.task}: {r.undecodable} image(s) did not decode and were left out")
+    skipped = sum(r.resumed for r in results)
+    if out is not None and skipped:
+        notes.append(f"skipped {skipped} task{'s' * (skipped != 1)} already in {out} (status ok, same key); "
+                     "delete their lines to measure again")  # fmt: skip
+    return notes
 
 
 def eval_finished_row(result: TaskResult) -> list[Cell]:
