@@ -19,7 +19,7 @@ FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
 Examples:
 
-  vitamin tasks                       # DataComp's 40: columns, metric, data cached
+  vitamin tasks                       # the 40 tasks, and which are cached
   vitamin tasks --suite vtab          # the 13 tasks behind the VTAB column
   vitamin tasks --cache-dir /data/hf --json
 """
