@@ -130,6 +130,8 @@ class Faults:
     stall_once_s: float = 0.0  # wait this long before the next file body (once)
     etag: str | None = None  # send this ETag instead of the real one
     honour_range: bool = True
+    wrong_range_once: bool = False  # answer the next range request with a Content-Range one byte off (once)
+    long_by_once: int = 0  # send this many bytes more than the next range's Content-Range says (once)
     body_bytes: int = 0  # body bytes sent for file downloads
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
     authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each file request
@@ -138,12 +140,42 @@ class Faults:
 class FaultProxy:
     """An HTTP proxy in front of olah that honours Range and injects faults into /resolve/ requests."""
 
+    def _upstream(
+        self, method: str, path: str, headers: dict[str, str], is_file: bool
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """olah's answer. A file's body is kept by its path and ETag (asked for with a HEAD first): ranges of one
+        file, each a request of its own, then cost one read of it from olah, not one each."""
+
+        def ask(how: str) -> tuple[int, list[tuple[str, str]], bytes]:
+            connection = http.client.HTTPConnection(self.upstream, timeout=30)
+            connection.request(how, path, headers=headers)
+            answer = connection.getresponse()
+            found = (answer.status, answer.getheaders(), answer.read())
+            connection.close()
+            return found
+
+        if not (is_file and method == "GET"):
+            return ask(method)
+        status, described, _ = ask("HEAD")
+        etag = next((v for k, v in described if k.lower() in ("x-linked-etag", "etag")), None)
+        key = (path, etag)
+        with self.lock:
+            kept = self._bodies.get(key) if status == 200 and etag else None
+        if kept is not None:
+            return kept
+        found = ask("GET")
+        if found[0] == 200 and etag:
+            with self.lock:
+                self._bodies[key] = found
+        return found
+
     CHUNK = 64 * 1024
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.faults = Faults()
         self.lock = threading.Lock()
+        self._bodies: dict[tuple[str, str | None], tuple[int, list[tuple[str, str]], bytes]] = {}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -215,20 +247,17 @@ class FaultProxy:
             request.wfile.write(body)
             return
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "range", "accept-encoding")}
-        connection = http.client.HTTPConnection(self.upstream, timeout=30)
-        connection.request(method, request.path, headers=headers)
-        upstream = connection.getresponse()
-        body = upstream.read()
-        connection.close()
+        status_code, upstream_headers, body = self._upstream(method, request.path, headers, is_file)
         dropped = ("content-length", "transfer-encoding", "connection", "date", "server")
-        keep = {k: v for k, v in upstream.getheaders() if k.lower() not in dropped}
+        keep = {k: v for k, v in upstream_headers if k.lower() not in dropped}
         if faults.etag is not None and is_file:
             keep = {k: (faults.etag if k.lower() in ("etag", "x-linked-etag") else v) for k, v in keep.items()}
-        if method == "HEAD" or not is_file or upstream.status != 200:
-            request.send_response(upstream.status)
+        if method == "HEAD" or not is_file or status_code != 200:
+            request.send_response(status_code)
             for key, value in keep.items():
                 request.send_header(key, value)
-            length = upstream.getheader("content-length") if method == "HEAD" else str(len(body))
+            given = dict((k.lower(), v) for k, v in upstream_headers)
+            length = given.get("content-length") if method == "HEAD" else str(len(body))
             request.send_header("Content-Length", length or "0")
             request.end_headers()
             if method == "GET":
@@ -243,9 +272,12 @@ class FaultProxy:
             first, _, last = range_header[6:].partition("-")
             start = int(first)
             end = int(last) if last else len(body) - 1
+            with self.lock:
+                shift, faults.wrong_range_once = int(faults.wrong_range_once), False
+                longer, faults.long_by_once = faults.long_by_once, 0
             request.send_response(206)
-            request.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
-            payload = body[start : end + 1]
+            request.send_header("Content-Range", f"bytes {start + shift}-{end}/{len(body)}")
+            payload = body[start : end + 1 + longer]
         else:
             request.send_response(200)
             payload = body

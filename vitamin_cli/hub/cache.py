@@ -435,8 +435,10 @@ def _remove_entry(root: Path, entry: Pulled, others: list[Pulled], removal: Remo
         removal.freed_bytes += blob.stat().st_size
         _unlink(blob, removal)
         partial = confined(root, repo.partial(entry.etag))
-        if partial.is_file() and not partial.is_symlink():
-            _unlink(partial, removal)
+        record = ranges_record(partial)  # an interrupted pull's bytes, its ranges' record, and a record half-made
+        for leftover in (partial, record, record.with_name(record.name + ".tmp")):
+            if leftover.is_file() and not leftover.is_symlink():
+                _unlink(leftover, removal)
     elif blob.is_symlink():
         removal.kept.append((blob, "a link, not a blob vitamin wrote"))
     tidy(root, repo, entry.revision, removal)
@@ -482,6 +484,61 @@ def _remove_empty_folders(top: Path, stop: Path) -> None:
 # What is on disk
 
 
+def ranges_record(partial: Path) -> Path:
+    """The record beside a partial file fetched as ranges: which bytes of each part are on disk."""
+    return partial.with_name(partial.name + ".ranges")
+
+
+def read_record(partial: Path, size: int) -> list[list[int]] | None:
+    """The parts ([start, end, have]) of a ranged partial file of this size, or None when there is no record to
+    trust (absent, damaged, of another size, parts that do not tile the file, or more than the file holds)."""
+    import json
+
+    from vitamin_cli.files import read_memo
+
+    data = read_memo(ranges_record(partial), limit=2**20)
+    try:
+        record = json.loads(data) if data is not None else None
+        parts = record["parts"] if isinstance(record, dict) and record.get("size") == size else None
+        if not isinstance(parts, list) or not parts:
+            return None
+        edge = 0
+        for part in parts:
+            start, end, have = part
+            if not all(type(v) is int for v in part) or start != edge or not 0 <= have <= end - start:
+                return None
+            edge = end
+        on_disk = partial.stat().st_size if partial.is_file() else 0
+        if edge != size or any(have and start + have > on_disk for start, _, have in parts):
+            return None
+        return [list(p) for p in parts]
+    except (ValueError, TypeError, KeyError, OSError):
+        return None
+
+
+def record_size(partial: Path) -> int | None:
+    import json
+
+    from vitamin_cli.files import read_memo
+
+    data = read_memo(ranges_record(partial), limit=2**20)
+    try:
+        size = json.loads(data)["size"] if data is not None else None
+    except (ValueError, TypeError, KeyError):
+        return None
+    return size if type(size) is int else None
+
+
+def present_bytes(partial: Path) -> int:
+    """The bytes of a partial download actually on disk: its ranges' when it is fetched as ranges (the file's
+    length then runs past holes), else its length."""
+    size = record_size(partial)
+    parts = read_record(partial, size) if size is not None else None
+    if parts is not None:
+        return sum(have for _, _, have in parts)
+    return partial.stat().st_size if partial.is_file() else 0
+
+
 @dataclass(frozen=True)
 class PartialDownload:
     repo: str
@@ -496,5 +553,5 @@ def partial_downloads(root: Path) -> list[PartialDownload]:
     for path in sorted(root.glob(f"*s--*/blobs/*{PARTIAL_SUFFIX}")):
         kind, _, name = path.parent.parent.name.partition("s--")
         if kind in REPO_TYPES and path.is_file() and not path.is_symlink():
-            found.append(PartialDownload(name.replace("--", "/", 1), kind, path, path.stat().st_size))
+            found.append(PartialDownload(name.replace("--", "/", 1), kind, path, present_bytes(path)))
     return found

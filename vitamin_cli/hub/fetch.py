@@ -19,6 +19,7 @@ import errno
 import hashlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,11 @@ from vitamin_cli.hub.cache import (
     confined,
     lock_mode,
     open_for_append,
+    present_bytes,
+    ranges_record,
     read_manifest,
+    read_record,
+    record_size,
     updating_manifest,
 )
 from vitamin_cli.hub.hashing import BUFFER_BYTES, content_id, sha256_file
@@ -49,6 +54,13 @@ FIRST_WAIT_S = 1.0  # the first pause between tries, doubled each time; $VITAMIN
 DEADLINE_BASE_S = 120.0
 DEADLINE_RATE = 512 * 1024  # bytes per second a file must average, beyond the base, to meet its deadline
 LIBRARY = "vitamin"
+# A file of at least two parts is fetched as byte ranges of PART_BYTES over up to CONNECTIONS connections at
+# once; a smaller one in one stream. A far CDN caps each stream well below the link (about 6 MB/s): 8 streams
+# give room above the 5 that beating one stream 4 times needs. Parts are small enough that the connections
+# finish together, large enough that each request's latency is paid rarely; a kill costs at most the last
+# MiB (RECORD_EVERY) of each connection, whatever the part size.
+CONNECTIONS = 8
+PART_BYTES = 16 * 2**20
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, total bytes)
 
@@ -65,6 +77,8 @@ class Network:
     metadata_timeout_s: float = 10.0  # HF_HUB_ETAG_TIMEOUT
     first_wait_s: float = FIRST_WAIT_S  # VITAMIN_RETRY_WAIT
     deadline_s: float | None = None  # VITAMIN_PULL_DEADLINE: seconds per file; None: from its size
+    connections: int = CONNECTIONS  # VITAMIN_CONNECTIONS (or pull --connections): ranges of one file at once
+    part_bytes: int = PART_BYTES  # VITAMIN_PART_MB: a range's size; a file of two parts or more is ranged
 
     @classmethod
     def from_environment(cls) -> Network:
@@ -76,10 +90,24 @@ class Network:
             metadata_timeout_s=_seconds("HF_HUB_ETAG_TIMEOUT", 10.0, whole=True),
             first_wait_s=_seconds("VITAMIN_RETRY_WAIT", FIRST_WAIT_S, zero_ok=True),
             deadline_s=_seconds("VITAMIN_PULL_DEADLINE", None),
+            connections=_count("VITAMIN_CONNECTIONS", CONNECTIONS),
+            part_bytes=_count("VITAMIN_PART_MB", PART_BYTES // 2**20, most=1024) * 2**20,
         )
 
     def deadline_for(self, size: int) -> float:
         return self.deadline_s if self.deadline_s is not None else DEADLINE_BASE_S + size / DEADLINE_RATE
+
+
+def _count(variable: str, default: int, most: int = 64) -> int:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= most):
+        raise UsageError(
+            f"{variable}={text[:40]!r} is not a whole number from 1 to {most}",
+            hint=f"set {variable} to a number such as {default}, or unset it",
+        )
+    return int(text)
 
 
 MAX_SECONDS = 10**6  # about 11 days: longer than any wait could mean, and within what clocks can add
@@ -396,9 +424,10 @@ def _download(
     partial.parent.mkdir(parents=True, exist_ok=True)
     # huggingface_hub's cache scanner expects every repo folder to have one, even while a file is on its way
     confined(repo.root, repo.folder / "snapshots" / "x").parent.mkdir(exist_ok=True)
-    have = partial.stat().st_size if partial.exists() else 0
-    if have > size:
+    have = present_bytes(partial)
+    if have > size or (partial.exists() and partial.stat().st_size > size):
         partial.unlink()
+        ranges_record(partial).unlink(missing_ok=True)
         have = 0
     free = shutil.disk_usage(partial.parent).free
     if free < size - have:
@@ -411,9 +440,42 @@ def _download(
     if _origin(url) != _origin(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT):
         # the file is served from elsewhere (a CDN, a presigned bucket URL): the token stays with the Hub
         headers.pop("authorization", None)
-    resumed = have > 0
-    writer = _PartialWriter(partial, size, progress)
+    resumed = have > 0 or ranges_record(partial).exists()
     deadline = time.monotonic() + network.deadline_for(size)
+    if size >= 2 * network.part_bytes and network.connections > 1:
+        try:
+            actual = _download_ranges(partial, url, headers, size, progress, network, deadline, label)
+        except _NoRanges:  # no ranges served, or one stream fills the link: one stream, from the bytes there
+            partial_prefix(partial)
+            actual = _download_stream(partial, url, headers, size, progress, network, deadline, label)
+    else:
+        actual = _download_stream(partial, url, headers, size, progress, network, deadline, label)
+    got = content_id(etag, actual, partial)
+    if got != etag:
+        partial.unlink()
+        kind = "sha256" if is_sha256(etag) else "git blob id"
+        raise PullError(
+            f"{label}: {kind} mismatch: expected {etag} (the Hub's ETag), got {got}; removed the file",
+            hint="run the pull again; if it repeats, the server or a proxy is corrupting the file",
+        )
+    os.replace(partial, confined(repo.root, repo.blob(etag)))  # a link at the blob's name is replaced, not followed
+    return ("resumed" if resumed else "downloaded"), actual
+
+
+def _download_stream(
+    partial: Path,
+    url: str,
+    headers: dict[str, str],
+    size: int,
+    progress: ProgressCallback | None,
+    network: Network,
+    deadline: float,
+    label: str,
+) -> str:
+    """One stream appending to the partial file from where it ends, hashing as the bytes arrive; the sha256."""
+    if ranges_record(partial).exists():  # ranges of an earlier ranged pull: only their first run counts here
+        partial_prefix(partial)
+    writer = _PartialWriter(partial, size, progress)
     last = [writer.done]
 
     def progressed() -> bool:
@@ -427,28 +489,246 @@ def _download(
             )
     except Exception as err:  # noqa: BLE001
         writer.close()
-        raise PullError(*_explain_download(err, writer, size, label)) from err
+        raise PullError(*_explain_download(err, writer.done, writer.path, size, label)) from err
     writer.close()
     if writer.done != size or partial.stat().st_size != size:
         partial.unlink(missing_ok=True)
         raise PullError(f"{label}: got {writer.done} bytes, expected {size}; removed the partial file")
-    actual = writer.digest.hexdigest()
-    got = content_id(etag, actual, partial)
-    if got != etag:
-        partial.unlink()
-        kind = "sha256" if is_sha256(etag) else "git blob id"
-        raise PullError(
-            f"{label}: {kind} mismatch: expected {etag} (the Hub's ETag), got {got}; removed the file",
-            hint="run the pull again; if it repeats, the server or a proxy is corrupting the file",
-        )
-    os.replace(partial, confined(repo.root, repo.blob(etag)))  # a link at the blob's name is replaced, not followed
-    return ("resumed" if resumed else "downloaded"), actual
+    return writer.digest.hexdigest()
 
 
-def _explain_download(err: Exception, writer: _PartialWriter, size: int, label: str) -> tuple[str, str | None]:
+class _NoRanges(Exception):
+    """A file is better fetched in one stream: the server answered a range with the whole file (200), or one
+    connection alone fills the link."""
+
+
+def partial_prefix(partial: Path) -> None:
+    """Make a ranged partial file one that a single stream can continue: cut to the bytes present from its
+    start, and drop its record."""
+    size = partial.stat().st_size if partial.is_file() else 0
+    record = read_record(partial, record_size(partial) or -1)
+    prefix = 0
+    for start, end, have in record or []:
+        if start != prefix:
+            break
+        prefix = start + have
+        if have < end - start:
+            break
+    if partial.is_file():
+        with open(partial, "r+b") as f:
+            f.truncate(min(prefix, size))
+    ranges_record(partial).unlink(missing_ok=True)
+
+
+# Connections of every ranged download in this process together (several files pulled at once share them).
+_SLOTS = threading.BoundedSemaphore(2 * CONNECTIONS)
+
+
+class _Ranges:
+    """A partial file fetched as byte ranges at once, each written at its offset; its record (which bytes of
+    each part are on disk) rewritten as they arrive, so that a kill at any moment loses nothing written."""
+
+    RECORD_EVERY = 2**20  # bytes of a part between rewrites of the record
+
+    def __init__(self, partial: Path, size: int, progress: ProgressCallback | None, part_bytes: int) -> None:
+        self.partial, self.size, self.progress = partial, size, progress
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        parts = read_record(partial, size)
+        if parts is None:  # no record: a stream's partial file (its bytes from the start), or none
+            have = partial.stat().st_size if partial.is_file() and not partial.is_symlink() else 0
+            have = min(have, size)
+            step = part_bytes
+            parts = [[0, have, have]] if have else []
+            parts += [[start, min(start + step, size), 0] for start in range(have, size, step)]
+        self.parts = parts
+        self.fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # the user's umask applies
+        self.save()
+
+    @property
+    def done(self) -> int:
+        return sum(have for _, _, have in self.parts)
+
+    def save(self) -> None:
+        """The record, replaced whole (a reader never sees half of one). Not synced to disk each time: it
+        guards against a killed process, whose writes the system keeps; `close` syncs data and record."""
+        import json
+
+        with self.lock:
+            text = json.dumps({"size": self.size, "parts": self.parts})
+            record = ranges_record(self.partial)
+            fresh = record.with_name(record.name + ".tmp")
+            fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(fresh, record)
+
+    def prefix(self) -> int:
+        """The bytes on disk from the start of the file without a gap."""
+        edge = 0
+        with self.lock:
+            for start, end, have in self.parts:
+                if start != edge:
+                    break
+                edge = start + have
+                if have < end - start:
+                    break
+        return edge
+
+    def missing(self) -> list[list[int]]:
+        return [part for part in self.parts if part[2] < part[1] - part[0]]
+
+    def fetch(self, part: list[int], url: str, headers: dict[str, str], read_timeout_s: float, deadline: float) -> None:
+        """One request for what the part still lacks; every byte checked against the range asked for."""
+        from huggingface_hub import get_session, hf_raise_for_status
+
+        start, end, _ = part
+        first = start + part[2]
+        asked = {**headers, "Range": f"bytes={first}-{end - 1}"}
+        with _SLOTS, get_session().stream("GET", url, headers=asked, timeout=read_timeout_s) as response:
+            hf_raise_for_status(response)
+            if response.status_code == 200:
+                raise _NoRanges()
+            expected = f"bytes {first}-{end - 1}/{self.size}"
+            if response.status_code != 206 or response.headers.get("content-range", "").strip() != expected:
+                got = response.headers.get("content-range")
+                raise _ShortRead(f"asked for {expected}, the server answered {response.status_code} {got!r}")
+            unsaved = 0
+            for chunk in response.iter_bytes():
+                interrupts.check()
+                if self.stop.is_set():
+                    return
+                room = end - (start + part[2])
+                if len(chunk) > room:  # never written past the part's end: what fits is kept, the rest refused
+                    chunk = chunk[:room]
+                    self.write(part, chunk)
+                    raise _ShortRead(f"the server sent more than the range {expected}")
+                self.write(part, chunk)
+                unsaved += len(chunk)
+                if unsaved >= self.RECORD_EVERY:
+                    self.save()
+                    unsaved = 0
+                if time.monotonic() > deadline:
+                    raise _Deadline()
+        self.save()
+        if part[2] < end - start:
+            raise _ShortRead(f"the server sent {part[2]} of the {end - start} bytes of {expected}")
+
+    def write(self, part: list[int], chunk: bytes) -> None:
+        os.pwrite(self.fd, chunk, part[0] + part[2])
+        with self.lock:  # the file's count as one, in order: what the progress bar shows
+            part[2] += len(chunk)
+            if self.progress is not None:
+                self.progress(self.done, self.size)
+
+    def close(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.save()
+        fd = os.open(ranges_record(self.partial), os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# One connection first: when its first PROBE_BYTES come faster than FAST_STREAM bytes per second (a near
+# server, an uncapped link), the others would only share the same link and the same two cores: it goes on
+# alone. Otherwise (a CDN capping each stream) the other connections start, PROBE_S later at the most.
+PROBE_BYTES = 4 * 2**20
+PROBE_S = 0.5
+FAST_STREAM = 64 * 10**6
+
+
+def _one_stream_fills_the_link(ranges: _Ranges, first: Any) -> bool:
+    start, began = ranges.done, time.monotonic()
+    while not first.done():
+        elapsed = time.monotonic() - began
+        if ranges.done - start >= PROBE_BYTES:
+            return (ranges.done - start) / max(elapsed, 1e-6) >= FAST_STREAM
+        if elapsed >= PROBE_S:
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def _download_ranges(
+    partial: Path,
+    url: str,
+    headers: dict[str, str],
+    size: int,
+    progress: ProgressCallback | None,
+    network: Network,
+    deadline: float,
+    label: str,
+) -> str:
+    """The file as byte ranges over up to `network.connections` connections at once, continuing from what its
+    record (or a stream's partial file) holds; the sha256 of the whole, hashed in one pass once it is complete.
+    Raises _NoRanges when the server does not serve ranges."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    ranges = _Ranges(partial, size, progress, network.part_bytes)
+    if progress is not None:
+        progress(ranges.done, size)
+
+    def one(part: list[int]) -> None:
+        last = [part[2]]
+
+        def progressed() -> bool:
+            moved, last[0] = part[2] > last[0], part[2]
+            return moved
+
+        _with_retries(lambda: ranges.fetch(part, url, headers, network.read_timeout_s, deadline), network,
+                      deadline, progressed)  # fmt: skip
+
+    queue = ranges.missing()
+    taking = threading.Lock()
+
+    def worker() -> None:
+        while not ranges.stop.is_set():
+            with taking:
+                if not queue:
+                    return
+                part = queue.pop(0)
+            one(part)
+
+    try:
+        if queue:
+            most = min(network.connections, len(queue))
+            with ThreadPoolExecutor(max_workers=most) as pool:
+                futures = [pool.submit(worker)]
+                if most > 1 and _one_stream_fills_the_link(ranges, futures[0]):
+                    if ranges.done == ranges.prefix():  # nothing but a run from the start: a stream does it
+                        ranges.stop.set()
+                        wait(futures)
+                        raise _NoRanges()
+                else:
+                    futures += [pool.submit(worker) for _ in range(most - 1)]
+                pending = set(futures)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                        interrupts.check()
+                        for future in finished:
+                            future.result()  # the first failure stops the others
+                finally:
+                    ranges.stop.set()
+    except _NoRanges:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise PullError(*_explain_download(err, ranges.done, partial, size, label)) from err
+    finally:
+        ranges.close()  # what arrived is on disk and in the record, whatever stopped the pull
+    if ranges.missing() or partial.stat().st_size != size:
+        raise PullError(f"{label}: got {ranges.done} bytes, expected {size}", hint="run the same pull again")
+    ranges_record(partial).unlink(missing_ok=True)
+    return sha256_file(partial)
+
+
+def _explain_download(err: Exception, done: int, path: Path, size: int, label: str) -> tuple[str, str | None]:
     import errno
 
-    got = f"after {human_bytes(writer.done)} of {human_bytes(size)}"
+    got = f"after {human_bytes(done)} of {human_bytes(size)}"
     status = getattr(getattr(err, "response", None), "status_code", None)
     if status in (401, 403):
         return (
@@ -458,11 +738,11 @@ def _explain_download(err: Exception, writer: _PartialWriter, size: int, label: 
         )
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         return (
-            f"{label}: the disk is full {got}: {human_bytes(size - writer.done)} more are needed",
+            f"{label}: the disk is full {got}: {human_bytes(size - done)} more are needed",
             "free that much space and run the same pull again: it continues from the bytes already on disk",
         )
     if isinstance(err, (OSError, CacheError)):
-        failure = err if isinstance(err, CacheError) else cache_failure(err, f"write {writer.path}")
+        failure = err if isinstance(err, CacheError) else cache_failure(err, f"write {path}")
         return f"{label}: {failure.message}", failure.hint
     if isinstance(err, _Deadline):
         return (
