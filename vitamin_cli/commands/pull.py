@@ -1,25 +1,33 @@
-"""`vitamin pull`: fetch checkpoints into the Hugging Face cache, resumable and hashed."""
+"""`vitamin pull`: fetch checkpoints into the Hugging Face cache, resumable and hashed, several files at once.
+
+Models, and tasks, are pulled up to `--jobs` at once (8, as huggingface_hub's snapshot_download), each in a
+thread of its own; a task's files come one after another. Ctrl-C reaches the main thread only: it cancels what
+has not started, and the running pulls stop at their next chunk of bytes, where the download loops call
+`interrupts.check()`, which raises once the main thread has recorded the interrupt (docs/checkpoints.md).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from vitamin_cli import console
+from vitamin_cli import console, interrupts
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, VitaminError
 from vitamin_cli.views import sink
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
-
     from vitamin_cli.checkpoints.pull import PullResult
-    from vitamin_cli.hub.fetch import ProgressCallback
+    from vitamin_cli.hub.fetch import Network, ProgressCallback
+    from vitamin_cli.zoo import Model
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -29,7 +37,12 @@ Examples:
   vitamin pull --size L --released          # every released large model
   vitamin pull --all --json                 # all 15 released checkpoints; 46 unreleased are skipped
   HF_ENDPOINT=https://my-mirror vitamin pull ViTamin-XL-384
+  vitamin pull --all -j 2 --connections 1   # 2 files at once, one stream each
 """
+JOBS = 8  # files at once by default, as huggingface_hub's snapshot_download
+MOST_JOBS = 32
+MOST_CONNECTIONS = 64  # as VITAMIN_CONNECTIONS allows
+STOP_WAIT_S = 2.0  # after Ctrl-C, how long the running pulls have to stop before vitamin leaves without them
 
 
 @opt.selecting(with_all=True)
@@ -42,6 +55,29 @@ def pull_command(
     task: opt.Tasks = None,
     suite: opt.Suites = None,
     cache_dir: opt.CacheDir = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=MOST_JOBS,
+            metavar="N",
+            help="Files fetched at once: models, and tasks (a task's files one after another); 1: one at a time.",
+        ),
+    ] = JOBS,
+    connections: Annotated[
+        int | None,
+        typer.Option(
+            "--connections",
+            min=1,
+            max=MOST_CONNECTIONS,
+            metavar="N",
+            help="Byte ranges of one large file fetched at once; 1: one stream "
+            "(default: $VITAMIN_CONNECTIONS, else 8).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the summary.")] = False,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
@@ -52,18 +88,20 @@ def pull_command(
 
     A file already present and intact is not downloaded again; an interrupted download continues where it
     stopped. Every file is checked against the Hub's ETag (sha256, or git blob id) and zoo.yaml's pin before it
-    is kept.
+    is kept. Up to --jobs files come at once, a large one as --connections byte ranges at once.
     """
+    import dataclasses
     import logging
 
     from vitamin_cli import zoo
-    from vitamin_cli.checkpoints.pull import PullResult, pull
     from vitamin_cli.hub.cache import hub_dir
     from vitamin_cli.hub.fetch import Network, check_revision
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     check_revision(revision)
     network = Network.from_environment()  # a bad setting is a usage error before any model is tried
+    if connections is not None:
+        network = dataclasses.replace(network, connections=connections)
     # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     root = hub_dir(cache_dir)
@@ -76,29 +114,119 @@ def pull_command(
         selection.require("pull")
         wanted, models = [], selection.models(zoo.load(zoo_path))
 
-    results: list[PullResult] = []
-    with _progress_display(quiet or chosen == OutputFormat.json) as show:
-        for model in models:
-            try:
-                result = pull(model, root, revision=revision, progress=show(model.name), network=network)
-            except VitaminError as err:
-                result = PullResult(name=model.name, status="failed", error=err.message)
-                console.report_error(err)
-            if result.status == "unreleased" and selection.explicit:
-                console.report_error(
-                    VitaminError(
-                        f"{model.name} has no public checkpoint: {result.error}",
-                        hint="`vitamin ls --released` lists the 15 models whose weights are published",
-                    )
-                )
-                result.status = "failed"
-            results.append(result)
-        for t in wanted:
-            results.append(_pull_task(t, root, network, show))
+    try:
+        with _progress_display(quiet or chosen == OutputFormat.json) as show:
+            calls = [_model_call(m, root, revision, network, selection.explicit, show) for m in models]
+            calls += [_task_call(t, root, network, show) for t in wanted]
+            results = _at_once(calls, jobs)
+    except _Stranded as stopped:
+        _leave_now(stopped.signum)
 
     sink.write(chosen, json=lambda: [r.to_json() for r in results], table=lambda: _summary(results))
     if any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _model_call(
+    model: Model,
+    root: Any,
+    revision: str | None,
+    network: Network,
+    explicit: bool,
+    show: Callable[[str], ProgressCallback | None],
+) -> Callable[[], PullResult]:
+    """Pulling one model, as a call that gives its result (a failure too) and reports its error on stderr."""
+    from vitamin_cli.checkpoints.pull import PullResult, pull
+
+    def call() -> PullResult:
+        try:
+            result = pull(model, root, revision=revision, progress=show(model.name), network=network)
+        except VitaminError as err:
+            _report(err)
+            return PullResult(name=model.name, status="failed", error=err.message)
+        if result.status == "unreleased" and explicit:
+            _report(
+                VitaminError(
+                    f"{model.name} has no public checkpoint: {result.error}",
+                    hint="`vitamin ls --released` lists the 15 models whose weights are published",
+                )
+            )
+            result.status = "failed"
+        return result
+
+    return call
+
+
+def _task_call(
+    task: Any, root: Any, network: Network, show: Callable[[str], ProgressCallback | None]
+) -> Callable[[], PullResult]:
+    return lambda: _pull_task(task, root, network, show)
+
+
+_reporting = threading.Lock()
+
+
+def _report(err: VitaminError) -> None:
+    """An error on stderr, its hint right below it whatever the other pulls print meanwhile."""
+    with _reporting:
+        console.report_error(err)
+
+
+class _Stranded(KeyboardInterrupt):
+    """Ctrl-C, with pulls still running STOP_WAIT_S later: blocked where they cannot see it (a server that
+    says nothing, the lock of a file another process is downloading, a pause between tries)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+def _at_once(calls: Sequence[Callable[[], PullResult]], jobs: int) -> list[PullResult]:
+    """Each call's result, in the order of `calls`, with up to `jobs` of them running at once. One call, or
+    --jobs 1, runs in this thread, where Ctrl-C stops it at once.
+
+    On Ctrl-C (or SIGTERM while interrupts.unwinding() holds), the calls not started are cancelled, and the
+    running ones stop at their next chunk of bytes; the interrupt is raised again once they have, or raised as
+    _Stranded if some are still running STOP_WAIT_S later, or when it is pressed again."""
+    if jobs == 1 or len(calls) < 2:
+        return [call() for call in calls]
+    from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(calls)), thread_name_prefix="vitamin-pull")
+    futures: list[Future[PullResult]] = []
+    try:
+        futures += [pool.submit(call) for call in calls]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.25)  # short waits: Ctrl-C is seen here on every platform
+            interrupts.check()  # one that a finalizer of this thread swallowed
+    except KeyboardInterrupt as err:
+        pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            wait(futures, timeout=STOP_WAIT_S)
+        except KeyboardInterrupt:  # pressed again: wait no longer
+            pass
+        if not all(f.done() for f in futures):
+            raise _Stranded(err.signum if isinstance(err, interrupts.Terminated) else signal.SIGINT) from err
+        raise
+    pool.shutdown()
+    return [f.result() for f in futures]
+
+
+def _leave_now(signum: int) -> NoReturn:
+    """End the process now, as vitamin ends on Ctrl-C (exit 130, "interrupted"), without waiting for the pulls
+    still running: Python would wait for their threads at exit. Their partial files stay: what arrived is on
+    disk, and the next pull continues from it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, console.OutputError):
+            pass
+    if signum == signal.SIGINT:
+        print("interrupted", file=sys.stderr, flush=True)
+    else:
+        print(f"terminated ({signal.Signals(signum).name})", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def _pull_task(task: Any, root: Any, network: Any, show: Callable[[str], ProgressCallback | None]) -> PullResult:
@@ -114,7 +242,7 @@ def _pull_task(task: Any, root: Any, network: Any, show: Callable[[str], Progres
     try:
         commit, paths = layouts.fetch(task, root, network=network, progress=show)
     except VitaminError as err:
-        console.report_error(err)
+        _report(err)
         return PullResult(name=name, repo=task.repo, status="failed", error=err.message)
     entries = [e for e in read_manifest(root, warn=False).of(name) if e.revision == commit]
     fresh = {e.etag for e in entries} - before
@@ -150,22 +278,12 @@ def _summary(results: list[PullResult]) -> None:
 
 @contextmanager
 def _progress_display(silent: bool) -> Iterator[Callable[[str], ProgressCallback | None]]:
-    """Per model, a callback that draws its download as a bar on stderr (when that is a terminal)."""
+    """Per file, a callback that draws its download as a bar on stderr (when that is a terminal), with a bar of
+    all files below once there are two (views/progress.py's PullBars)."""
     if silent or not sys.stderr.isatty():
         yield lambda name: None
         return
-    from vitamin_cli.views.progress import transfer_progress
+    from vitamin_cli.views.progress import PullBars
 
-    with transfer_progress(transient=False) as bars:
-
-        def for_model(name: str) -> ProgressCallback:
-            task: list[TaskID] = []  # the bar appears with the first bytes: a cached model draws none
-
-            def update(done: int, total: int) -> None:
-                if not task:
-                    task.append(bars.add_task(name, total=total))
-                bars.update(task[0], completed=done, total=total)
-
-            return update
-
-        yield for_model
+    with PullBars() as bars:
+        yield bars.file

@@ -1,12 +1,14 @@
-"""Progress on stderr, shown only when stderr is a terminal: bars for bytes, and the one live table that bench
-and eval grow as results come in."""
+"""Progress on stderr, shown only when stderr is a terminal: bars for bytes (`vitamin pull`'s, one per file and
+one for them all), and the one live table that bench and eval grow as results come in."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vitamin_cli.console import err_console
@@ -29,6 +31,156 @@ def transfer_progress(transient: bool) -> Progress:
         console=err_console(),
         transient=transient,
     )
+
+
+class PullBars:
+    """`vitamin pull`'s bars on stderr, while the block runs: one per file, which appears when the file's
+    download starts (a cached file draws none) and stays when it ends, with the file's own speed (all its
+    connections together); and below them, once a second file has started, one for them all ("N files"): the
+    bytes this pull fetches (not those an earlier, interrupted pull left on disk), at the speed of the files
+    still coming. `file(label)` is one file's callback (bytes done, total bytes), which any thread may call."""
+
+    REFRESH_S = 0.1  # a bar takes a new value at most this often (and always its last): rich averages its speed
+    # over the values of the last 30 s, and keeps 1000 of them
+
+    def __init__(self) -> None:
+        self.bars = _pull_progress()
+        self.lock = threading.Lock()
+        self.files: list[_FileBar] = []
+        self.overall: Any = None  # the TaskID of the bar of all files, once there are two
+        self.overall_at = 0.0
+        self.began = 0.0  # when the first file started
+        self.ended = 0.0  # when the last byte of a file last arrived
+
+    def __enter__(self) -> PullBars:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:  # the values the last updates held back, drawn once more as the bars stop
+            for bar in self.files:
+                self.bars.update(bar.task, completed=bar.done, total=bar.total)
+            self._overall(time.monotonic(), force=True)
+        self.bars.stop()
+
+    def file(self, label: str) -> Callable[[int, int], None]:
+        """The callback of one file's download, which draws its bar from the first call on."""
+        mine: list[_FileBar] = []
+
+        def update(done: int, total: int) -> None:
+            now = time.monotonic()
+            with self.lock:
+                if not mine:
+                    task = self.bars.add_task(label, total=total, completed=done)  # a resumed file: no jump in speed
+                    mine.append(_FileBar(task, start=done, done=done, total=total, shown_at=now))
+                    self.began = self.began or now
+                    self.ended = now if done >= total else self.ended
+                    self.files.append(mine[0])
+                    self._overall(now, force=True)
+                    return
+                bar = mine[0]
+                if 0 < done < bar.done:  # an older count, from another connection of the file, arriving late
+                    return
+                bar.done, bar.total = done, total
+                if done >= total:
+                    self.ended = now
+                if done >= total or now - bar.shown_at >= self.REFRESH_S:
+                    bar.shown_at = now
+                    self.bars.update(bar.task, completed=done, total=total)
+                self._overall(now)
+
+        return update
+
+    def _overall(self, now: float, force: bool = False) -> None:
+        """The bar of all files, under the lock. Its speed is the sum of the speeds of the files still coming,
+        and its time what is left at that speed; once none is coming, the average and the time they took."""
+        if len(self.files) < 2 or not (force or now - self.overall_at >= self.REFRESH_S):
+            return
+        self.overall_at = now
+        total = sum(max(0, bar.total - bar.start) for bar in self.files)
+        done = sum(max(0, min(bar.done, bar.total) - bar.start) for bar in self.files)
+        coming = {bar.task for bar in self.files if bar.done < bar.total}
+        if coming:
+            speed: float | None = sum(task.speed or 0.0 for task in self.bars.tasks if task.id in coming) or None
+            seconds = (total - done) / speed if speed else None
+        else:
+            took = max(self.ended, self.began) - self.began
+            speed, seconds = (done / took if took > 0 else None), took
+        fields = {"description": f"{len(self.files)} files", "speed": speed, "seconds": seconds}
+        if self.overall is None:
+            self.overall = self.bars.add_task(total=total, completed=done, **fields)
+            self.bars.below = self.overall
+        else:
+            self.bars.update(self.overall, total=total, completed=done, **fields)
+
+
+@dataclass
+class _FileBar:
+    task: Any  # its TaskID
+    start: int  # the bytes on disk when it started (from an earlier pull)
+    done: int
+    total: int
+    shown_at: float  # when its bar last took a value
+
+
+def _pull_progress() -> Any:
+    """A rich Progress for PullBars: the bar of all files (the task with a `seconds` field, whose speed and time
+    PullBars computes: rich's own start over whenever a total changes) drawn below the others, which rich would
+    draw in the order they were added; a file's bar given the time it took once done; names shown as they are,
+    never read as markup."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.text import Text
+
+    class Speed(TransferSpeedColumn):
+        def render(self, task: Any) -> Text:
+            if "seconds" not in task.fields:
+                return super().render(task)
+            speed = task.fields["speed"]
+            return Text(f"{_decimal(speed)}/s" if speed else "?", style="progress.data.speed")
+
+    class Time(TimeRemainingColumn):
+        def render(self, task: Any) -> Text:
+            if "seconds" not in task.fields:
+                return super().render(task)
+            seconds = task.fields["seconds"]
+            style = "progress.elapsed" if task.finished else "progress.remaining"
+            if seconds is None:
+                return Text("-:--:--", style=style)
+            minutes, whole = divmod(int(seconds), 60)
+            hours, minutes = divmod(minutes, 60)
+            return Text(f"{hours:d}:{minutes:02d}:{whole:02d}", style=style)
+
+    class Bars(Progress):
+        below: Any = None
+
+        def get_renderables(self) -> Any:
+            tasks = self.tasks
+            yield self.make_tasks_table(
+                [t for t in tasks if t.id != self.below] + [t for t in tasks if t.id == self.below]
+            )
+
+    return Bars(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        Speed(),
+        Time(elapsed_when_finished=True),
+        console=err_console(),
+        transient=False,
+    )
+
+
+def _decimal(size: float) -> str:
+    from rich import filesize
+
+    return filesize.decimal(int(size))
 
 
 @contextmanager
