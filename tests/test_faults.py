@@ -202,18 +202,22 @@ def mount(tmp_path: Path) -> Iterator[object]:
         subprocess.run(["umount", "-l", str(point)], check=False)
 
 
-def test_a_read_only_cache_is_a_message(hub: Hub, mount) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("part_mb", ["16", "1"], ids=["stream", "ranges"])
+def test_a_read_only_cache_is_a_message(hub: Hub, mount, part_mb: str) -> None:  # type: ignore[no-untyped-def]
     point = mount("ro,size=1m")
-    result = vitamin_process("pull", "ViTamin-L", "--cache-dir", str(point / "hub"))
+    env = {"VITAMIN_PART_MB": part_mb}  # 1: ViTamin-L's 3 MiB file comes as ranges
+    result = vitamin_process("pull", "ViTamin-L", "--cache-dir", str(point / "hub"), env=env)
     assert result.exit_code == 1
     assert "read-only file system" in result.stderr and "--cache-dir" in result.stderr
     no_traceback(result.stderr)
 
 
-def test_a_disk_that_fills_up_midway_says_how_much_is_needed(hub: Hub, mount) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("part_mb", ["16", "2"], ids=["stream", "ranges"])
+def test_a_disk_that_fills_up_midway_says_how_much_is_needed(hub: Hub, mount, part_mb: str) -> None:  # type: ignore[no-untyped-def]
     point = mount("size=12m")
     (point / "filler").write_bytes(b"\0" * (11 * 2**20))  # room for the metadata, not for 24 MiB
-    result = vitamin_process("pull", "ViTamin-B", "--cache-dir", str(point / "hub"))
+    env = {"VITAMIN_PART_MB": part_mb}
+    result = vitamin_process("pull", "ViTamin-B", "--cache-dir", str(point / "hub"), env=env)
     assert result.exit_code == 1
     assert "needs" in result.stderr and "MiB more" in result.stderr
     no_traceback(result.stderr)
