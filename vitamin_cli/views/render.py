@@ -208,6 +208,9 @@ def show_view(registry: Zoo, model: Model) -> list[RenderableType]:
     fact("encoder", f"{model.encoder} · family {model.family} · size {model.size} · {schedule}")
     if model.aliases:
         fact("aliases", ", ".join(model.aliases))
+    others = registry.names_of(model)
+    if others:
+        fact("also", ", ".join(others))
     patches = "" if model.num_patches is None else f", {model.num_patches} patches"
     fact("image", f"{model.image_size} px{patches}")
     fact("text", f"{model.text_depth} layers, width {model.text_width}")

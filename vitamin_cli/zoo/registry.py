@@ -13,6 +13,32 @@ from typing import Any
 from vitamin_cli.errors import UnknownModelError, UsageError
 from vitamin_cli.zoo.entries import FAMILIES, METRICS, SIZES, Model, parse_samples, thaw
 
+# timm's names of the released ViTamin weights (timm 1.0.31's pretrained configs), by the repo they load: a
+# name resolves to the zoo's row with that repo, with its tag and, where the tag is timm's default, without.
+TIMM_NAMES = {
+    "vitamin_small_224.datacomp1b_clip": "jienengchen/ViTamin-S",
+    "vitamin_base_224.datacomp1b_clip": "jienengchen/ViTamin-B",
+    "vitamin_large_224.datacomp1b_clip": "jienengchen/ViTamin-L-224px",
+    "vitamin_large_256.datacomp1b_clip": "jienengchen/ViTamin-L-256px",
+    "vitamin_large_336.datacomp1b_clip": "jienengchen/ViTamin-L-336px",
+    "vitamin_large_384.datacomp1b_clip": "jienengchen/ViTamin-L-384px",
+    "vitamin_large2_224.datacomp1b_clip": "jienengchen/ViTamin-L2-224px",
+    "vitamin_large2_256.datacomp1b_clip": "jienengchen/ViTamin-L2-256px",
+    "vitamin_large2_336.datacomp1b_clip": "jienengchen/ViTamin-L2-336px",
+    "vitamin_large2_384.datacomp1b_clip": "jienengchen/ViTamin-L2-384px",
+    "vitamin_xlarge_256.datacomp1b_clip": "jienengchen/ViTamin-XL-256px",
+    "vitamin_xlarge_384.datacomp1b_clip": "jienengchen/ViTamin-XL-384px",
+}
+# timm names that map to no row, and why (shared/UPSTREAM.md).
+TIMM_NOT_IN_THE_ZOO = {
+    "vitamin_small_224": "timm's default tag for vitamin_small_224 is the LTT model, outside the zoo; "
+    "vitamin_small_224.datacomp1b_clip is ViTamin-S",
+    "vitamin_base_224": "timm's default tag for vitamin_base_224 is the LTT model, outside the zoo; "
+    "vitamin_base_224.datacomp1b_clip is ViTamin-B",
+    "vitamin_xlarge_336": "timm's vitamin_xlarge_336 loads the 256 px weights upstream (its config points at the "
+    "256 px model), so it names no row for sure; ViTamin-XL-336 is open_clip's name of the 336 px row",
+}
+
 
 @dataclass(frozen=True)
 class Zoo:
@@ -24,16 +50,56 @@ class Zoo:
 
     @functools.cached_property
     def _index(self) -> dict[str, Model]:
-        return {key: model for model in self.models for key in lookup_keys(model)}
+        index = {key: model for model in self.models for key in lookup_keys(model)}
+        by_repo = {m.weights.repo.lower(): m for m in self.models if m.weights is not None}
+        stems: dict[str, list[Model]] = {}
+        for model in self.models:  # `ViTamin-L-224` for ViTamin-L-224-s12.8B: the name without its data scale
+            stem, _, scale = model.name.rpartition("-s")
+            if stem and scale[:1].isdigit():
+                stems.setdefault(stem.lower(), []).append(model)
+        for stem, found in stems.items():
+            if len(found) == 1:
+                index.setdefault(stem, found[0])
+        for timm_name, repo in TIMM_NAMES.items():  # timm's names of the released weights, with their tag
+            if repo.lower() in by_repo:
+                index.setdefault(timm_name, by_repo[repo.lower()])
+                if timm_name.partition(".")[0] not in TIMM_NOT_IN_THE_ZOO:  # its default tag is this one
+                    index.setdefault(timm_name.partition(".")[0], by_repo[repo.lower()])
+        return index
+
+    def names_of(self, model: Model) -> list[str]:
+        """Every other name the model answers to: its repo (and open_clip's `hf-hub:` form), its resolution's
+        own name, timm's names of its weights."""
+        candidates = []
+        if model.weights is not None:
+            candidates += [model.weights.repo, f"hf-hub:{model.weights.repo}"]
+        stem, _, scale = model.name.rpartition("-s")
+        if stem and scale[:1].isdigit():
+            candidates.append(stem)
+        candidates += [n for n in TIMM_NAMES if self._index.get(n) is model]
+        candidates += [n for n in {t.partition(".")[0] for t in TIMM_NAMES} if self._index.get(n) is model]
+        known = {n.lower() for n in (model.name, *model.aliases)}
+        return [
+            n
+            for n in candidates
+            if n.lower() not in known and self._index.get(n.lower().removeprefix("hf-hub:")) is model
+        ]
 
     def get(self, name: str) -> Model:
-        """A model by canonical name, alias or Hugging Face repo (`org/name` or `name`), ignoring case."""
+        """A model by canonical name, alias, Hugging Face repo (`org/name`, `name` or open_clip's
+        `hf-hub:org/name`), the name of one resolution (`ViTamin-L-224`), or timm's name of its weights
+        (`vitamin_large_224.datacomp1b_clip`), ignoring case."""
         if not isinstance(name, str):
             raise UnknownModelError(f"a model name is text, not {type(name).__name__}")
-        model = self._index.get(name.strip().lower())
+        key = name.strip().lower().removeprefix("hf-hub:")
+        model = self._index.get(key)
         if model is None:
             shown = repr(name) if len(name) <= 80 else f"{name[:60]!r}... ({len(name):,} characters)"
-            raise UnknownModelError(f"unknown model {shown}", hint=suggest(name[:200], self._display_names()))
+            why = TIMM_NOT_IN_THE_ZOO.get(key.partition(".")[0]) if key.startswith("vitamin_") else None
+            if why is None and key.endswith("_ltt"):
+                why = "the LTT models (a 768-wide text tower) are released but outside the zoo's 61 rows"
+            hint = why or suggest(name[:200], self._display_names())
+            raise UnknownModelError(f"unknown model {shown}", hint=hint)
         return model
 
     def _display_names(self) -> list[str]:
