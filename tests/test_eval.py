@@ -553,7 +553,7 @@ def test_a_training_checkpoint_loads_and_a_broken_one_says_why(
     torch.save({**state, "logit_scale": 1.0}, not_tensor)
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
-    for bad, expected in ((text, "is not a readable PyTorch checkpoint: "), (empty, "is not a readable PyTorch"),
+    for bad, expected in ((text, "is not a PyTorch checkpoint: it is text"), (empty, "is not a PyTorch checkpoint"),
                           (not_tensor, "logit_scale is a float, not a tensor")):  # fmt: skip
         code, data, stderr = evaluate(run, "Tiny-s1M", "--checkpoint", str(bad), *task)
         assert code == 1 and "Traceback" not in stderr

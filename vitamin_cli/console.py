@@ -32,10 +32,24 @@ def stdout() -> Any:
 
 
 def console() -> Console:
-    """A console on stdout, for what the command was asked to show."""
+    """A console on stdout, for what the command was asked to show. Written to a pipe or a file (and COLUMNS not
+    set), it has no width to fit: tables are printed at their natural width, never wrapped at rich's default
+    of 80 columns, which would break a model's name across lines for `grep` or `cut`."""
     from rich.console import Console
 
-    return Console(file=stdout(), highlight=False)
+    stream = stdout()
+    natural = not os.environ.get("COLUMNS") and not _isatty(stream)
+    return Console(file=stream, highlight=False, width=NATURAL_WIDTH if natural else None)
+
+
+NATURAL_WIDTH = 100_000  # "as wide as it needs": wider than any table vitamin prints
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def err_console() -> Console:

@@ -17,6 +17,7 @@ from vitamin_cli.views.results import BENCH_COLUMNS as COLUMNS
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
+    from vitamin_cli.models.bench import BenchSettings
     from vitamin_cli.models.bench_results import BenchResult, ResultsLog
     from vitamin_cli.zoo import Model, Zoo
 
@@ -99,6 +100,8 @@ def bench_command(
     devices.check_for(runner, settings.device, settings.dtype, settings.amp)
     towers = bench.TOWERS if tower == "both" else (tower,)
     _announce(registry, models, towers, settings.device, hub_root)
+    if settings.device == "cpu" and hub_root is None and not (selection.names or selection.filtered):
+        _warn_cpu_zoo(registry, models, towers, settings)
     found: Iterable[BenchResult] = (
         bench_sweep.tune(registry, models, settings, towers)
         if tune
@@ -107,10 +110,15 @@ def bench_command(
     results = _shown_live(found, bench_results.ResultsLog(out))
     results = bench_sweep.in_table_order(results, models)
     sink.write_rows(chosen, results, COLUMNS, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
-    for r in results:
-        if r.error:
-            typer.echo(f"{r.model} {r.tower}: {r.error}", err=True)
-    if any(r.error for r in results):
+    failed = [r for r in results if r.error]
+    for r in failed:
+        typer.echo(f"error: {r.model} {r.tower}: {r.error}", err=True)
+    if failed:
+        typer.echo(
+            f"hint: rerun one alone to see why, e.g. `VITAMIN_DEBUG=1 vitamin bench {failed[0].model} "
+            f"--tower {failed[0].tower} --device {failed[0].device}`",
+            err=True,
+        )
         raise typer.Exit(EXIT_FAILURE)
 
 
@@ -128,9 +136,40 @@ def _announce(registry: Zoo, models: list[Model], towers: tuple[str, ...], devic
     from vitamin_cli.models import bench_sweep
 
     distinct = len({bench_sweep.measured_as(registry, m, hub_root) for m in models})
-    kind = "architectures" if hub_root is None else "checkpoints"
-    what = f"{distinct} {kind} x {len(towers)} tower{'s' * (len(towers) > 1)}"
-    print(f"measuring {what} ({len(models)} models) on {device}", file=sys.stderr)
+    kind = "architecture" if hub_root is None else "checkpoint"
+    what = f"{_count(distinct, kind)} x {_count(len(towers), 'tower')}"
+    print(f"measuring {what} ({_count(len(models), 'model')}) on {device}", file=sys.stderr)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+CPU_GMACS_PER_S = 100.0  # an assumed CPU rate, for `bench`'s estimate of the whole zoo on the CPU
+
+
+def _warn_cpu_zoo(registry: Zoo, models: list[Model], towers: tuple[str, ...], settings: BenchSettings) -> None:
+    """Before the whole zoo is measured on the CPU: about how long it takes, and what to do instead (it still
+    runs, asking nothing). The estimate is the zoo's MAC counts of each batch timed, at CPU_GMACS_PER_S."""
+    from vitamin_cli.models import bench, bench_sweep
+
+    seen: dict[str, Model] = {}
+    for m in models:
+        seen.setdefault(bench_sweep.measured_as(registry, m), m)
+    batches = settings.warmup + settings.iters * settings.repeats
+    gmacs = 0.0
+    for m in seen.values():
+        for tower in towers:
+            per_item = m.macs_image_g if tower == "image" else m.macs_text_g
+            gmacs += float(per_item) * bench.default_batch(settings, tower) * batches
+    seconds = gmacs / CPU_GMACS_PER_S
+    took = f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{max(seconds / 60, 1):.0f} minutes"
+    print(
+        f"note: the whole zoo on the CPU takes about {took} (the zoo's MAC counts of {batches} batches per tower, "
+        f"at an assumed {CPU_GMACS_PER_S:.0f} GMAC/s); name a model (`vitamin bench ViTamin-S --device cpu`) "
+        "or use --device cuda for less",
+        file=sys.stderr,
+    )
 
 
 def _shown_live(found: Iterable[BenchResult], log: ResultsLog) -> list[BenchResult]:

@@ -57,12 +57,7 @@ def compare_command(
     cells: list[list[Cell]] = []
     for row in rows:
         line: list[Cell] = [row.label]
-        for entry, value in zip(columns, row.values, strict=True):
-            text = (
-                "-"
-                if value is None
-                else (f"{value:,.0f}" if row.key in ("throughput_image", "throughput_text") else str(value))
-            )
+        for entry, text in zip(columns, compare.texts(row), strict=True):
             line.append((text + " *", "bold green") if entry.label in row.best else text)
         cells.append(line)
 

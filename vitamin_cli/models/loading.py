@@ -28,6 +28,13 @@ def read_state_dict(path: Path) -> dict[str, Any]:
 
     import torch
 
+    kind = _not_a_checkpoint(path)
+    if kind is not None:
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint: {kind}",
+            hint="give the checkpoint file itself (a .bin or .pt saved by torch.save), "
+            "e.g. the pytorch_model.bin that `vitamin pull` fetches",
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's advice on failures is to turn the safety off: never shown
@@ -57,6 +64,29 @@ def read_state_dict(path: Path) -> dict[str, Any]:
                     "weights never materialised): save the weights again",
                 )
     return state
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """What the file is, from its first bytes, when it cannot be a PyTorch checkpoint (None when it may be
+    one): torch.save writes a zip archive (PK), older PyTorch a pickle (0x80, its protocol opcode)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return None  # torch.load says why
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        return None
+    if not head:
+        return "it is empty"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1:
+        return "it is a safetensors file, which vitamin does not load; give the PyTorch (.bin or .pt) file"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        text = head[: err.start].decode("utf-8") if err.start > len(head) - 4 else ""
+    if text and "\x00" not in text:
+        return "it is text, not a zip or pickle file"
+    return "it is not a zip or pickle file"
 
 
 def _unusable(tensor: Any) -> str | None:

@@ -128,3 +128,20 @@ def rows(columns: Sequence[Entry], with_speeds: bool, with_accuracy: bool) -> li
             best = [e.label for e, v in zip(columns, values, strict=True) if v == target]
         found.append(Row(field.label, field.key, values, best))
     return found
+
+
+RATES = ("throughput_image", "throughput_text")  # the rows printed as rates: whole numbers, unless too close
+
+
+def texts(row: Row) -> list[str]:
+    """A row's values as printed: "-" for none; a rate as a whole number with thousands separators, with as
+    many more decimals as it takes for values that differ to print differently (the mark of the best follows
+    the full values: a mark between two values that print alike would say nothing); anything else as it is."""
+    if row.key not in RATES:
+        return ["-" if v is None else str(v) for v in row.values]
+    numbers = {v for v in row.values if isinstance(v, (int, float))}
+    for decimals in range(0, 10):
+        shown = {v: f"{v:,.{decimals}f}" for v in numbers}
+        if len(set(shown.values())) == len(numbers):
+            break
+    return ["-" if v is None else shown.get(v, str(v)) for v in row.values]

@@ -16,15 +16,39 @@ if TYPE_CHECKING:
     from vitamin_cli.models.bench_results import BenchResult
 
 
+REASON_WIDTH = 60  # a table row's reason, cut at a word; the whole reason is on stderr and in the JSON
+
+
+def short(reason: str, width: int = REASON_WIDTH) -> str:
+    """A reason cut to `width` characters at a word boundary, with an ellipsis to say it goes on (a single word
+    longer than that is cut inside it)."""
+    reason = " ".join(reason.split())
+    if len(reason) <= width:
+        return reason
+    room = reason[: width - 3]
+    cut = room.rfind(" ")
+    if cut > 0:
+        room = room[:cut]
+    return room.rstrip(" ,;:.-") + "..."
+
+
+def rate(value: float | None) -> str:
+    """A throughput: 3 significant digits below 100 ("2.4", "37.5"), whole numbers with thousands separators
+    above ("1,234"); "-" for none."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if abs(value) < 99.95 else f"{value:,.0f}"
+
+
 def _spread(r: BenchResult) -> str:
-    return f"{r.throughput_min:,.0f}-{r.throughput_max:,.0f}"
+    return f"{rate(r.throughput_min)}-{rate(r.throughput_max)}"
 
 
 BENCH_COLUMNS: list[Column[BenchResult]] = [
     Column("Model", lambda r: r.model),
     Column("Tower", lambda r: r.tower),
     Column("Batch", lambda r: str(r.batch_size or "-"), right=True),
-    Column("Items/s", lambda r: (r.error[:60], "red") if r.error else f"{r.throughput:,.0f}", right=True),
+    Column("Items/s", lambda r: (short(r.error), "red") if r.error else rate(r.throughput), right=True),
     Column("Spread", lambda r: "" if r.error else _spread(r), right=True),
     Column("ms/batch", lambda r: "" if r.latency_ms is None else f"{r.latency_ms:.1f}", right=True),
     Column("GiB", lambda r: "-" if r.peak_memory_gib is None else f"{r.peak_memory_gib:.1f}", right=True),
@@ -37,7 +61,7 @@ BENCH_COLUMNS: list[Column[BenchResult]] = [
 def _state(r: TaskResult) -> Cell:
     state = r.status if r.status != "ok" else ""
     if r.error:
-        return (state + ": " + r.error[:60]), "yellow"
+        return (state + ": " + short(r.error)), "yellow"
     if r.undecodable:
         return f"{r.undecodable:,} image{'s' * (r.undecodable > 1)} did not decode, not counted", "yellow"
     return state, ""
@@ -49,7 +73,7 @@ EVAL_COLUMNS: list[Column[TaskResult]] = [
     Column("Metric", lambda r: r.main_metric or "-"),
     Column("%", lambda r: ("-" if r.main is None else f"{r.main:.1f}", "bold"), right=True),
     Column("Images", lambda r: str(r.samples), right=True),
-    Column("Images/s", lambda r: "-" if r.images_per_s is None else f"{r.images_per_s:,.0f}", right=True),
+    Column("Images/s", lambda r: "-" if r.images_per_s is None else rate(r.images_per_s), right=True),
     Column("", _state),
 ]
 

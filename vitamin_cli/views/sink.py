@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from vitamin_cli import console
 
 if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.measure import Measurement
     from rich.table import Table
 
 T = TypeVar("T")
@@ -33,19 +35,81 @@ class OutputFormat(str, Enum):
 Cell = str | tuple[str, str]
 
 
-def table(titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = ()) -> Table:
+def table(titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = ()) -> RenderableType:
     """A borderless rich table with a bold header; `right` names the right-justified columns. A cell or title
     too long for its column is broken over lines, never cut: a model name shortened to "ViTamin-XL..." would
-    not say which model it is. Cells are plain text, never markup."""
-    from rich.table import Table
-    from rich.text import Text
+    not say which model it is. Where the table must fold, it folds between words: a column is narrowed to its
+    longest word before any word is broken, and a word is broken only when the words alone cannot fit. Cells
+    are plain text, never markup."""
+    return _Table(list(titles), [list(row) for row in rows], set(right))
 
-    built = Table(box=None, header_style="bold", pad_edge=False)
-    for title in titles:
-        built.add_column(Text(title, overflow="fold"), justify="right" if title in right else "left", overflow="fold")
-    for row in rows:
-        built.add_row(*(Text(cell) if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
-    return built
+
+def _words(text: str) -> int:
+    """The width of the longest word of `text` (what a column needs not to break a word); a path's parts
+    count as words, so a long path folds at its slashes before a name elsewhere folds at all."""
+    import re
+
+    from rich.cells import cell_len
+
+    return max((cell_len(word) for word in re.split(r"[\s/]+", text)), default=0)
+
+
+def _widths(natural: list[int], least: list[int], room: int) -> list[int] | None:
+    """Column widths that fit `room`: None when the natural widths fit; else the widest columns narrowed first,
+    down to their longest word, and only then below it (a word folds only when the words alone do not fit)."""
+    if sum(natural) <= room:
+        return None
+    widths = list(natural)
+    for floor in (least, [1] * len(widths)):
+        while sum(widths) > room:
+            narrower = [i for i, w in enumerate(widths) if w > floor[i]]
+            if not narrower:
+                break
+            widest = max(narrower, key=lambda i: widths[i])
+            widths[widest] -= 1
+    return widths
+
+
+class _Table:
+    """A table made when it is printed, when the width it has is known (see `table`)."""
+
+    def __init__(self, titles: list[str], rows: list[list[Cell]], right: set[str]) -> None:
+        self.titles, self.rows, self.right = titles, rows, right
+
+    def _texts(self, index: int) -> list[str]:
+        cells = [row[index] for row in self.rows if index < len(row)]
+        return [self.titles[index], *(c if isinstance(c, str) else c[0] for c in cells)]
+
+    def build(self, room: int | None) -> Table:
+        from rich.cells import cell_len
+        from rich.table import Table
+        from rich.text import Text
+
+        widths: list[int] | None = None
+        if room is not None and self.titles:
+            texts = [self._texts(i) for i in range(len(self.titles))]
+            natural = [max((cell_len(line) for t in ts for line in t.splitlines()), default=0) for ts in texts]
+            least = [max(_words(t) for t in ts) for ts in texts]
+            widths = _widths(natural, least, room - 2 * (len(self.titles) - 1))
+        built = Table(box=None, header_style="bold", pad_edge=False)
+        for index, title in enumerate(self.titles):
+            built.add_column(
+                Text(title, overflow="fold"),
+                justify="right" if title in self.right else "left",
+                overflow="fold",
+                width=None if widths is None else max(widths[index], 1),
+            )
+        for row in self.rows:
+            built.add_row(*(Text(cell) if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
+        return built
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.build(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self.build(None))
 
 
 def write(
