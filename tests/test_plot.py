@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from conftest import Run
 from vitamin_cli.models.bench_results import Speeds
 from vitamin_cli.views import plot
 from vitamin_cli.views.compare import compare
-from vitamin_cli.zoo import get
+from vitamin_cli.zoo import get, load
 
 
 def point(name: str, x: float, y: float) -> plot.Point:
@@ -55,12 +57,103 @@ def test_a_file_of_the_whole_zoo(run: Run, tmp_path: Path, suffix: str, magic: b
         assert "ViTamin-XL-384-s41B" in text and "Pareto front" in text
 
 
+@pytest.mark.parametrize(
+    ("x", "y", "size"), [("macs", "imagenet", None), ("params", "avg38", None), ("macs", "imagenet", "L")]
+)
+def test_labels_keep_clear_of_markers_labels_and_leaders(x: str, y: str, size: str | None) -> None:
+    """Measured by matplotlib itself after drawing, in display pixels, with no tolerance: no two labels overlap,
+    no label overlaps a marker's extent (so none holds a marker's centre), no label is crossed by another's
+    leader line, no two leaders cross, and every label is inside the axes and off the legend."""
+    import matplotlib.pyplot as plt
+    from matplotlib.path import Path as Line
+
+    models = load().select(size=[size] if size else None)
+    pts = plot.points(models, x, y)
+    figure = plot.figure(pts, x, y, "test")
+    try:
+        axes = figure.axes[0]
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        labels = {str(t.get_gid()).removeprefix("label:"): t.get_window_extent(renderer) for t in axes.texts}
+        assert sorted(labels) == sorted(p.name for p in pts)
+        markers = []  # (centre, radius) in display pixels
+        for collection in axes.collections:
+            (size_pt2,) = set(collection.get_sizes())
+            unit = collection.get_paths()[0].get_extents()
+            radius = max(abs(unit.x0), abs(unit.x1), abs(unit.y0), abs(unit.y1)) * math.sqrt(size_pt2) * figure.dpi / 72
+            markers += [(tuple(c), radius) for c in axes.transData.transform(collection.get_offsets())]
+        assert len(markers) == len(pts)
+        for (a, box), (b, other) in combinations(labels.items(), 2):
+            assert not box.overlaps(other), (a, b)
+        for name, box in labels.items():
+            for (cx, cy), radius in markers:
+                assert not box.contains(cx, cy), name
+                assert not (
+                    box.x0 < cx + radius and cx - radius < box.x1 and box.y0 < cy + radius and cy - radius < box.y1
+                ), name
+        frame = axes.get_window_extent(renderer)
+        legend = axes.get_legend().get_window_extent(renderer)
+        for name, box in labels.items():
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, name
+            assert not box.overlaps(legend), name
+        leaders = {
+            str(line.get_gid()).removeprefix("leader:"): Line(axes.transData.transform(line.get_xydata()))
+            for line in axes.lines
+            if str(line.get_gid()).startswith("leader:")
+        }
+        assert leaders  # the crowded top right needs some
+        for name, leader in leaders.items():
+            for other, box in labels.items():
+                if other != name:
+                    assert not leader.intersects_bbox(box, filled=True), (name, other)
+        for (a, one), (b, two) in combinations(leaders.items(), 2):
+            assert not one.intersects_path(two), (a, b)
+    finally:
+        plt.close(figure)
+
+
+def test_the_legend_explains_lines_and_markers() -> None:
+    import matplotlib.pyplot as plt
+
+    figure = plot.figure(plot.points(load().select(), "macs", "imagenet"), "macs", "imagenet", "test")
+    try:
+        legend = figure.axes[0].get_legend()
+        texts = [t.get_text() for t in legend.get_texts()]
+        assert texts[:4] == list(plot.FAMILY_COLOURS)
+        assert "one encoder and resolution across data scales" in texts
+        assert "Pareto front" in texts
+        assert any(t.startswith("benchmarked") for t in texts) and any(t.startswith("long schedule") for t in texts)
+        markers = {t.get_text(): h.get_marker() for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)}
+        assert markers["benchmarked (128M, 512M, 1.28B samples)"] != markers["long schedule (12.8B to 41B samples)"]
+        shapes = {c.get_paths()[0].vertices.shape for c in figure.axes[0].collections}
+        assert len(shapes) == 2  # the long-schedule diamonds are not the benchmarked circles
+    finally:
+        plt.close(figure)
+
+
 def test_the_terminal_picture(run: Run) -> None:
     result = run("plot", "--size", "L", "--y", "avg38")
     assert result.exit_code == 0, result.stderr
     assert "22 models of the ViTamin zoo" in result.stdout
     assert "average over 38 datasets" in result.stdout
     assert "\x1b[" not in result.stdout  # no colour off a terminal
+
+
+def test_the_terminal_picture_names_the_front_and_titles_its_axes() -> None:
+    pts = plot.points(load().select(), "macs", "imagenet")
+    lines = plot.draw_terminal(pts, "macs", "imagenet", "61 models", width=150, height=40, color=False).splitlines()
+    top = next(i for i, line in enumerate(lines) if "┌" in line)
+    bottom = next(i for i, line in enumerate(lines) if "└" in line)
+    assert lines[top - 1] == "↑ " + plot.Y_AXES["imagenet"]  # above the y axis, at its left
+    assert lines[-1].strip() == plot.X_AXES["macs"] + " →"  # under the x axis and its ticks
+    assert bottom < len(lines) - 1 and lines[-1].startswith(" " * 10)  # centred under the axis
+    inside = "\n".join(lines[top : bottom + 1])
+    assert plot.X_AXES["macs"] not in inside and plot.Y_AXES["imagenet"] not in inside
+    for p in plot.pareto_front(pts, higher_x_is_better=False):
+        assert p.name in inside, p.name
+    coloured = plot.draw_terminal(pts, "macs", "imagenet", "61 models", width=150, height=40, color=True)
+    for colour in plot.FAMILY_COLOURS.values():
+        red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        assert f"38;2;{red};{green};{blue}m" in coloured, colour  # the PNG's colours
 
 
 def test_throughput_axis_needs_saved_results(run: Run, tmp_path: Path) -> None:

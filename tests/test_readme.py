@@ -17,7 +17,11 @@ def commands() -> list[str]:
 
 
 def test_readme_opens_with_install_and_test_commands() -> None:
-    install, test = commands()
+    install, test, *torch_cpu = commands()
+    assert torch_cpu == [
+        "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu",
+        'pip install ".[torch]"',
+    ]
     assert install == "pip install . && vitamin ls --size L"
     assert test.startswith('pip install -e ".[test]"') and test.endswith("pytest")
 
@@ -69,3 +73,12 @@ def test_the_readme_picture_is_there() -> None:
     assert "](docs/img/zoo.png)" in README
     assert "vitamin plot -o docs/img/zoo.png" in README
     assert (ROOT / "docs" / "img" / "zoo.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_readme_says_how_to_install_torch_without_cuda() -> None:
+    """Not tried here (only PyPI is reachable): the CPU-only index is named next to the extras."""
+    cpu = "    pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu\n"
+    assert cpu + '    pip install ".[torch]"\n' in README
+    extras = README.index('`pip install ".[torch]"`')
+    assert 0 < README.index(cpu) - extras < 1200  # right after the extras are explained
+    assert README.index(cpu) < README.index("\n## ")  # before the tour

@@ -19,7 +19,6 @@ EXTRAS = {
     "timm": "torch",
     "matplotlib": "plot",
     "plotext": "plot",
-    "adjustText": "plot",
     "ray": "ray",
 }
 

@@ -5,15 +5,20 @@ Files are drawn with matplotlib (headless), terminals with plotext.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from vitamin_cli.errors import UsageError
 from vitamin_cli.eval.results import Accuracy
 from vitamin_cli.models.bench_results import Speeds
 from vitamin_cli.zoo import METRICS, Model
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 X_AXES = {
     "macs": "image MACs per image (G, the paper's convention)",
@@ -38,6 +43,7 @@ class Point:
     order: int  # position along the series (seen samples)
     x: float
     y: float
+    long: bool = False  # one of the long-schedule models, drawn with its own marker
 
 
 def points(
@@ -63,7 +69,8 @@ def points(
         if y_value is None:
             continue
         series = (model.schedule, model.encoder, str(model.image_size))
-        found.append(Point(model.name, model.family, series, model.seen_samples_total, value, y_value))
+        long = model.schedule == "long"
+        found.append(Point(model.name, model.family, series, model.seen_samples_total, value, y_value, long))
     if not found:
         raise UsageError(
             "no model to plot: the selection is empty"
@@ -89,63 +96,332 @@ def use_log_x(pts: Sequence[Point]) -> bool:
     return low > 0 and high / low > 20
 
 
-def draw_file(pts: Sequence[Point], x: str, y: str, path: Path, title: str) -> None:
-    """A PNG or SVG (by the file's suffix) with matplotlib, headless."""
+MARKER_SIZE = 28.0  # scatter's s, points squared
+MARKER_RADIUS = 6.0  # pixels at 120 dpi kept clear around a marker's centre (the long schedule's diamond is the larger)
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in display pixels, y up
+XY = tuple[float, float]
+Segment = tuple[XY, XY]
+
+
+def _overlap(a: Box, b: Box, gap: float = 0.0) -> bool:
+    return a[0] < b[2] + gap and b[0] < a[2] + gap and a[1] < b[3] + gap and b[1] < a[3] + gap
+
+
+def _cross(p: XY, q: XY, r: XY, s: XY) -> bool:
+    """Whether segments pq and rs cross (touching at an end does not count)."""
+
+    def turn(a: XY, b: XY, c: XY) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    d1, d2, d3, d4 = turn(r, s, p), turn(r, s, q), turn(p, q, r), turn(p, q, s)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+def _hits_box(segment: Segment, box: Box, gap: float = 0.0) -> bool:
+    x0, y0, x1, y1 = box[0] - gap, box[1] - gap, box[2] + gap, box[3] + gap
+    p, q = segment
+    if any(x0 < x < x1 and y0 < y < y1 for x, y in (p, q)):
+        return True
+    edges = [((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))]
+    return any(_cross(p, q, a, b) for a, b in edges)
+
+
+def _distance(c: XY, segment: Segment) -> float:
+    (px, py), (qx, qy) = segment
+    dx, dy = qx - px, qy - py
+    length = dx * dx + dy * dy
+    t = 0.0 if length == 0 else max(0.0, min(1.0, ((c[0] - px) * dx + (c[1] - py) * dy) / length))
+    return float(((px + t * dx - c[0]) ** 2 + (py + t * dy - c[1]) ** 2) ** 0.5)
+
+
+def _nearest(c: XY, box: Box) -> XY:
+    return (min(max(c[0], box[0]), box[2]), min(max(c[1], box[1]), box[3]))
+
+
+def place_labels(
+    centres: Sequence[XY], sizes: Sequence[XY], area: Box, obstacles: Sequence[Box], lines: Sequence[Segment]
+) -> list[tuple[Box, Segment | None]]:
+    """A box per label (display pixels) and, when it sits away from its marker, a leader from the marker's
+    centre to the box. No box overlaps another box, a marker, an obstacle or a leader; no leader crosses
+    another leader, a box or another marker. Crowded markers are placed first; each label takes the
+    nearest free place, crossing as few of the plot's lines as it can."""
+    gap, clear = 2.0, MARKER_RADIUS + 1.0
+    markers: list[Box] = [(x - clear, y - clear, x + clear, y + clear) for x, y in centres]
+
+    def crowd(i: int) -> int:
+        return sum(1 for c in centres if abs(c[0] - centres[i][0]) < 90 and abs(c[1] - centres[i][1]) < 40)
+
+    directions = [k * 22.5 for k in (0, 1, 15, 2, 14, 8, 7, 9, 4, 12, 3, 13, 5, 11, 6, 10)]  # right first
+    distances = (2.0, 6, 12, 20, 30, 42, 56, 72, 90, 110, 135, 165, 200, 240, 290, 350)
+
+    def attempt(order: Sequence[int]) -> tuple[dict[int, Box], dict[int, Segment], list[int]]:
+        boxes: dict[int, Box] = {}
+        leaders: dict[int, Segment] = {}
+        stuck: list[int] = []
+        for i in order:
+            c, (w, h) = centres[i], sizes[i]
+            best: tuple[float, Box, Segment | None] | None = None
+            fallback: tuple[float, Box, Segment | None] | None = None
+            for rank, d in enumerate(distances):
+                if best is not None and d > best[0]:
+                    break
+                for turn_rank, angle in enumerate(directions):
+                    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+                    ax, ay = c[0] + (MARKER_RADIUS + d) * cos, c[1] + (MARKER_RADIUS + d) * sin
+                    bx = ax if cos > 0.38 else ax - w if cos < -0.38 else ax - w / 2
+                    by = ay if sin > 0.38 else ay - h if sin < -0.38 else ay - h / 2
+                    box = (bx, by, bx + w, by + h)
+                    end = _nearest(c, box)
+                    leader: Segment | None = (c, end) if math.dist(c, end) > MARKER_RADIUS + 4 else None
+                    cost = d + turn_rank * 0.5 + 25 * sum(_hits_box(line, box) for line in lines)
+                    if fallback is None or cost + 1000 * rank < fallback[0]:
+                        fallback = (cost + 1000 * rank, box, leader)
+                    if best is not None and cost >= best[0]:
+                        continue
+                    if not (area[0] + gap <= box[0] and box[2] <= area[2] - gap):
+                        continue
+                    if not (area[1] + gap <= box[1] and box[3] <= area[3] - gap):
+                        continue
+                    if any(_overlap(box, other, gap) for other in (*obstacles, *markers, *boxes.values())):
+                        continue
+                    if any(_hits_box(other, box, gap) for other in leaders.values()):
+                        continue
+                    if leader is not None:
+                        if any(_hits_box(leader, other, gap) for other in boxes.values()):
+                            continue
+                        if any(_cross(*leader, *other) for other in leaders.values()):
+                            continue
+                        if any(_distance(o, leader) < clear for o in centres if math.dist(o, c) > clear):
+                            continue
+                    best = (cost, box, leader)
+            chosen = best or fallback
+            assert chosen is not None
+            boxes[i] = chosen[1]
+            if chosen[2] is not None:
+                leaders[i] = chosen[2]
+            if best is None:
+                stuck.append(i)
+        return boxes, leaders, stuck
+
+    order = sorted(range(len(centres)), key=lambda i: (-crowd(i), i))
+    boxes, leaders, stuck = attempt(order)
+    for _ in range(4):  # a label left without a free place goes first next time
+        if not stuck:
+            break
+        order = stuck + [i for i in order if i not in stuck]
+        boxes, leaders, stuck = attempt(order)
+    return [(boxes[i], leaders.get(i)) for i in range(len(centres))]
+
+
+def _step(pts: Sequence[Point], where: str) -> list[XY]:
+    """The corners of a step line through the points, as matplotlib's step draws it."""
+    corners: list[XY] = [(pts[0].x, pts[0].y)]
+    for a, b in zip(pts, pts[1:], strict=False):
+        corners += [(b.x, a.y) if where == "post" else (a.x, b.y), (b.x, b.y)]
+    return corners
+
+
+def figure(pts: Sequence[Point], x: str, y: str, title: str) -> Figure:
+    """The picture as a matplotlib figure (headless), every point labelled: no label on a marker, on another
+    label or across a leader line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from adjustText import adjust_text
+    from matplotlib.lines import Line2D
 
-    if path.suffix.lower() not in (".png", ".svg"):
-        raise UsageError(f"cannot write {path.name}: the file must end in .png or .svg")
-    figure, axes = plt.subplots(figsize=(13, 8.5), dpi=120)
+    fig, axes = plt.subplots(figsize=(13, 8.5), dpi=120)
     for family, colour in FAMILY_COLOURS.items():
-        mine = [p for p in pts if p.family == family]
-        if mine:
-            axes.scatter([p.x for p in mine], [p.y for p in mine], color=colour, s=28, zorder=3, label=family)
-    for series in {p.series for p in pts}:
+        for long in (False, True):
+            mine = [p for p in pts if p.family == family and p.long == long]
+            if mine:
+                axes.scatter(
+                    [p.x for p in mine], [p.y for p in mine], color=colour, s=MARKER_SIZE * (0.8 if long else 1),
+                    marker="D" if long else "o", edgecolors="black" if long else "none", linewidths=0.6, zorder=3,
+                )  # fmt: skip
+    series_lines: list[list[XY]] = []
+    for series in sorted({p.series for p in pts}):
         line = sorted((p for p in pts if p.series == series), key=lambda p: p.order)
         if len(line) > 1:
             colour = FAMILY_COLOURS[line[0].family]
             axes.plot([p.x for p in line], [p.y for p in line], color=colour, alpha=0.45, lw=1, zorder=2)
+            series_lines.append([(p.x, p.y) for p in line])
     front = pareto_front(pts, higher_x_is_better=x == "throughput")
+    where: Literal["pre", "post"] = "pre" if x == "throughput" else "post"
     axes.step(
-        [p.x for p in front], [p.y for p in front], where="pre" if x == "throughput" else "post",
-        color="black", ls="--", lw=1, alpha=0.7, zorder=1, label="Pareto front",
-    )  # fmt: skip
+        [p.x for p in front], [p.y for p in front], where=where, color="black", ls="--", lw=1, alpha=0.7, zorder=1
+    )
     if use_log_x(pts):
         axes.set_xscale("log")
     axes.set_xlabel(X_AXES[x])
     axes.set_ylabel(Y_AXES[y])
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    labels = [axes.text(p.x, p.y, p.name, fontsize=6.5) for p in pts]
-    adjust_text(labels, ax=axes, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.4})
-    figure.tight_layout()
-    figure.savefig(path, metadata={"Date": None} if path.suffix.lower() == ".svg" else None)
-    plt.close(figure)
+    low, high = axes.get_ylim()
+    axes.set_ylim(low, high + (high - low) * 0.05)  # room for the labels of the best models, top right
+    low, high = axes.get_xlim()
+    axes.set_xlim(low, high * 1.4 if axes.get_xscale() == "log" else high + (high - low) * 0.08)
+    handles = [
+        Line2D([], [], ls="none", marker="o", color=colour, label=family) for family, colour in FAMILY_COLOURS.items()
+    ]
+    handles += [
+        Line2D([], [], ls="none", marker="o", color="grey", label="benchmarked (128M, 512M, 1.28B samples)"),
+        Line2D(
+            [],
+            [],
+            ls="none",
+            marker="D",
+            color="grey",
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+            markersize=5.5,
+            label="long schedule (12.8B to 41B samples)",
+        ),  # fmt: skip
+        Line2D([], [], color="grey", alpha=0.6, lw=1, label="one encoder and resolution across data scales"),
+        Line2D([], [], color="black", ls="--", lw=1, alpha=0.7, label="Pareto front"),
+    ]
+    legend = axes.legend(handles=handles, loc="upper left", fontsize=8.5)
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    to_display = axes.transData.transform
+    texts = [axes.text(p.x, p.y, p.name, fontsize=6.5, ha="left", va="bottom", gid=f"label:{p.name}") for p in pts]
+    sizes = [(t.get_window_extent(renderer).width, t.get_window_extent(renderer).height) for t in texts]
+    centres = [tuple(map(float, to_display((p.x, p.y)))) for p in pts]
+    drawn = [*series_lines, _step(front, where)]
+    lines = [
+        (tuple(map(float, a)), tuple(map(float, b)))
+        for corners in drawn
+        for a, b in zip(to_display(corners), to_display(corners)[1:], strict=False)
+    ]
+    frame = axes.get_window_extent(renderer)
+    placed = place_labels(
+        centres,  # type: ignore[arg-type]
+        sizes,
+        (frame.x0, frame.y0, frame.x1, frame.y1),
+        [tuple(legend.get_window_extent(renderer).extents)],  # type: ignore[list-item]
+        lines,  # type: ignore[arg-type]
+    )
+    from_display = axes.transData.inverted().transform
+    for p, text, (box, leader) in zip(pts, texts, placed, strict=True):
+        text.set_position(tuple(from_display((box[0], box[1]))))
+        if leader is not None:
+            (cx, cy), end = leader
+            length = math.dist(leader[0], end)
+            start = (cx + (end[0] - cx) * MARKER_RADIUS / length, cy + (end[1] - cy) * MARKER_RADIUS / length)
+            (x0, y0), (x1, y1) = from_display([start, end])
+            axes.plot([x0, x1], [y0, y1], color="grey", lw=0.5, zorder=2.5, gid=f"leader:{p.name}")
+    return fig
+
+
+def draw_file(pts: Sequence[Point], x: str, y: str, path: Path, title: str) -> None:
+    """A PNG or SVG (by the file's suffix) with matplotlib, headless."""
+    import matplotlib.pyplot as plt
+
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"cannot write {path.name}: the file must end in .png or .svg")
+    fig = figure(pts, x, y, title)
+    fig.savefig(path, metadata={"Date": None} if path.suffix.lower() == ".svg" else None)
+    plt.close(fig)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
 def draw_terminal(pts: Sequence[Point], x: str, y: str, title: str, width: int, height: int, color: bool) -> str:
-    """The same picture as text, for a terminal on a remote machine."""
+    """The same picture as text, for a terminal on a remote machine: the families in the file's colours (the
+    long-schedule models as diamonds), the Pareto front joined and its models named, the y axis's title above
+    the y axis and the x axis's title under the x axis."""
     import plotext
 
-    plotext.clear_figure()
-    plotext.plotsize(width, height)
-    if not color:
-        plotext.theme("clear")
-    for family in FAMILY_COLOURS:
-        mine = [p for p in pts if p.family == family]
-        if mine:
-            plotext.scatter([p.x for p in mine], [p.y for p in mine], label=family, marker="dot")
     front = pareto_front(pts, higher_x_is_better=x == "throughput")
-    plotext.plot([p.x for p in front], [p.y for p in front], label="Pareto front")
-    if use_log_x(pts):
-        plotext.xscale("log")
-    plotext.title(title)
-    plotext.xlabel(X_AXES[x])
-    plotext.ylabel(Y_AXES[y])
-    text = str(plotext.build())
-    return text if color else re.sub(r"\x1b\[[0-9;]*m", "", text)
+    log_x = use_log_x(pts)
+    x_low, x_high = min(p.x for p in pts), max(p.x for p in pts)
+    y_low, y_high = min(p.y for p in pts), max(p.y for p in pts)
+
+    def picture(labels: Sequence[tuple[Point, float, float]]) -> str:
+        plotext.clear_figure()
+        plotext.plotsize(width, height - 2)  # two lines for the axes' titles
+        if not color:
+            plotext.theme("clear")
+        for family, colour in FAMILY_COLOURS.items():
+            for long in (False, True):
+                mine = [p for p in pts if p.family == family and p.long == long]
+                if mine:
+                    plotext.scatter(
+                        [p.x for p in mine], [p.y for p in mine], color=_rgb(colour), marker="◆" if long else "dot",
+                        label=None if long else family,
+                    )  # fmt: skip
+        plotext.plot([p.x for p in front], [p.y for p in front], label="Pareto front", color="gray")
+        if log_x:
+            plotext.xscale("log")
+        for p, label_x, label_y in labels:
+            plotext.text(p.name, label_x, label_y, color=_rgb(FAMILY_COLOURS[p.family]), alignment="left")
+        plotext.title(title)
+        return str(plotext.build())
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", picture([])).splitlines()
+    top = next(i for i, line in enumerate(plain) if "┌" in line)
+    bottom = next(i for i, line in enumerate(plain) if "└" in line)
+    left, right = plain[top].index("┌") + 1, plain[top].index("┐") - 1
+    legend = len(FAMILY_COLOURS) + 1  # plotext's legend: the top left rows
+    labels = _terminal_labels(
+        pts, front, log_x, (x_low, x_high), (y_low, y_high), (left, top + 1, right, bottom - 1), legend
+    )
+    lines = picture(labels).splitlines()
+    if not color:
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines]
+    y_title = "↑ " + Y_AXES[y]
+    x_title = (X_AXES[x] + " →").center(right - left + 1)
+    return "\n".join([*lines[:top], y_title, *lines[top:], " " * left + x_title.rstrip()]) + "\n"
+
+
+def _terminal_labels(
+    pts: Sequence[Point],
+    front: Sequence[Point],
+    log_x: bool,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    cells: tuple[int, int, int, int],
+    legend_rows: int,
+) -> list[tuple[Point, float, float]]:
+    """Where each front model's name goes, in data coordinates: beside its point, or a few rows up or down,
+    on no point and no other name."""
+    left, top, right, bottom = cells
+    width, height = right - left, bottom - top
+
+    def scale(value: float) -> float:
+        return math.log10(value) if log_x else value
+
+    def unscale(value: float) -> float:
+        return float(10**value) if log_x else value
+
+    x0, x1 = scale(x_range[0]), scale(x_range[1])
+    y0, y1 = y_range
+
+    def cell(p: Point) -> tuple[int, int]:
+        col = left + round((scale(p.x) - x0) / ((x1 - x0) or 1) * width)
+        row = top + round((y1 - p.y) / ((y1 - y0) or 1) * height)
+        return col, row
+
+    taken = {cell(p) for p in pts}
+    taken |= {(c, r) for c in range(left, left + 18) for r in range(top, top + legend_rows)}
+    placed = []
+    for p in sorted(front, key=lambda p: -p.y):
+        col, row = cell(p)
+        for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6):
+            spot = None
+            for start in (col + 2, col - 1 - len(p.name)):
+                r = row + shift
+                span = {(c, r) for c in range(start - 1, start + len(p.name) + 1)}
+                if start >= left and start + len(p.name) <= right and top <= r <= bottom and not span & taken:
+                    spot = (start, r)
+                    break
+            if spot is not None:
+                start, r = spot
+                taken |= {(c, r) for c in range(start, start + len(p.name))}
+                label_x = unscale(x0 + (start - left) / (width or 1) * (x1 - x0))
+                label_y = y1 - (r - top) / (height or 1) * (y1 - y0)
+                placed.append((p, label_x, label_y))
+                break
+    return placed
