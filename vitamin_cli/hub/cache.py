@@ -489,9 +489,10 @@ def ranges_record(partial: Path) -> Path:
     return partial.with_name(partial.name + ".ranges")
 
 
-def read_record(partial: Path, size: int) -> list[list[int]] | None:
-    """The parts ([start, end, have]) of a ranged partial file of this size, or None when there is no record to
-    trust (absent, damaged, of another size, parts that do not tile the file, or more than the file holds)."""
+def read_record(partial: Path, size: int | None = None) -> list[list[int]] | None:
+    """The parts ([start, end, have]) of a ranged partial file (of this size, or of the size its record gives),
+    or None when there is no record to trust (absent, damaged, of another size, parts that do not tile the file,
+    or more than the file holds)."""
     import json
 
     from vitamin_cli.files import read_memo
@@ -499,7 +500,12 @@ def read_record(partial: Path, size: int) -> list[list[int]] | None:
     data = read_memo(ranges_record(partial), limit=2**20)
     try:
         record = json.loads(data) if data is not None else None
-        parts = record["parts"] if isinstance(record, dict) and record.get("size") == size else None
+        wanted = record.get("size") if isinstance(record, dict) and size is None else size
+        parts = (
+            record["parts"]
+            if isinstance(record, dict) and type(wanted) is int and record.get("size") == wanted
+            else None
+        )
         if not isinstance(parts, list) or not parts:
             return None
         edge = 0
@@ -509,31 +515,29 @@ def read_record(partial: Path, size: int) -> list[list[int]] | None:
                 return None
             edge = end
         on_disk = partial.stat().st_size if partial.is_file() else 0
-        if edge != size or any(have and start + have > on_disk for start, _, have in parts):
+        if edge != wanted or any(have and start + have > on_disk for start, _, have in parts):
             return None
         return [list(p) for p in parts]
     except (ValueError, TypeError, KeyError, OSError):
         return None
 
 
-def record_size(partial: Path) -> int | None:
-    import json
-
-    from vitamin_cli.files import read_memo
-
-    data = read_memo(ranges_record(partial), limit=2**20)
-    try:
-        size = json.loads(data)["size"] if data is not None else None
-    except (ValueError, TypeError, KeyError):
-        return None
-    return size if type(size) is int else None
+def prefix_of(parts: list[list[int]]) -> int:
+    """The bytes on disk from the start of the file without a gap, by its parts ([start, end, have])."""
+    edge = 0
+    for start, end, have in parts:
+        if start != edge:
+            break
+        edge = start + have
+        if have < end - start:
+            break
+    return edge
 
 
 def present_bytes(partial: Path) -> int:
     """The bytes of a partial download actually on disk: its ranges' when it is fetched as ranges (the file's
     length then runs past holes), else its length."""
-    size = record_size(partial)
-    parts = read_record(partial, size) if size is not None else None
+    parts = read_record(partial)
     if parts is not None:
         return sum(have for _, _, have in parts)
     return partial.stat().st_size if partial.is_file() else 0

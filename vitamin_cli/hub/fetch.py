@@ -39,11 +39,11 @@ from vitamin_cli.hub.cache import (
     confined,
     lock_mode,
     open_for_append,
+    prefix_of,
     present_bytes,
     ranges_record,
     read_manifest,
     read_record,
-    record_size,
     updating_manifest,
 )
 from vitamin_cli.hub.hashing import BUFFER_BYTES, content_id, sha256_file
@@ -446,7 +446,6 @@ def _download(
         try:
             actual = _download_ranges(partial, url, headers, size, progress, network, deadline, label)
         except _NoRanges:  # no ranges served, or one stream fills the link: one stream, from the bytes there
-            partial_prefix(partial)
             actual = _download_stream(partial, url, headers, size, progress, network, deadline, label)
     else:
         actual = _download_stream(partial, url, headers, size, progress, network, deadline, label)
@@ -473,7 +472,7 @@ def _download_stream(
     label: str,
 ) -> str:
     """One stream appending to the partial file from where it ends, hashing as the bytes arrive; the sha256."""
-    if ranges_record(partial).exists():  # ranges of an earlier ranged pull: only their first run counts here
+    if ranges_record(partial).exists():  # ranges of a ranged pull: only their first run without a gap counts
         partial_prefix(partial)
     writer = _PartialWriter(partial, size, progress)
     last = [writer.done]
@@ -506,14 +505,7 @@ def partial_prefix(partial: Path) -> None:
     """Make a ranged partial file one that a single stream can continue: cut to the bytes present from its
     start, and drop its record."""
     size = partial.stat().st_size if partial.is_file() else 0
-    record = read_record(partial, record_size(partial) or -1)
-    prefix = 0
-    for start, end, have in record or []:
-        if start != prefix:
-            break
-        prefix = start + have
-        if have < end - start:
-            break
+    prefix = prefix_of(read_record(partial) or [])
     if partial.is_file():
         with open(partial, "r+b") as f:
             f.truncate(min(prefix, size))
@@ -565,15 +557,8 @@ class _Ranges:
 
     def prefix(self) -> int:
         """The bytes on disk from the start of the file without a gap."""
-        edge = 0
         with self.lock:
-            for start, end, have in self.parts:
-                if start != edge:
-                    break
-                edge = start + have
-                if have < end - start:
-                    break
-        return edge
+            return prefix_of(self.parts)
 
     def missing(self) -> list[list[int]]:
         return [part for part in self.parts if part[2] < part[1] - part[0]]
