@@ -10,7 +10,6 @@ import io
 import json
 import os
 import random
-import tarfile
 import threading
 import warnings
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import Run, tiny_model, tiny_zoo_text
+from test_eval import image_bytes, shard_with
 
 from vitamin_cli import zoo
 from vitamin_cli.errors import UsageError
@@ -27,25 +27,6 @@ from vitamin_cli.models import arch
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers (the patterns of tests/test_eval.py)
-
-
-def image_bytes(rng: random.Random) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), tuple(rng.randrange(256) for _ in range(3))).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-def shard_with(samples: dict[str, dict[str, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for key, parts in samples.items():
-            for extension, data in parts.items():
-                info = tarfile.TarInfo(f"{key}.{extension}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def wds_folder(root: Path, classnames: str, shards: list[dict[str, dict[str, bytes]]]) -> Path:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vitamin_cli import interrupts
 from vitamin_cli.errors import VitaminError
-from vitamin_cli.eval.zeroshot import Encoder, EvalSettings, Progress
+from vitamin_cli.eval.zeroshot import Encoder, EvalSettings, Progress, autocast
 
 if TYPE_CHECKING:
     from vitamin_cli.eval.data import TaskData
@@ -36,13 +36,11 @@ def measure(
     import torch
 
     from vitamin_cli.eval import layouts, metrics
-    from vitamin_cli.models.device import torch_dtype
 
     model, preprocess, tokenizer = loaded
     start = time.perf_counter()
     weights, result.classifier_cached = classifier(model, tokenizer, data, settings, result)
     result.classifier_s = time.perf_counter() - start
-    autocast = settings.dtype != "fp32"
     top_k = min(5, len(data.classnames))
     tops, labels, metadata = [], [], []
     total = len(data.images) or (data.task.examples or 0)
@@ -54,10 +52,7 @@ def measure(
         interrupts.check()  # starting the loader's workers can swallow a Ctrl-C
         result.undecodable += undecodable
         if len(batch_labels):
-            with (
-                torch.inference_mode(),
-                torch.autocast(settings.device.split(":")[0], dtype=torch_dtype(settings.dtype), enabled=autocast),
-            ):
+            with torch.inference_mode(), autocast(settings):
                 features = encode(images.to(settings.device, non_blocking=True))
             logits = 100 * torch.nn.functional.normalize(features.float(), dim=-1) @ weights
             tops.append(logits.topk(top_k, dim=-1).indices.cpu().numpy())
@@ -94,7 +89,6 @@ def classifier(
     from open_clip.zero_shot_classifier import build_zero_shot_classifier
 
     from vitamin_cli.files import memo_dir
-    from vitamin_cli.models.device import torch_dtype
 
     identity = json.dumps([CLASSIFIER_VERSION, *result.key()[1:]])
     key = hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -103,12 +97,7 @@ def classifier(
     if kept is not None:
         return kept.to(settings.device), True
     templates = [functools.partial(_fill, template) for template in data.templates]
-    with (
-        torch.inference_mode(),
-        torch.autocast(
-            settings.device.split(":")[0], dtype=torch_dtype(settings.dtype), enabled=settings.dtype != "fp32"
-        ),
-    ):
+    with torch.inference_mode(), autocast(settings):
         weights = build_zero_shot_classifier(
             model, tokenizer, data.classnames, templates, num_classes_per_batch=10, device=settings.device
         ).float()
