@@ -48,15 +48,18 @@ def read_image(source: ImageSource) -> bytes | None:
         return None
 
 
-_zips: dict[Path, Any] = {}
+_zips: dict[tuple[int, Path], Any] = {}
 
 
 def _open_zip(path: Path) -> Any:
+    """A zip kept open by the process that reads it: a DataLoader worker forked from a process that had it open
+    opens its own (a shared file offset would mix the two processes' reads)."""
     import zipfile
 
-    if path not in _zips:
-        _zips[path] = zipfile.ZipFile(path)
-    return _zips[path]
+    key = (os.getpid(), path)
+    if key not in _zips:
+        _zips[key] = zipfile.ZipFile(path)
+    return _zips[key]
 
 
 def fetcher(
