@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, Run
@@ -91,6 +92,32 @@ def test_the_findings_show(full_audit: tuple[dict[str, audit.AuditRow], int, Pat
 
 
 @pytest.mark.slow
+def test_no_flag_depends_on_the_selection(
+    full_audit: tuple[dict[str, audit.AuditRow], int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each model alone, each family, size and resolution, and a few globs get the flags of the whole-zoo
+    audit."""
+    rows, _, cache = full_audit
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setattr(arch, "count", lambda cfg: pytest.fail("measured again"))
+    registry = zoo.load()
+    selections: set[tuple[str, ...]] = {(m.name,) for m in registry.models}
+    for m in registry.models:
+        for chosen in (
+            registry.select(family=m.family),
+            registry.select(size=m.size),
+            registry.select(resolution=m.image_size),
+        ):
+            selections.add(tuple(c.name for c in chosen))
+    selections |= {tuple(c.name for c in registry.select(glob)) for glob in ("ViT-*-32-*", "*-s128M", "ConvNeXt*")}
+    assert len(selections) > len(registry.models) + 8
+    for names in sorted(selections):
+        models = [registry.get(name) for name in names]
+        for row in audit.audit(registry, models):
+            assert row.flags == rows[row.model].flags, (row.model, names)
+
+
+@pytest.mark.slow
 def test_a_second_audit_is_served_from_the_cache(
     full_audit: tuple[dict[str, audit.AuditRow], int, Path], monkeypatch: pytest.MonkeyPatch, run: Run
 ) -> None:
@@ -120,7 +147,31 @@ def test_audit_one_model_json(run: Run) -> None:
     (row,) = json.loads(result.stdout)
     assert list(row) == AUDIT_KEYS
     assert row["params_image_m_measured"] == pytest.approx(22.64, abs=0.005)
-    assert row["flags"] == ["params image: reported 21.81, measured 22.64"]  # its /16 sibling is not in this audit
+    # its /16 sibling is not in this audit, but the flag that names it looks at the whole zoo
+    assert row["flags"] == ["params image: reported 21.81, measured 22.64", "params image printed as ViT-S/16's"]
+
+
+def test_a_model_alone_gets_the_flags_it_gets_beside_its_siblings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flags that compare a model with others do not depend on the selection; a sibling is built only where
+    a flag needs its count (ViT-S/16's, to see that the 21.81 printed for ViT-S/32 is right for it)."""
+    built = []
+    real_count = arch.count
+
+    def counting(cfg: dict[str, Any]) -> arch.Counts:
+        built.append(cfg)
+        return real_count(cfg)
+
+    monkeypatch.setattr(arch, "count", counting)
+    registry = zoo.load()
+    s16, s32 = registry.get("ViT-S-16-s128M"), registry.get("ViT-S-32-s128M")
+    (alone,) = audit.audit(registry, [s32])
+    assert alone.flags == ["params image: reported 21.81, measured 22.64", "params image printed as ViT-S/16's"]
+    assert built == [arch.config(registry, s32), arch.config(registry, s16)]
+    (s16_alone,) = audit.audit(registry, [s16])
+    assert s16_alone.flags == []
+    together = {r.model: r.flags for r in audit.audit(registry, [s16, s32, registry.get("ViT-S-32-s512M")])}
+    assert together == {s16.name: [], s32.name: alone.flags, "ViT-S-32-s512M": alone.flags}
+    assert len(built) == 2  # the rest came from the memo
 
 
 def test_ls_audit_needs_an_audit_first(run: Run) -> None:

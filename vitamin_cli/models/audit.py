@@ -97,33 +97,63 @@ def audit(
     failures: dict[str, VitaminError] | None = None,
 ) -> list[AuditRow]:
     """Measure each distinct architecture once (or take it from the cache) and compare every model. A model
-    whose architecture cannot be built or counted is left out, its error put in `failures` (else raised)."""
-    from vitamin_cli.models import arch
-
-    known = cached_counts()
-    keys = {m.name: architecture_id(registry, m) for m in models}
-    fresh = False
+    whose architecture cannot be built or counted is left out, its error put in `failures` (else raised).
+    Flags that compare a model with others look at the whole zoo, not only at `models`, so a model gets the
+    same flags whatever else is audited with it."""
+    counter = _Counter(registry, progress)
+    rows = []
     for model in models:
-        key = keys[model.name]
-        if key not in known:
-            if progress is not None:
-                progress(model.arch)
-            try:
-                known[key] = arch.count(arch.config(registry, model)).to_json()
-            except VitaminError as err:
-                if failures is None:
-                    raise
-                failures[model.name] = err
-                continue
-            fresh = True
-    if fresh:
         try:
-            write_atomic(cache_file(), json.dumps(known))
-        except OSError:
-            pass  # a cache that cannot be written only costs the next audit its speed
-    rows = [_row(model, arch.Counts(**known[keys[model.name]])) for model in models if keys[model.name] in known]
-    _flag_copied_params(rows, models)
+            counts = counter.counts(model)
+        except VitaminError as err:
+            if failures is None:
+                counter.save()
+                raise
+            failures[model.name] = err
+            continue
+        rows.append(_row(model, counts))
+    by_name = {m.name: m for m in models}
+    for row in rows:
+        _flag_copied_params(row, by_name[row.model], counter)
+    counter.save()
     return rows
+
+
+class _Counter:
+    """Counts by architecture, from the memo or measured once; what is measured goes back to the memo."""
+
+    def __init__(self, registry: Zoo, progress: Callable[[str], None] | None) -> None:
+        self.registry = registry
+        self.progress = progress
+        self.known = cached_counts()
+        self.failed: dict[str, VitaminError] = {}  # by model name: its architecture could not be counted
+        self.fresh = False
+
+    def counts(self, model: Model) -> Any:
+        """The model's architecture counted (an `arch.Counts`), or the VitaminError that stopped it."""
+        from vitamin_cli.models import arch
+
+        if model.name in self.failed:
+            raise self.failed[model.name]
+        key = architecture_id(self.registry, model)
+        if key not in self.known:
+            if self.progress is not None:
+                self.progress(model.arch)
+            try:
+                self.known[key] = arch.count(arch.config(self.registry, model)).to_json()
+            except VitaminError as err:
+                self.failed[model.name] = err
+                raise
+            self.fresh = True
+        return arch.Counts(**self.known[key])
+
+    def save(self) -> None:
+        if self.fresh:
+            try:
+                write_atomic(cache_file(), json.dumps(self.known))
+            except OSError:
+                pass  # a cache that cannot be written only costs the next audit its speed
+            self.fresh = False
 
 
 def architecture_id(registry: Zoo, model: Model) -> str:
@@ -148,14 +178,13 @@ def _row(model: Model, counts: Any) -> AuditRow:
         macs_text_g_measured_paper=round(counts.macs_text_g_paper, 4),
         macs_text_g_measured_full=round(counts.macs_text_g_full, 4),
     )
-    limit = tolerance(model) + 1e-9
     for label, reported, measured in (
         ("params image", row.params_image_m_reported, row.params_image_m_measured),
         ("params text", row.params_text_m_reported, row.params_text_m_measured),
         ("MACs image", row.macs_image_g_reported, row.macs_image_g_measured_paper),
         ("MACs text", row.macs_text_g_reported, row.macs_text_g_measured_paper),
     ):
-        if abs(reported - measured) > limit:
+        if _disagrees(model, reported, measured):
             row.flags.append(f"{label}: reported {reported:g}, measured {measured:.2f}")
     if any(flag.startswith("MACs image") for flag in row.flags):
         # A convolutional tower's MACs grow with the pixel count: the size that gives the reported number.
@@ -165,23 +194,32 @@ def _row(model: Model, counts: Any) -> AuditRow:
     return row
 
 
-def _flag_copied_params(rows: list[AuditRow], models: Sequence[Model]) -> None:
-    """Name the sibling whose (correct) params a row repeats: the zoo table's copy-paste findings."""
-    by_name = {m.name: m for m in models}
-    for row in rows:
-        if not any(flag.startswith("params image") for flag in row.flags):
+def _flag_copied_params(row: AuditRow, model: Model, counter: _Counter) -> None:
+    """Name the sibling whose (correct) params a row repeats: the zoo table's copy-paste findings. Siblings are
+    sought in the whole zoo, in table order, by their reported params; only a sibling with the same printed
+    number is counted (from the memo, or measured once), to see that its own number is right."""
+    if not any(flag.startswith("params image") for flag in row.flags):
+        return
+    for other in counter.registry.models:
+        if (
+            other.arch == model.arch
+            or other.schedule != model.schedule
+            or other.params_image_m != row.params_image_m_reported
+        ):
             continue
-        model = by_name[row.model]
-        for other in rows:
-            other_model = by_name[other.model]
-            if (
-                other_model.arch != model.arch
-                and other_model.schedule == model.schedule
-                and other.params_image_m_reported == row.params_image_m_reported
-                and not any(flag.startswith("params image") for flag in other.flags)
-            ):
-                row.flags.append(f"params image printed as {other_model.encoder}'s")
-                break
+        try:
+            counts = counter.counts(other)
+        except VitaminError:
+            continue  # a sibling that cannot be counted is no evidence either way
+        if not _disagrees(other, other.params_image_m, counts.params_image_m):
+            row.flags.append(f"params image printed as {other.encoder}'s")
+            return
+
+
+def _disagrees(model: Model, reported: float, measured: float) -> bool:
+    """Whether a measured number (rounded as the audit prints it) is off the reported one by more than the
+    table's rounding."""
+    return abs(reported - round(measured, 4)) > tolerance(model) + 1e-9
 
 
 def to_markdown(rows: Sequence[AuditRow]) -> str:
