@@ -104,8 +104,12 @@ def test_the_package_level_load(tiny_zoo: zoo.Zoo) -> None:
 
 
 def test_a_model_not_pulled_names_the_pull_command(tiny_zoo: zoo.Zoo) -> None:
+    """Where a checkpoint must be in the cache already (bench --weights), its absence names the pull; load()
+    pulls it instead (tests/test_shared_cache.py)."""
+    from vitamin_cli.checkpoints.pull import checkpoint_path
+
     with pytest.raises(UsageError) as caught:
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
+        checkpoint_path(tiny_zoo.get("Tiny-ViT-s1M"), hub_dir())
     assert caught.value.hint == "run `vitamin pull Tiny-ViT-s1M` first"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import BIG_REPO, EMPTY_REPO, SMALL_REPO, Hub, start_vitamin, vitamin_process
 
-PULL_KEYS = ["name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error"]
+PULL_KEYS = ["name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error", "local_path"]
 
 
 def cache_root() -> Path:

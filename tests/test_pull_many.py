@@ -33,7 +33,7 @@ LETTERS = "ABCD"
 REPOS = {c: f"test/many-{c.lower()}" for c in LETTERS}
 NAMES = {c: f"Many{c}-s1M" for c in LETTERS}
 MISSING = "test/many-missing"  # a repo the test Hub does not have
-PULL_KEYS = ["name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error"]
+PULL_KEYS = ["name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error", "local_path"]
 
 
 def cache_root() -> Path:

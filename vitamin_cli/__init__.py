@@ -18,8 +18,9 @@ def load(
     *,
     precision: str | None = None,
 ) -> tuple[Any, Any, Any]:
-    """(model, preprocess, tokenizer) of a model: its open_clip architecture, the checkpoint (the pulled one,
-    or the file given, for any row of the zoo) loaded with torch.load(weights_only=True) and strict key
+    """(model, preprocess, tokenizer) of a model: its open_clip architecture, the checkpoint (the one in the
+    Hugging Face cache, pulled there on first use as open_clip and timm do; or the file given, for any row of
+    the zoo) loaded with torch.load(weights_only=True) and strict key
     matching, and open_clip's preprocessing at the model's own resolution. `dtype` is bf16, fp16 or fp32
     (the default, on every device); `precision` is its older name.
 

@@ -18,6 +18,10 @@ class VitaminError(Exception):
         self.message = message
         self.hint = hint
 
+    def __str__(self) -> str:
+        # what a traceback shows a user of the library: the hint too, on a line of its own
+        return self.message + (f"\nhint: {self.hint}" if self.hint else "")
+
 
 class UsageError(VitaminError):
     """The user asked for something that cannot be done as asked."""

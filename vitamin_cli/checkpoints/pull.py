@@ -3,14 +3,18 @@ under the model's name) and finding the one pulled."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from vitamin_cli.errors import UsageError
-from vitamin_cli.hub.cache import Pulled, read_manifest
-from vitamin_cli.hub.fetch import HubFile, Network, ProgressCallback, fetch, record_for
+from vitamin_cli.hub.cache import CacheError, Manifest, Pulled, RepoCache, confined, read_manifest, updating_manifest
+from vitamin_cli.hub.fetch import HubFile, Network, ProgressCallback, PullError, fetch, record_for
+from vitamin_cli.hub.hashing import content_id, sha256_file
+from vitamin_cli.hub.ids import is_sha256
 from vitamin_cli.zoo import Model
 
 
@@ -27,9 +31,10 @@ class PullResult:
     sha256: str | None = None
     status: str = "failed"  # downloaded, resumed, cached, unreleased or failed
     error: str | None = None
+    local_path: str | None = None  # the plain copy `pull --local-dir` wrote
 
     def to_json(self) -> dict[str, Any]:
-        keys = ("name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error")
+        keys = ("name", "repo", "revision", "filename", "path", "size_bytes", "sha256", "status", "error", "local_path")
         return {key: getattr(self, key) for key in keys}
 
 
@@ -69,19 +74,72 @@ def pull(
     )
 
 
+class NotPulled(UsageError):
+    """A released model whose checkpoint is not in the cache (exit 2)."""
+
+
+def copy_to(result: PullResult, folder: Path) -> Path:
+    """A plain copy of a pulled file in `folder` (made if needed), under the file's name in its repo, as
+    `hf download --local-dir` writes it, for tools that want a file rather than a cache link. The copy is
+    hashed as it is written, under a temporary name, and takes its final name only once its sha256 is the
+    pull's; a file of that content already there stays as it is, and a link there is replaced, never written
+    through."""
+    import hashlib
+    import os
+
+    assert result.path is not None and result.filename is not None and result.sha256 is not None
+    target = folder / result.filename
+    if target.is_file() and not target.is_symlink() and target.stat().st_size == result.size_bytes:
+        if sha256_file(target) == result.sha256:
+            return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.vitamin-partial")
+    digest = hashlib.sha256()
+    try:
+        with open(result.path, "rb") as source, open(temporary, "xb") as copy:
+            while chunk := source.read(2**20):
+                digest.update(chunk)
+                copy.write(chunk)
+            copy.flush()
+            os.fsync(copy.fileno())
+        if digest.hexdigest() != result.sha256:
+            raise PullError(
+                f"{result.name}: the copy for {folder} hashed {digest.hexdigest()}, not {result.sha256}",
+                hint="`vitamin verify` the cached file, then pull again",
+            )
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
 def checkpoint_path(model: Model, hub_root: Path) -> Path:
-    """The pulled file of a model (the one pulled last, if several revisions are); a model that is not pulled is
-    an error naming `vitamin pull`. Only a file of the model's weights as the zoo gives them now counts: after
-    an edit of its repo, file name, pinned revision or sha256, a file pulled before is not its checkpoint."""
+    """The checkpoint of a model in the cache (the one pulled or found last, if several revisions are); a model
+    that is not there is an error naming `vitamin pull`. Only a file of the model's weights as the zoo gives
+    them now counts: after an edit of its repo, file name, pinned revision or sha256, a file pulled before is not
+    its checkpoint. A file another tool put in the cache counts too (`with_found`)."""
     if model.weights is None:
         raise UsageError(f"{model.name} has no public checkpoint", hint="`vitamin ls --released` lists those that do")
-    recorded = [e for e in read_manifest(hub_root).of(model.name) if e.snapshot(hub_root).exists()]
+    recorded = [e for e in with_found(hub_root, [model]).of(model.name) if e.snapshot(hub_root).exists()]
     present = [e for e in recorded if is_current(model, e)]
     if not present:
         w = model.weights
         why = f" (the file pulled before is not {w.repo}/{w.filename} as the zoo gives it now)" if recorded else ""
-        raise UsageError(f"{model.name} is not pulled{why}", hint=f"run `vitamin pull {model.name}` first")
+        raise NotPulled(f"{model.name} is not pulled{why}", hint=f"run `vitamin pull {model.name}` first")
     return max(present, key=lambda e: e.pulled_at).snapshot(hub_root)
+
+
+def ensure_checkpoint(model: Model, hub_root: Path, network: Network | None = None) -> Path:
+    """The model's checkpoint, pulled now when it is not in the cache, as open_clip and timm fetch weights on
+    first use. Offline (HF_HUB_OFFLINE), or with the Hub out of reach, the pull's error says so."""
+    try:
+        return checkpoint_path(model, hub_root)
+    except NotPulled:
+        pass
+    assert model.weights is not None  # checkpoint_path raised NotPulled: the model is released
+    print(f"{model.name}: not in the cache {hub_root}; pulling {model.weights.repo}", file=sys.stderr)
+    pull(model, hub_root, network=network)
+    return checkpoint_path(model, hub_root)
 
 
 def is_current(model: Model, entry: Pulled) -> bool:
@@ -97,9 +155,61 @@ def is_current(model: Model, entry: Pulled) -> bool:
     )
 
 
+def with_found(hub_root: Path, models: Iterable[Model], warn: bool = True) -> Manifest:
+    """The manifest, with the checkpoint of each of these models that another tool put in the cache (open_clip,
+    timm, `hf download`, a colleague) and that vitamin has not recorded yet: found, it is recorded as adopted,
+    so that every command gives the same answer. Finding costs a few stats per model, never a hash; a cache
+    whose manifest this user may not write is still read, and what is found is used without being recorded."""
+    manifest = read_manifest(hub_root, warn=warn)
+    # a found file its tool has since deleted was never vitamin's to list as gone
+    manifest.entries = [e for e in manifest.entries if not e.adopted or e.snapshot(hub_root).exists()]
+    found = []
+    for model in models:
+        if not any(is_current(model, e) and e.snapshot(hub_root).exists() for e in manifest.of(model.name)):
+            entry = _found(model, hub_root)
+            if entry is not None:
+                found.append(entry)
+    if found and not manifest.problems:
+        try:
+            with updating_manifest(hub_root) as saved:
+                for entry in found:
+                    if not any(e.same_file(entry) for e in saved.of(entry.name)):
+                        saved.add(entry)
+        except (CacheError, OSError):
+            pass  # seen now all the same; a run that may write records it
+    manifest.entries += found
+    return manifest
+
+
+def _found(model: Model, hub_root: Path) -> Pulled | None:
+    """The model's checkpoint as another tool left it in the cache, as an adopted entry; None when absent, not
+    a link to a plain blob, or not the file the zoo pins. An LFS file's blob is named by its sha256, which
+    stands for its hash until `vitamin verify` reads it; a file kept in git is hashed here."""
+    w = model.weights
+    if w is None:
+        return None
+    try:
+        repo = RepoCache(hub_root, w.repo)
+        hit = repo.cached_file(w.revision or "main", w.filename)
+        commit, _, etag = hit if hit is not None else ("", None, None)
+        if etag is None:
+            return None
+        blob = confined(hub_root, repo.blob(etag))
+        size = blob.stat().st_size
+        sha256 = etag if is_sha256(etag) else sha256_file(blob)
+    except (CacheError, OSError):
+        return None
+    if content_id(etag, sha256, blob) != etag or w.size_bytes not in (None, size):
+        return None
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entry = Pulled(model.name, w.repo, "model", commit, w.filename, size, sha256, etag, at, adopted=True)
+    return entry if is_current(model, entry) else None
+
+
 def pulled_names(hub_root: Path, models: Iterable[Model]) -> set[str]:
-    """Names of these models whose current checkpoint (`is_current`) is pulled into this cache."""
-    manifest = read_manifest(hub_root)
+    """Names of these models whose current checkpoint (`is_current`) is in this cache."""
+    models = list(models)
+    manifest = with_found(hub_root, models)
     return {
         m.name for m in models if any(is_current(m, e) and e.snapshot(hub_root).exists() for e in manifest.of(m.name))
     }

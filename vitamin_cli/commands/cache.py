@@ -22,14 +22,19 @@ def cache_command(
     cache_dir: opt.CacheDir = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
+    zoo_path: opt.ZooPath = None,
 ) -> None:
-    """Show the files vitamin pulled into the cache (each revision of each model), interrupted downloads, and
-    the total on disk. A file deleted by another tool is listed as gone."""
-    from vitamin_cli.hub.cache import hub_dir, manifest_path, partial_downloads, read_manifest
+    """Show the zoo's checkpoints in the cache (each revision of each model), whether vitamin pulled them or
+    found them there (put by open_clip, timm, `hf download`), interrupted downloads, and the total on disk. A
+    file deleted by another tool is listed as gone."""
+    from vitamin_cli import zoo
+    from vitamin_cli.checkpoints.pull import with_found
+    from vitamin_cli.hub.cache import hub_dir, manifest_path, partial_downloads
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     root = hub_dir(cache_dir)
-    pulled = sorted(read_manifest(root).entries, key=lambda e: (e.name, e.pulled_at))
+    released = [m for m in zoo.load(zoo_path).models if m.released]
+    pulled = sorted(with_found(root, released).entries, key=lambda e: (e.name, e.pulled_at))
     partials = partial_downloads(root)
     present = [e for e in pulled if e.snapshot(root).exists()]
     # a blob two entries share is counted once, as the cache scanner counts it
@@ -49,7 +54,7 @@ def cache_command(
                     (f"{e.name} (gone)", "yellow") if gone else e.name,
                     console.human_bytes(e.size_bytes),
                     e.revision[:10],
-                    e.pulled_at,
+                    f"found {e.pulled_at}" if e.adopted else e.pulled_at,
                     str(e.snapshot(root)),
                 ]
             )

@@ -14,13 +14,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from vitamin_cli import console, interrupts
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.errors import EXIT_FAILURE, VitaminError
+from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
 from vitamin_cli.views import sink
 from vitamin_cli.views.sink import OutputFormat
 
@@ -38,6 +39,7 @@ Examples:
   vitamin pull --all --json                 # all 15 released checkpoints; 46 unreleased are skipped
   HF_ENDPOINT=https://my-mirror vitamin pull ViTamin-XL-384
   vitamin pull --all -j 2 --connections 1   # 2 files at once, one stream each
+  vitamin pull ViTamin-B --local-dir weights/ViTamin-B   # and a plain copy there
 """
 JOBS = 8  # files at once by default, as huggingface_hub's snapshot_download
 MOST_JOBS = 32
@@ -78,6 +80,16 @@ def pull_command(
             show_default=False,
         ),
     ] = None,
+    local_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--local-dir",
+            metavar="DIR",
+            file_okay=False,
+            help="Also write a plain copy of the one model's file into DIR, as `hf download --local-dir` does.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the summary.")] = False,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
@@ -113,10 +125,15 @@ def pull_command(
     else:
         selection.require("pull")
         wanted, models = [], selection.models(zoo.load(zoo_path))
+    if local_dir is not None and (wanted or len(models) != 1):
+        raise UsageError(
+            "--local-dir takes one model (every checkpoint is named pytorch_model.bin), not tasks",
+            hint="pull each model into a folder of its own: vitamin pull NAME --local-dir weights/NAME",
+        )
 
     try:
         with _progress_display(quiet or chosen == OutputFormat.json) as show:
-            calls = [_model_call(m, root, revision, network, selection.explicit, show) for m in models]
+            calls = [_model_call(m, root, revision, network, selection.explicit, show, local_dir) for m in models]
             calls += [_task_call(t, root, network, show) for t in wanted]
             results = _at_once(calls, jobs)
     except _Stranded as stopped:
@@ -134,13 +151,23 @@ def _model_call(
     network: Network,
     explicit: bool,
     show: Callable[[str], ProgressCallback | None],
+    local_dir: Path | None = None,
 ) -> Callable[[], PullResult]:
-    """Pulling one model, as a call that gives its result (a failure too) and reports its error on stderr."""
-    from vitamin_cli.checkpoints.pull import PullResult, pull
+    """Pulling one model (and copying it into `local_dir`), as a call that gives its result (a failure too) and
+    reports its error on stderr."""
+    from vitamin_cli.checkpoints.pull import PullResult, copy_to, pull
 
     def call() -> PullResult:
         try:
             result = pull(model, root, revision=revision, progress=show(model.name), network=network)
+            if local_dir is not None and result.path is not None:
+                try:
+                    result.local_path = str(copy_to(result, local_dir))
+                except OSError as err:
+                    raise VitaminError(
+                        f"{model.name}: cannot write its copy into {local_dir}: {err.strerror or err}",
+                        hint="give a --local-dir you may write, with room for the file",
+                    ) from err
         except VitaminError as err:
             _report(err)
             return PullResult(name=model.name, status="failed", error=err.message)
@@ -263,7 +290,8 @@ def _summary(results: list[PullResult]) -> None:
     lines = []
     for r in results:
         if r.status in ("downloaded", "resumed", "cached"):
-            lines.append(f"{r.status:10s} {r.name:24s} {console.human_bytes(r.size_bytes or 0):>10s}  {r.path}")
+            path = r.local_path or r.path
+            lines.append(f"{r.status:10s} {r.name:24s} {console.human_bytes(r.size_bytes or 0):>10s}  {path}")
     counts = Counter(r.status for r in results)
     done = counts["downloaded"] + counts["resumed"] + counts["cached"]
     how = f"{counts['downloaded']} downloaded, {counts['resumed']} resumed, {counts['cached']} already cached"

@@ -44,14 +44,16 @@ def verify_command(
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
 ) -> None:
-    """Re-hash pulled checkpoints and compare them with the manifest, the cache's blob names and zoo.yaml's pins.
+    """Re-hash the checkpoints in the cache (pulled by vitamin, or found there: put by open_clip, timm or `hf
+    download`) and compare them with the manifest, the cache's blob names and zoo.yaml's pins.
 
     Offline; exit code 0 when every file is intact, 1 when any is corrupt or missing. With --deep, each intact
     checkpoint is also loaded strictly into its architecture (torch.load with weights_only=True), its
     parameter count compared with the zoo, and one forward pass must give finite embeddings of the right width.
     """
     from vitamin_cli.checkpoints import verify
-    from vitamin_cli.hub.cache import hub_dir, read_manifest
+    from vitamin_cli.checkpoints.pull import with_found
+    from vitamin_cli.hub.cache import hub_dir
     from vitamin_cli.views.progress import byte_progress
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
@@ -60,14 +62,15 @@ def verify_command(
     registry = zoo.load(zoo_path)
     root = hub_dir(cache_dir)
     network = _network() if fix else None
-    manifest = read_manifest(root)
+    released = [m for m in registry.models if m.released]
+    manifest = with_found(root, released)
     if not names and not manifest.entries:
         print(f"nothing pulled into {root} yet; `vitamin pull NAME` fetches a checkpoint", file=sys.stderr)
         sink.write(chosen, json=lambda: [], table=lambda: None)
         return
 
     def check_all(names: list[str]) -> list[Check]:
-        manifest = read_manifest(root, warn=False)
+        manifest = with_found(root, released, warn=False)
         wanted = set(names) or {e.name for e in manifest.entries}
         total = sum(e.size_bytes for e in manifest.entries if e.name in wanted)
         with byte_progress("hashing", total, enabled=chosen == OutputFormat.table) as on_bytes:

@@ -190,7 +190,7 @@ def _prepared(job: EvalJob, reuse: Reuse) -> TaskData:
 def _weights(job: EvalJob, reuse: Reuse) -> Checkpoint:
     """The user's checkpoint, or the model's pulled one (pulled now into this machine's cache if missing)."""
     from vitamin_cli import zoo
-    from vitamin_cli.checkpoints.pull import checkpoint_path, pull
+    from vitamin_cli.checkpoints.pull import ensure_checkpoint
     from vitamin_cli.hub.cache import hub_dir, read_manifest
     from vitamin_cli.hub.fetch import Network
     from vitamin_cli.hub.hashing import sha256_file
@@ -203,11 +203,7 @@ def _weights(job: EvalJob, reuse: Reuse) -> Checkpoint:
         return Checkpoint(job.checkpoint, reuse.hashes[job.checkpoint])
     model = zoo.load(job.zoo_path).get(job.model)
     root = hub_dir(job.cache_dir)
-    try:
-        path = checkpoint_path(model, root)
-    except VitaminError:
-        pull(model, root, network=Network.from_environment())
-        path = checkpoint_path(model, root)
+    path = ensure_checkpoint(model, root, Network.from_environment())
     entries = [e for e in read_manifest(root, warn=False).of(model.name) if e.snapshot(root) == path]
     return Checkpoint(path, entries[0].sha256 if entries else sha256_file(path))
 

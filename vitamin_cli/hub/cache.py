@@ -174,6 +174,23 @@ class RepoCache:
             write_atomic(confined(self.root, self.ref(revision)), commit)
         return snapshot
 
+    def cached_file(self, revision: str, filename: str) -> tuple[str, Path, str | None] | None:
+        """(commit, snapshot, ETag) of a file any tool put in this cache at `revision`: None when there is no
+        snapshot of it; the ETag None when the snapshot is not a link to a plain blob file of this repo (then
+        vitamin does not vouch for it)."""
+        commit = self.commit_for(revision)
+        snapshot = self.snapshot(commit, filename) if commit else None
+        if commit is None or snapshot is None or not (snapshot.is_symlink() or snapshot.exists()):
+            return None
+        etag = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else ""
+        if not ids.is_etag(etag):
+            return commit, snapshot, None
+        blob = self.blob(etag)
+        linked = os.path.abspath(snapshot.parent / os.readlink(snapshot)) == os.path.abspath(blob)
+        if not linked or blob.is_symlink() or not blob.is_file():
+            return commit, snapshot, None
+        return commit, snapshot, etag
+
     def links_to(self, blob: Path) -> list[Path]:
         """Snapshot links in this repo (made by any tool) that point at `blob`."""
         found = []
@@ -205,7 +222,10 @@ class Pulled:
     size_bytes: int
     sha256: str
     etag: str  # the blob's name in the cache
-    pulled_at: str  # ISO 8601, UTC
+    pulled_at: str  # ISO 8601, UTC: when vitamin pulled the file, or found it
+    # Found in the cache, put there by another tool (open_clip, timm, `hf download`): vitamin uses and checks
+    # it, but `vitamin rm` leaves it in place. Its sha256 is then the blob's name, until `vitamin verify`.
+    adopted: bool = False
 
     def repo_cache(self, root: Path) -> RepoCache:
         return RepoCache(root, self.repo, self.repo_type)
@@ -309,7 +329,10 @@ def _entry(row: Any, version_1: bool) -> tuple[Pulled | None, str | None]:
             return None, f"no {key}"
         if not check(row[key]):
             return None, f"bad {key} {str(row[key])[:60]!r}"
-    return Pulled(**{key: row[key] for key in _ENTRY_CHECKS}), None
+    adopted = row.get("adopted", False)
+    if type(adopted) is not bool:
+        return None, f"bad adopted {str(adopted)[:60]!r}"
+    return Pulled(**{key: row[key] for key in _ENTRY_CHECKS}, adopted=adopted), None
 
 
 @contextmanager
@@ -371,7 +394,8 @@ class Removal:
 def remove(root: Path, name: str) -> Removal:
     """Delete the files of every manifest entry of `name` that nothing else uses: the snapshot link unless
     another entry names the same repo, commit and file; the blob unless another entry or any snapshot link
-    in the repo still uses it; its partial download; refs and folders that this leaves dangling or empty.
+    in the repo still uses it; its partial download; refs and folders that this leaves dangling or empty. A file
+    another tool put in the cache (an adopted entry) is not vitamin's to delete: it stays, and so does its entry.
 
     Only links that point at their blob and blobs that are plain files are vitamin's to delete; anything else
     is kept and reported. A manifest with entries vitamin cannot read deletes nothing: what they name might be
@@ -398,7 +422,7 @@ def remove(root: Path, name: str) -> Removal:
                     f"files they name may be shared with {name}",
                     hint="repair or delete those entries (the warning above names them), then run `vitamin rm` again",
                 )
-            locked = [e for e in manifest.of(name) if e.repo_cache(root).lock(e.etag) in locks]
+            locked = [e for e in manifest.of(name) if e.repo_cache(root).lock(e.etag) in locks and not e.adopted]
             others = [e for e in manifest.entries if e not in locked]
             try:
                 for entry in locked:

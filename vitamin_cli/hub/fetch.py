@@ -15,10 +15,12 @@ sending a byte now and then cannot hold a pull forever (docs/checkpoints.md).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +56,7 @@ FIRST_WAIT_S = 1.0  # the first pause between tries, doubled each time; $VITAMIN
 DEADLINE_BASE_S = 120.0
 DEADLINE_RATE = 512 * 1024  # bytes per second a file must average, beyond the base, to meet its deadline
 LIBRARY = "vitamin"
+NOTICE_S = 3.0  # a server silent this long (no answer, or only failures) is named on stderr while tries go on
 # A file of at least two parts is fetched as byte ranges of PART_BYTES over up to CONNECTIONS connections at
 # once; a smaller one in one stream. A far CDN caps each stream well below the link (about 6 MB/s): 8 streams
 # give room above the 5 that beating one stream 4 times needs. Parts are small enough that the connections
@@ -207,7 +210,13 @@ def fetch(
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
-        return _from_cache_offline(wanted, repo, label)
+        fetched = _from_cache_offline(wanted, repo, label)
+        if on_present is not None:
+            try:
+                on_present(repo, fetched)  # recorded as found (adopted) unless vitamin pulled it before
+            except OSError as err:
+                raise cache_failure(err, f"record {label} in the manifest of {hub_root}") from err
+        return fetched
     meta = metadata(wanted, token, network, label)
     _check_against_pins(wanted, meta.etag, meta.size, label)
     try:
@@ -289,10 +298,16 @@ def metadata(wanted: HubFile, token: str | bool | None, network: Network, label:
             endpoint=endpoint,
         )
 
+    failures: list[Exception] = []
+    notice = threading.Timer(NOTICE_S, _still_trying, (url, label, failures))
+    notice.daemon = True
+    notice.start()
     try:
-        meta = _with_retries(head, network, deadline=time.monotonic() + network.deadline_for(0))
+        meta = _with_retries(head, network, deadline=time.monotonic() + network.deadline_for(0), failed=failures.append)
     except Exception as err:  # noqa: BLE001 - every failure of the lookup becomes one clear message
         raise PullError(*_explain(err, wanted, url, label)) from err
+    finally:
+        notice.cancel()
     if not meta.etag or meta.size is None or not meta.commit_hash:
         raise PullError(f"{label}: the server gave no commit, ETag or size for {url}")
     # Both become file names in the cache: accept only the hex digests a Hub sends, never a path.
@@ -302,6 +317,26 @@ def metadata(wanted: HubFile, token: str | bool | None, network: Network, label:
             hint="check HF_ENDPOINT: it should be the Hub or a faithful mirror",
         )
     return meta
+
+
+_noticed: set[str] = set()
+_noticed_lock = threading.Lock()
+
+
+def _still_trying(url: str, label: str, failures: list[Exception]) -> None:
+    """Say, once per server, that it has not answered after NOTICE_S seconds while the tries go on."""
+    _, host = _origin(url)
+    with _noticed_lock:
+        if host in _noticed:
+            return
+        _noticed.add(host)
+    why = f" ({type(failures[-1]).__name__}: {str(failures[-1])[:120]})" if failures else ""
+    print(
+        f"{label}: no answer from {host} after {NOTICE_S:g} s{why}; still trying. "
+        "Without a network, HF_HUB_OFFLINE=1 uses what is cached already.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _explain(err: Exception, wanted: HubFile, url: str, label: str) -> tuple[str, str | None]:
@@ -337,7 +372,8 @@ def _explain(err: Exception, wanted: HubFile, url: str, label: str) -> tuple[str
         return f"{label}: offline mode is on and the file is not cached", "unset HF_HUB_OFFLINE to download"
     return (
         f"{label}: cannot reach {url}: {type(err).__name__}: {err}",
-        "check the network, or HF_ENDPOINT if you use a mirror",
+        "check the network, or HF_ENDPOINT if you use a mirror; without a network, HF_HUB_OFFLINE=1 uses the "
+        "files already in the cache",
     )
 
 
@@ -353,17 +389,23 @@ def _retryable(err: Exception) -> bool:
 
 
 def _with_retries(
-    call: Callable[[], Any], network: Network, deadline: float, progressed: Callable[[], bool] | None = None
+    call: Callable[[], Any],
+    network: Network,
+    deadline: float,
+    progressed: Callable[[], bool] | None = None,
+    failed: Callable[[Exception], None] | None = None,
 ) -> Any:
     """Try `call` up to ATTEMPTS times while its failures are retryable, pausing longer each time, never past
     the deadline; re-raise the last failure. A failed try after which `progressed()` is true (bytes arrived)
-    starts the count and the pauses over."""
+    starts the count and the pauses over; `failed` hears of each failure."""
     wait = network.first_wait_s
     failures = 0
     while True:
         try:
             return call()
         except Exception as err:  # noqa: BLE001 - sorted by _retryable
+            if failed is not None:
+                failed(err)
             if progressed is not None and progressed():
                 failures, wait = 0, network.first_wait_s
             failures += 1
@@ -384,9 +426,10 @@ def _check_against_pins(wanted: HubFile, etag: str, size: int, label: str) -> No
 
 
 def _known_sha256(repo: RepoCache, etag: str) -> str | None:
-    """The sha256 the manifest recorded when this very blob was pulled and hashed."""
+    """The sha256 the manifest recorded when vitamin pulled and hashed this very blob (a file found in the cache
+    is recorded by its name, unhashed: it is hashed here)."""
     for entry in read_manifest(repo.root, warn=False).entries:
-        if (entry.repo_type, entry.repo, entry.etag) == (repo.repo_type, repo.repo, etag):
+        if (entry.repo_type, entry.repo, entry.etag) == (repo.repo_type, repo.repo, etag) and not entry.adopted:
             return entry.sha256
     return None
 
@@ -831,33 +874,34 @@ def _check_pin(wanted: HubFile, sha256: str, repo: RepoCache, blob: Path, status
 
 
 def _from_cache_offline(wanted: HubFile, repo: RepoCache, label: str) -> Fetched:
-    commit = repo.commit_for(wanted.revision)
-    path = repo.snapshot(commit, wanted.filename) if commit else None
-    if commit is None or path is None or not path.exists():
+    found = repo.cached_file(wanted.revision, wanted.filename)
+    if found is None:
         raise PullError(
             f"{label}: offline (HF_HUB_OFFLINE is set) and not in the cache {repo.root}",
             hint="unset HF_HUB_OFFLINE to download it, or point --cache-dir / HF_HUB_CACHE at a cache that has it",
         )
-    etag = Path(os.readlink(path)).name if path.is_symlink() else ""
-    blob = repo.blob(etag) if ids.is_etag(etag) else None
-    if blob is None or not path.resolve() == blob.resolve() or blob.is_symlink() or not blob.is_file():
+    commit, path, etag = found
+    if etag is None:
         raise PullError(
             f"{label}: {path} does not link to a blob of the cache; vitamin does not vouch for it",
             hint="pull it again with the network on",
         )
-    confined(repo.root, blob)
+    blob = confined(repo.root, repo.blob(etag))
     sha256 = _known_sha256(repo, etag) or _hash_existing(blob, etag)
     if sha256 is None:
         raise PullError(
             f"{label}: {blob} is damaged: its content does not match its ETag {etag}",
             hint="pull it again with the network on: the blob is replaced once a new copy checks out",
         )
+    _check_against_pins(wanted, etag, blob.stat().st_size, label)
+    _check_pin(wanted, sha256, repo, blob, "cached", label)
     return Fetched(commit, etag, blob.stat().st_size, sha256, path, "cached")
 
 
 def record_for(name: str) -> Callable[[RepoCache, Fetched], None]:
-    """Record a pulled file in the manifest, for `name` (a model, or a task); an entry for the same file that
-    is already there as it is stays as it was."""
+    """Record a file in the manifest, for `name` (a model, or a task); an entry for the same file that is
+    already there as it is stays as it was. A file that was in the cache already, and that no entry of
+    vitamin's own pulls names, was put there by another tool: it is recorded as found (adopted)."""
 
     def record(repo: RepoCache, fetched: Fetched) -> None:
         filename = fetched.path.relative_to(repo.folder / "snapshots" / fetched.commit).as_posix()
@@ -874,8 +918,11 @@ def record_for(name: str) -> Callable[[RepoCache, Fetched], None]:
         )
         with updating_manifest(repo.root) as manifest:
             same = [e for e in manifest.of(name) if e.same_file(entry)]
-            if not same or (same[0].sha256, same[0].etag) != (entry.sha256, entry.etag):
-                manifest.add(entry)
+            if same and (same[0].sha256, same[0].etag) == (entry.sha256, entry.etag):
+                return
+            ours = any(e.same_blob(entry) and not e.adopted for e in manifest.entries)
+            found = fetched.status == "cached" and not ours
+            manifest.add(dataclasses.replace(entry, adopted=found))
 
     return record
 

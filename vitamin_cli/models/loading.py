@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vitamin_cli.checkpoints.pull import checkpoint_path
+from vitamin_cli.checkpoints.pull import ensure_checkpoint
 from vitamin_cli.errors import UsageError, VitaminError
 from vitamin_cli.models import device as devices
 from vitamin_cli.zoo import Zoo
@@ -163,7 +163,7 @@ def load(
     dtype: str = "fp32",
 ) -> tuple[Any, Any, Any]:
     """(model, preprocess, tokenizer) of a model, ready for inference: with the checkpoint file given, or else
-    the one pulled into the cache at `hub_root`."""
+    the one in the cache at `hub_root` (pulled into it now if it is not there)."""
     import open_clip
 
     from vitamin_cli.models import arch
@@ -175,7 +175,7 @@ def load(
     if checkpoint is None:
         if hub_root is None:
             raise UsageError("give the checkpoint, or the cache it was pulled into")
-        checkpoint = checkpoint_path(model_entry, hub_root)
+        checkpoint = ensure_checkpoint(model_entry, hub_root)
     elif not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint {str(checkpoint)[:200]!r}: no such file")
     path = checkpoint

@@ -1,0 +1,282 @@
+"""The Hugging Face cache is shared: a released checkpoint another tool put there (here huggingface_hub's own
+`hf_hub_download`, as open_clip, timm and `hf download` use it) is seen, verified, loaded and evaluated by
+every command alike, and `vitamin rm` leaves it where it is and says how to delete it. `load()` fetches a
+missing checkpoint on first use; `pull --local-dir` writes a plain copy; a server that does not answer is
+named within seconds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_REPO, Hub, Run, start_vitamin, tiny_model, tiny_zoo_text, vitamin_process
+from hubserver import build_repo
+
+
+def cache_root() -> Path:
+    return Path(os.environ["HF_HOME"]) / "hub"
+
+
+def hf_download(repo: str, env: dict[str, str] | None = None) -> Path:
+    """The file as huggingface_hub downloads it into the cache, in a process of its own (it reads HF_ENDPOINT
+    once, when imported)."""
+    code = f"from huggingface_hub import hf_hub_download\nprint(hf_hub_download({repo!r}, 'pytorch_model.bin'))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def cached(run: Run) -> list[dict[str, object]]:
+    result = run("cache", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows: list[dict[str, object]] = json.loads(result.stdout)["models"]
+    return rows
+
+
+def test_a_checkpoint_another_tool_cached_is_seen_everywhere(hub: Hub, run: Run) -> None:
+    path = hf_download(SMALL_REPO)
+    (row,) = cached(run)
+    assert (row["name"], row["adopted"], row["present"], row["path"]) == ("ViTamin-L-224-s12.8B", True, True, str(path))
+    assert row["sha256"] == hashlib.sha256(hub.files[SMALL_REPO]).hexdigest()
+    listed = run("ls", "--pulled", "--json")
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["ViTamin-L-224-s12.8B"]
+    assert "ViTamin-L-224-s12.8B" not in run("ls", "--not-pulled", "--format", "csv").stdout
+    checked = run("verify", "--json")
+    assert checked.exit_code == 0, checked.stderr
+    (check,) = json.loads(checked.stdout)
+    assert check["status"] == "ok" and check["actual_sha256"] == row["sha256"]
+    table = run("cache")
+    assert "found " in table.stdout and "ViTamin-L-224-s12.8B" in table.stdout
+
+
+def test_verify_reads_a_found_file_and_finds_it_damaged(hub: Hub, run: Run) -> None:
+    path = hf_download(SMALL_REPO)
+    blob = path.resolve()
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1
+    blob.write_bytes(bytes(data))
+    result = run("verify", "ViTamin-L", "--json")
+    assert result.exit_code == 1
+    (check,) = json.loads(result.stdout)
+    assert check["status"] == "corrupt" and "differs from its blob name" in " ".join(check["problems"])
+
+
+def test_rm_leaves_another_tools_file_and_says_how_to_delete_it(hub: Hub, run: Run) -> None:
+    from huggingface_hub import scan_cache_dir
+
+    path = hf_download(SMALL_REPO)
+    result = run("rm", "ViTamin-L", "--yes")
+    assert result.exit_code == 1
+    assert "left models--jienengchen--ViTamin-L-224px/snapshots/" in result.stderr
+    assert "another tool put it in the cache" in result.stderr
+    assert f"hf cache rm model/{SMALL_REPO}" in result.stderr
+    assert path.read_bytes() == hub.files[SMALL_REPO]
+    assert cached(run)[0]["present"] is True
+    assert scan_cache_dir(cache_root()).warnings == []
+    # the command it names does delete it, and vitamin then forgets the file quietly
+    hf = Path(sys.executable).with_name("hf")
+    gone = subprocess.run([str(hf), "cache", "rm", f"model/{SMALL_REPO}", "-y"], capture_output=True, text=True)
+    assert gone.returncode == 0, gone.stderr
+    assert not path.exists()
+    assert cached(run) == []
+    assert run("rm", "ViTamin-L", "--yes").stderr.startswith("ViTamin-L-224-s12.8B is not pulled")
+
+
+def test_rm_deletes_what_vitamin_pulled_beside_a_found_file(hub: Hub, run: Run) -> None:
+    """One model pulled by vitamin, another found: rm of both deletes the first and leaves the second."""
+    found = hf_download(SMALL_REPO)
+    pulled = run("pull", "ViTamin-B", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    (row,) = json.loads(pulled.stdout)
+    assert row["status"] == "downloaded"
+    result = run("rm", "ViTamin-B", "ViTamin-L", "--yes")
+    assert result.exit_code == 1
+    assert "deleted ViTamin-B-s1.28B" in result.stdout
+    assert not Path(row["path"]).exists() and found.exists()
+
+
+def test_an_online_pull_of_a_found_file_downloads_nothing_and_records_it_as_found(hub: Hub, run: Run) -> None:
+    hf_download(SMALL_REPO)
+    sent = hub.proxy.faults.body_bytes
+    result = run("pull", "ViTamin-L", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["status"] == "cached"
+    assert hub.proxy.faults.body_bytes == sent
+    assert cached(run)[0]["adopted"] is True
+    assert run("rm", "ViTamin-L", "--yes").exit_code == 1  # still not vitamin's to delete
+
+
+def test_an_offline_pull_records_a_found_file(hub: Hub, run: Run) -> None:
+    hf_download(SMALL_REPO)
+    result = vitamin_process("pull", "ViTamin-L", "--json", env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["status"] == "cached"
+    manifest = json.loads(cache_root().with_name("hub.vitamin-manifest.json").read_text())
+    assert [(e["name"], e["adopted"]) for e in manifest["files"]] == [("ViTamin-L-224-s12.8B", True)]
+
+
+def test_a_file_vitamin_pulled_stays_vitamins(hub: Hub, run: Run) -> None:
+    assert run("pull", "ViTamin-L").exit_code == 0
+    assert vitamin_process("pull", "ViTamin-L", env={"HF_HUB_OFFLINE": "1"}).exit_code == 0
+    assert run("pull", "ViTamin-L").exit_code == 0
+    assert cached(run)[0]["adopted"] is False
+    result = run("rm", "ViTamin-L", "--yes")
+    assert result.exit_code == 0 and "deleted ViTamin-L-224-s12.8B" in result.stdout
+
+
+def test_a_found_file_that_is_not_the_pinned_one_is_not_the_models(hub: Hub, run: Run, zoo_copy: Path) -> None:
+    hf_download(SMALL_REPO)
+    text = zoo_copy.read_text()
+    pinned = "{repo: jienengchen/ViTamin-L-224px, filename: pytorch_model.bin, revision: null, sha256: " + "a" * 64
+    zoo_copy.write_text(
+        text.replace(
+            "{repo: jienengchen/ViTamin-L-224px, filename: pytorch_model.bin, revision: null, sha256: null", pinned
+        )
+    )
+    assert cached(run) != []  # the bundled zoo's model finds it
+    listed = run("ls", "--pulled", "--json", "--zoo", str(zoo_copy))
+    assert json.loads(listed.stdout) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# load() on first use
+
+
+@pytest.fixture
+def served_tiny(hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, bytes]:
+    """A tiny model whose checkpoint the local Hub serves, in a zoo of its own (a repo per test)."""
+    import io
+
+    import torch
+
+    from vitamin_cli import zoo
+    from vitamin_cli.models import arch
+
+    repo = f"test/tiny-first-use-{os.getpid()}-{time.monotonic_ns()}"
+    path = tmp_path / "zoo.yaml"
+    weights = f"{{repo: {repo}, filename: pytorch_model.bin}}"
+    path.write_text(tiny_zoo_text([tiny_model("Tiny-ViT-s1M", weights=weights)]))
+    registry = zoo.load(path)
+    counts = arch.count(arch.config(registry, registry.get("Tiny-ViT-s1M")))
+    sizes = (round(counts.params_image_m, 2), round(counts.params_text_m, 2))
+    path.write_text(tiny_zoo_text([tiny_model("Tiny-ViT-s1M", weights=weights, params=sizes)]))
+    monkeypatch.setenv("VITAMIN_ZOO", str(path))
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save(arch.build(arch.config(registry, registry.get("Tiny-ViT-s1M"))).state_dict(), buffer)
+    build_repo(hub.mirrors, repo, {"pytorch_model.bin": buffer.getvalue()})
+    return repo, buffer.getvalue()
+
+
+def test_load_pulls_a_missing_checkpoint_on_first_use(
+    served_tiny: tuple[str, bytes], run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    import torch
+
+    import vitamin_cli
+
+    repo, data = served_tiny
+    model, _, _ = vitamin_cli.load("Tiny-ViT-s1M")
+    assert f"pulling {repo}" in capsys.readouterr().err
+    expected = torch.load(io.BytesIO(data), weights_only=True)
+    assert torch.equal(model.state_dict()["visual.conv1.weight"], expected["visual.conv1.weight"])
+    (row,) = cached(run)
+    assert row["adopted"] is False and row["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_load_offline_says_so_and_uses_what_another_tool_cached(served_tiny: tuple[str, bytes]) -> None:
+    repo, _ = served_tiny
+    code = "import vitamin_cli; vitamin_cli.load('Tiny-ViT-s1M'); print('loaded')"
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first = subprocess.run([sys.executable, "-c", code], env=offline, capture_output=True, text=True, check=False)
+    assert first.returncode != 0
+    assert "offline (HF_HUB_OFFLINE is set) and not in the cache" in first.stderr
+    assert "unset HF_HUB_OFFLINE" in first.stderr
+    hf_download(repo)
+    second = subprocess.run([sys.executable, "-c", code], env=offline, capture_output=True, text=True, check=False)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "loaded" and "pulling" not in second.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# pull --local-dir
+
+
+def test_pull_local_dir_writes_a_plain_copy(hub: Hub, run: Run, tmp_path: Path) -> None:
+    target = tmp_path / "weights" / "ViTamin-L"
+    result = run("pull", "ViTamin-L", "--local-dir", str(target), "--json")
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    copy = target / "pytorch_model.bin"
+    assert row["local_path"] == str(copy)
+    assert copy.is_file() and not copy.is_symlink() and copy.read_bytes() == hub.files[SMALL_REPO]
+    assert Path(row["path"]).is_symlink()  # the cache keeps its own link
+    assert [p.name for p in target.iterdir()] == ["pytorch_model.bin"]  # no temporary file left
+    # a link where the copy goes is replaced, never written through
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine\n")
+    copy.unlink()
+    copy.symlink_to(precious)
+    again = run("pull", "ViTamin-L", "--local-dir", str(target))
+    assert again.exit_code == 0, again.stderr
+    assert str(copy) in again.stdout
+    assert precious.read_text() == "mine\n" and not copy.is_symlink()
+
+
+def test_pull_local_dir_takes_one_model(hub: Hub, run: Run, tmp_path: Path) -> None:
+    result = run("pull", "ViTamin-L", "ViTamin-B", "--local-dir", str(tmp_path / "w"))
+    assert result.exit_code == 2
+    assert "--local-dir takes one model" in result.stderr and "--local-dir weights/NAME" in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# No network
+
+
+def test_a_silent_server_is_named_within_seconds_with_the_offline_hint(tmp_path: Path) -> None:
+    """A server that takes the connection and never answers (a network that drops packets looks the same):
+    while the tries go on, stderr says so and names HF_HUB_OFFLINE=1."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        env = {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_ETAG_TIMEOUT": "60"}
+        began = time.monotonic()
+        process = start_vitamin("pull", "ViTamin-S", env=env)
+        try:
+            assert process.stderr is not None
+            ready, _, _ = select.select([process.stderr], [], [], 20)
+            assert ready, "nothing said on stderr within 20 s"
+            line = process.stderr.readline()
+            waited = time.monotonic() - began
+            assert process.poll() is None  # still trying
+        finally:
+            process.kill()
+            process.communicate()
+    assert f"no answer from 127.0.0.1:{port} after 3 s; still trying" in line
+    assert "HF_HUB_OFFLINE=1" in line
+    assert waited < 10
+
+
+def test_an_unreachable_hub_names_the_offline_switch_in_its_hint(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("VITAMIN_RETRY_WAIT", "0.01")
+    result = run("pull", "ViTamin-S")
+    assert result.exit_code == 1
+    assert "cannot reach" in result.stderr and "HF_HUB_OFFLINE=1 uses the files already in the cache" in result.stderr
