@@ -25,10 +25,13 @@ def cache_root() -> Path:
     return Path(os.environ["HF_HOME"]) / "hub"
 
 
-def hf_download(repo: str, env: dict[str, str] | None = None) -> Path:
+def hf_download(repo: str, env: dict[str, str] | None = None, revision: str | None = None) -> Path:
     """The file as huggingface_hub downloads it into the cache, in a process of its own (it reads HF_ENDPOINT
     once, when imported)."""
-    code = f"from huggingface_hub import hf_hub_download\nprint(hf_hub_download({repo!r}, 'pytorch_model.bin'))\n"
+    code = (
+        "from huggingface_hub import hf_hub_download\n"
+        f"print(hf_hub_download({repo!r}, 'pytorch_model.bin', revision={revision!r}))\n"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
     )
@@ -57,6 +60,13 @@ def test_a_checkpoint_another_tool_cached_is_seen_everywhere(hub: Hub, run: Run)
     assert check["status"] == "ok" and check["actual_sha256"] == row["sha256"]
     table = run("cache")
     assert "found " in table.stdout and "ViTamin-L-224-s12.8B" in table.stdout
+
+
+def test_a_file_fetched_at_a_commit_is_found_without_a_branch(hub: Hub, run: Run) -> None:
+    path = hf_download(SMALL_REPO, revision=hub.commits[SMALL_REPO])
+    assert not (cache_root() / "models--jienengchen--ViTamin-L-224px" / "refs" / "main").exists()
+    (row,) = cached(run)
+    assert (row["revision"], row["path"], row["adopted"]) == (hub.commits[SMALL_REPO], str(path), True)
 
 
 def test_verify_reads_a_found_file_and_finds_it_damaged(hub: Hub, run: Run) -> None:
@@ -233,6 +243,16 @@ def test_pull_local_dir_writes_a_plain_copy(hub: Hub, run: Run, tmp_path: Path) 
     assert again.exit_code == 0, again.stderr
     assert str(copy) in again.stdout
     assert precious.read_text() == "mine\n" and not copy.is_symlink()
+
+
+def test_pull_local_dir_that_cannot_be_written_says_so(hub: Hub, run: Run, tmp_path: Path) -> None:
+    occupied = tmp_path / "a-file"
+    occupied.write_text("not a folder\n")
+    result = run("pull", "ViTamin-L", "--local-dir", str(occupied))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    below = run("pull", "ViTamin-L", "--local-dir", str(occupied / "sub"))
+    assert below.exit_code == 1 and "cannot write its copy into" in below.stderr, below.stderr
+    assert occupied.read_text() == "not a folder\n"
 
 
 def test_pull_local_dir_takes_one_model(hub: Hub, run: Run, tmp_path: Path) -> None:

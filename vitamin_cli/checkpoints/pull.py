@@ -182,8 +182,9 @@ def with_found(hub_root: Path, models: Iterable[Model], warn: bool = True) -> Ma
 
 
 def _found(model: Model, hub_root: Path) -> Pulled | None:
-    """The model's checkpoint as another tool left it in the cache, as an adopted entry; None when absent, not
-    a link to a plain blob, or not the file the zoo pins. An LFS file's blob is named by its sha256, which
+    """The model's checkpoint as another tool left it in the cache (at the pinned revision; else at main, or at
+    the newest commit fetched when no branch was), as an adopted entry; None when absent, not a link to a plain
+    blob, or not the file the zoo pins. An LFS file's blob is named by its sha256, which
     stands for its hash until `vitamin verify` reads it; a file kept in git is hashed here."""
     w = model.weights
     if w is None:
@@ -191,6 +192,11 @@ def _found(model: Model, hub_root: Path) -> Pulled | None:
     try:
         repo = RepoCache(hub_root, w.repo)
         hit = repo.cached_file(w.revision or "main", w.filename)
+        if hit is None and w.revision is None:  # fetched at a commit rather than a branch: no refs/main
+            commits = sorted(
+                (p.parent.lstat().st_mtime, p.parent.name) for p in repo.folder.glob(f"snapshots/*/{w.filename}")
+            )
+            hit = repo.cached_file(commits[-1][1], w.filename) if commits else None
         commit, _, etag = hit if hit is not None else ("", None, None)
         if etag is None:
             return None
