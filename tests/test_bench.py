@@ -127,7 +127,7 @@ def test_one_measurement_per_architecture_and_errors_recorded(
     monkeypatch.setattr(
         bench,
         "_measure",
-        lambda result, cfg, tower, s, c=None: measured.append(tower) or real(result, cfg, tower, s, c),
+        lambda result, cfg, tower, s, c=None, **kw: measured.append(tower) or real(result, cfg, tower, s, c, **kw),
     )
     monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype: 1.0)
     results = bench_sweep.in_table_order(list(bench_sweep.sweep(tiny_zoo, tiny_zoo.models, FAST)), tiny_zoo.models)
@@ -198,7 +198,7 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
     speeds = {("fp32", False): 10.0, ("bf16", False): 20.0, ("bf16", True): 25.0, ("fp32", True): 99.0}
     calls = []
 
-    def fake_sweep(z, models, settings, towers):  # type: ignore[no-untyped-def]
+    def fake_sweep(z, models, settings, towers, progress=None):  # type: ignore[no-untyped-def]
         calls.append((settings.dtype, settings.compile, settings.auto_batch, settings.batch_size))
         return [
             bench_results.BenchResult(m.name, [], m.arch, t, "cpu", None, None, None, settings.dtype, False,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,8 +18,9 @@ from vitamin_cli.views.results import BENCH_COLUMNS as COLUMNS
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.models.bench import BenchSettings
+    from vitamin_cli.models.bench import BenchSettings, Progress
     from vitamin_cli.models.bench_results import BenchResult, ResultsLog
+    from vitamin_cli.views.progress import LiveTable
     from vitamin_cli.zoo import Model, Zoo
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv)
@@ -102,11 +104,14 @@ def bench_command(
     _announce(registry, models, towers, settings.device, hub_root)
     if settings.device == "cpu" and hub_root is None and not (selection.names or selection.filtered):
         _warn_cpu_zoo(registry, models, towers, settings)
-    found: Iterable[BenchResult] = (
-        bench_sweep.tune(registry, models, settings, towers)
-        if tune
-        else bench_sweep.sweep(registry, models, settings, towers, hub_root=hub_root, saved=saved, runner=runner)
-    )
+
+    def found(progress: Callable[[str, str], Progress]) -> Iterable[BenchResult]:
+        if tune:
+            return bench_sweep.tune(registry, models, settings, towers, progress=progress)
+        return bench_sweep.sweep(
+            registry, models, settings, towers, hub_root=hub_root, saved=saved, runner=runner, progress=progress
+        )
+
     results = _shown_live(found, bench_results.ResultsLog(out))
     results = bench_sweep.in_table_order(results, models)
     sink.write_rows(chosen, results, COLUMNS, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
@@ -172,14 +177,33 @@ def _warn_cpu_zoo(registry: Zoo, models: list[Model], towers: tuple[str, ...], s
     )
 
 
-def _shown_live(found: Iterable[BenchResult], log: ResultsLog) -> list[BenchResult]:
-    """Each result saved to the results file and added to the live table as it comes."""
+def _shown_live(
+    found: Callable[[Callable[[str, str], Progress]], Iterable[BenchResult]], log: ResultsLog
+) -> list[BenchResult]:
+    """Each result saved to the results file and added to the live table as it comes; under the table, what the
+    tower in progress is doing (`found(progress)` gives the results, telling `progress` of each tower's steps)."""
     from vitamin_cli.views.progress import LiveTable
 
     results: list[BenchResult] = []
     with LiveTable([c.title for c in COLUMNS], {c.title for c in COLUMNS if c.right}) as live:
-        for result in found:
+        for result in found(_progress_to(live)):
             log.add(result)
             live.add([c.cell(result) for c in COLUMNS])
             results.append(result)
     return results
+
+
+def _progress_to(live: LiveTable) -> Callable[[str, str], Progress]:
+    """What each tower is doing, on the live table's status line, with the time since the tower began (its
+    first word); towers measured on Ray say nothing until their row."""
+
+    def for_tower(model: str, tower: str) -> Progress:
+        began: list[float] = []
+
+        def progress(text: str) -> None:
+            began[:] = began or [time.monotonic()]
+            live.status(f"{model} {tower} tower: {text}", since=began[0])
+
+        return progress
+
+    return for_tower

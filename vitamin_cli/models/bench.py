@@ -8,7 +8,8 @@ out-of-memory error (or a kernel that cannot index the batch with 32 bits) backs
 count (attention included); MFU is against a dense matmul roof the tool measures on the same device and dtype.
 
 `measure(job)` is the unit of work: a plain function of plain data, which `bench_sweep` runs in this process
-or as a Ray task.
+or as a Ray task. In this process it can take a `Progress` callback, told what the tower is doing (building,
+warming up, each timed run) between the timed windows, never inside one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from vitamin_cli.zoo import Model, Zoo
 TOWERS = ("image", "text")
 MAX_BATCH = 1024  # --batch-size auto doubles up to this
 VOCAB_SIZE = 49408
+
+Progress = Callable[[str], None]
+"""Told what a tower is doing, in a few words ("batch size 8: timed run 2/3"), before each step; it is never
+called inside a timed window, so that it cannot change the numbers."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,11 @@ class Timing:
         return statistics.median(self.rates())
 
 
-def time_batches(step: Callable[[], Any], settings: BenchSettings, batch_size: int) -> Timing:
-    """Warm up, then time `repeats` runs of `iters` calls of `step` (one batch each)."""
+def time_batches(
+    step: Callable[[], Any], settings: BenchSettings, batch_size: int, progress: Progress | None = None
+) -> Timing:
+    """Warm up, then time `repeats` runs of `iters` calls of `step` (one batch each); `progress` is told of the
+    warm-up and of each run before it starts, outside the timed window."""
     import torch
 
     cuda = settings.device.startswith("cuda")
@@ -103,14 +111,19 @@ def time_batches(step: Callable[[], Any], settings: BenchSettings, batch_size: i
         if cuda:
             torch.cuda.synchronize(settings.device)
 
+    if progress is not None:
+        progress(f"batch size {batch_size}: {'compiling and warming up' if settings.compile else 'warm-up'}")
     start = time.perf_counter()
     for _ in range(max(settings.warmup, 1)):  # the first call compiles, when compiling
         step()
     sync()
     warmup_s = time.perf_counter() - start
     runs = []
-    for _ in range(settings.repeats):
+    for run in range(settings.repeats):
         interrupts.check()  # compiling starts worker processes, which can swallow a Ctrl-C
+        if progress is not None:  # before the window opens: the last one was closed by a sync
+            batches = f"{settings.iters} batch{'es' * (settings.iters != 1)}"
+            progress(f"batch size {batch_size}: timed run {run + 1}/{settings.repeats} ({batches})")
         if cuda:
             begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
             end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
@@ -261,9 +274,9 @@ class Outcome:
     key: str
 
 
-def measure(job: BenchJob) -> Outcome:
+def measure(job: BenchJob, progress: Progress | None = None) -> Outcome:
     """Measure one tower: the device check, the matmul roof and the environment record are all made here,
-    on the machine that measures."""
+    on the machine that measures. `progress`, in this process only, is told what the tower is doing."""
     import torch
 
     from vitamin_cli import zoo
@@ -294,8 +307,10 @@ def measure(job: BenchJob) -> Outcome:
         settings.channels_last and job.tower == "image",
     )
     try:
+        if progress is not None:
+            progress("loading the weights" if job.checkpoint else "building the tower")
         with on_device(settings.device):
-            _measure(result, arch.config(registry, model), job.tower, settings, job.checkpoint)
+            _measure(result, arch.config(registry, model), job.tower, settings, job.checkpoint, progress=progress)
     except Exception as err:  # noqa: BLE001 - recorded; the sweep goes on
         result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
     if settings.compile:
@@ -327,14 +342,19 @@ def result_key(
 
 
 def _measure(
-    result: BenchResult, cfg: dict[str, Any], tower: str, settings: BenchSettings, checkpoint: Any = None
+    result: BenchResult,
+    cfg: dict[str, Any],
+    tower: str,
+    settings: BenchSettings,
+    checkpoint: Any = None,
+    progress: Progress | None = None,
 ) -> None:
     model = prepare(cfg, tower, settings, checkpoint)
     for_batch = tower_step(model, cfg, tower, settings)
     settings = replace(settings, channels_last=settings.channels_last and tower == "image")
 
     def attempt(batch: int) -> Timing:
-        return time_batches(for_batch(batch), settings, batch)
+        return time_batches(for_batch(batch), settings, batch, progress)
 
     start = default_batch(settings, tower)
     timing = largest_useful_batch(attempt, settings, start) if settings.auto_batch else with_backoff(attempt, start)[0]

@@ -15,12 +15,12 @@ results, each result yielded as it comes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.models.bench import TOWERS, BenchJob, BenchSettings, Outcome, default_batch, measure
+from vitamin_cli.models.bench import TOWERS, BenchJob, BenchSettings, Outcome, Progress, default_batch, measure
 from vitamin_cli.models.bench_results import BenchResult
 from vitamin_cli.runners import InProcess, Resources, Runner
 from vitamin_cli.zoo import Model, Zoo
@@ -76,18 +76,24 @@ def sweep(
     hub_root: Path | None = None,
     saved: Mapping[str, BenchResult] | None = None,
     runner: Runner | None = None,
+    progress: Callable[[str, str], Progress | None] | None = None,
 ) -> Iterator[BenchResult]:
     """Measure each tower of each distinct architecture once, yielding a result for every model that shares
     it as each finishes. With `hub_root`, each model runs with its own checkpoint pulled into that cache. A
     job whose key is in `saved` (results read back from `-o FILE`) is not measured again: its saved result is
-    yielded, marked `resumed`. `runner` says where jobs run (default: here, one after another)."""
+    yielded, marked `resumed`. `runner` says where jobs run (default: here, one after another).
+    `progress(model, tower)` gives a tower's `bench.Progress` callback, when jobs run in this process."""
     saved = saved or {}
     runner = runner or InProcess()
     jobs, sharing = plan(registry, models, settings, towers, hub_root, frozenset(saved))
     order = list(range(len(jobs)))
     if not runner.in_process:  # the longest first (by FLOPs in the timed batches): no GPU is left with one last
         order.sort(key=lambda i: -(jobs[i].gflops_per_item or 0) * default_batch(settings, jobs[i].tower))
-    for finished in runner.run(measure, [(jobs[i],) for i in order], resources(runner, settings)):
+    calls = [
+        (jobs[i], progress(jobs[i].model, jobs[i].tower)) if progress and runner.in_process else (jobs[i],)
+        for i in order
+    ]
+    for finished in runner.run(measure, calls, resources(runner, settings)):
         index = order[finished.index]
         outcome: Outcome | None = finished.value
         if outcome is not None and outcome.result is None:
@@ -131,11 +137,18 @@ def _flops_per_item(registry: Zoo, models: Sequence[Model]) -> dict[str, dict[st
     return flops
 
 
-def tune(registry: Zoo, models: Sequence[Model], settings: BenchSettings, towers: Sequence[str]) -> list[BenchResult]:
+def tune(
+    registry: Zoo,
+    models: Sequence[Model],
+    settings: BenchSettings,
+    towers: Sequence[str],
+    progress: Callable[[str, str], Progress | None] | None = None,
+) -> list[BenchResult]:
     """The fastest settings of each tower, each result with what was tried (`tried`), in this process.
 
     First each fast dtype in eager mode, with the largest useful batch; then torch.compile with the
     winning dtype and batch (compiling costs tens of seconds per batch size, so it is not searched over).
+    `progress` as for `sweep`.
     """
     from vitamin_cli.models.bench import environment, roof_tflops
 
@@ -155,7 +168,7 @@ def tune(registry: Zoo, models: Sequence[Model], settings: BenchSettings, towers
 
     for dtype in dtypes:
         eager = replace(settings, dtype=dtype, compile=False, auto_batch=True, amp=False)
-        for result in sweep(registry, models, eager, towers):
+        for result in sweep(registry, models, eager, towers, progress=progress):
             keep(result)
     for model in models:
         for tower in towers:
@@ -165,7 +178,7 @@ def tune(registry: Zoo, models: Sequence[Model], settings: BenchSettings, towers
             compiled = replace(
                 settings, dtype=winner.dtype, compile=True, auto_batch=False, batch_size=winner.batch_size, amp=False
             )
-            for result in sweep(registry, [model], compiled, [tower]):
+            for result in sweep(registry, [model], compiled, [tower], progress=progress):
                 keep(result)
     where = environment(settings, roofs.get(settings.dtype))
     return [replace(result, tried=tried[key], key="", environment=where) for key, result in best.items()]

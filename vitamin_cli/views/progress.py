@@ -1,5 +1,6 @@
 """Progress on stderr, shown only when stderr is a terminal: bars for bytes (`vitamin pull`'s, one per file and
-one for them all), and the one live table that bench and eval grow as results come in."""
+one for them all), and the one live table that bench and eval grow as results come in, with a line under it
+saying what the work in progress is doing (bench's tower: warm-up, each timed run) and for how long."""
 
 from __future__ import annotations
 
@@ -195,8 +196,9 @@ def byte_progress(label: str, total: int, enabled: bool = True) -> Iterator[Call
 
 
 class LiveTable:
-    """A table on stderr that grows as rows finish, with the row in progress below them; it is drawn while the
-    block runs (when `enabled` and stderr is a terminal) and gone when it ends, leaving stdout to the result."""
+    """A table on stderr that grows as rows finish, with the row in progress below them and a status line under
+    it all; it is drawn while the block runs (when `enabled` and stderr is a terminal) and gone when it ends,
+    leaving stdout to the result."""
 
     REFRESH_S = 0.25
 
@@ -205,6 +207,7 @@ class LiveTable:
         self.enabled = enabled and sys.stderr.isatty()
         self.rows: list[Sequence[Cell]] = []
         self.current: Sequence[Cell] | None = None
+        self.doing: tuple[str, float] | None = None  # the status line and when its work began (time.monotonic)
         self.live: Any = None
         self.shown = 0.0
 
@@ -212,7 +215,8 @@ class LiveTable:
         if self.enabled:
             from rich.live import Live
 
-            self.live = Live(self._table(), console=err_console(), transient=True, refresh_per_second=4)
+            # redrawn four times a second from what is there then, so that the status line's clock moves
+            self.live = Live(console=err_console(), transient=True, refresh_per_second=4, get_renderable=self._view)
             self.live.start()
         return self
 
@@ -223,12 +227,26 @@ class LiveTable:
     def _table(self) -> Any:
         return table(self.titles, [*self.rows, *([self.current] if self.current else [])], right=self.right)
 
+    def _view(self) -> Any:
+        """The table, and under it the status line with the time since its work began."""
+        doing = self.doing
+        if doing is None:
+            return self._table()
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        text, since = doing
+        line = Table.grid(padding=(0, 2))
+        line.add_column(no_wrap=True, overflow="ellipsis")  # a long line loses its end, never the clock
+        line.add_column(no_wrap=True, style="progress.elapsed")
+        line.add_row(Text(text), _clock(time.monotonic() - since))  # a name is never read as markup
+        return Group(self._table(), line)
+
     def add(self, row: Sequence[Cell]) -> None:
-        """A finished row, which stays."""
-        self.current = None
+        """A finished row, which stays (drawn by the next redraw); the status line goes with the work it described."""
+        self.current, self.doing = None, None
         self.rows.append(row)
-        if self.live is not None:
-            self.live.update(self._table())
 
     def update(self, row: Sequence[Cell]) -> None:
         """The row in progress, redrawn at most four times a second."""
@@ -236,4 +254,17 @@ class LiveTable:
             return
         self.shown = time.monotonic()
         self.current = row
-        self.live.update(self._table())
+
+    def status(self, text: str, since: float) -> None:
+        """What the work in progress is doing, on a line under the table with the time since `since` (a
+        time.monotonic()); it stays until the next status or the next finished row. Cheap: the line is drawn by
+        the next of the four redraws a second, not here."""
+        if self.live is not None:
+            self.doing = (text, since)
+
+
+def _clock(seconds: float) -> str:
+    """0:07, 12:34, 1:02:03."""
+    minutes, whole = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{whole:02d}" if hours else f"{minutes}:{whole:02d}"
