@@ -45,6 +45,21 @@ def test_a_narrow_table_folds_between_words_not_inside_them() -> None:
         assert word in words
 
 
+def test_a_word_that_must_fold_folds_after_a_slash_or_a_hyphen() -> None:
+    """bench's ten columns do not fit 80 columns even at their longest words: "ms/batch" folds as "ms/" and
+    "batch", a model name at a hyphen, never inside a run of letters that would fit a line."""
+    from rich.console import Console
+
+    from vitamin_cli.views import sink
+
+    titles = ["Model", "ms/batch", "TFLOP/s"]
+    out = io.StringIO()
+    Console(file=out, width=24, highlight=False).print(sink.table(titles, [["ViT-S-16-s128M", "748.6", "0.0985"]]))
+    words = out.getvalue().split()
+    assert {"ms/", "batch", "ViT-S-16-", "s128M"} <= set(words), out.getvalue()
+    assert max(len(line) for line in out.getvalue().splitlines()) <= 24
+
+
 def test_a_word_longer_than_any_room_still_folds() -> None:
     from rich.console import Console
 

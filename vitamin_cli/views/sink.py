@@ -54,6 +54,40 @@ def _words(text: str) -> int:
     return max((cell_len(word) for word in re.split(r"[\s/]+", text)), default=0)
 
 
+def _fold(text: str, width: int) -> str:
+    """`text` over lines of at most `width` cells: broken at spaces; a word wider than the line after a slash
+    or a hyphen (`ms/` `batch`, `ViT-S-16-` `s128M`); inside a run of letters only when that alone is wider."""
+    import re
+
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    for given in text.splitlines() or [""]:
+        if cell_len(given) <= width:
+            lines.append(given)
+            continue
+        line = ""
+        for word in given.split():
+            joined = f"{line} {word}" if line else word
+            if cell_len(joined) <= width:
+                line = joined
+                continue
+            if line:
+                lines.append(line)
+                line = ""
+            for piece in re.findall(r"[^/-]*[/-]|[^/-]+", word):
+                while cell_len(line + piece) > width and (line or cell_len(piece) > width):
+                    if line:
+                        lines.append(line)
+                        line = ""
+                    else:
+                        lines.append(piece[:width])
+                        piece = piece[width:]
+                line += piece
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _widths(natural: list[int], least: list[int], room: int) -> list[int] | None:
     """Column widths that fit `room`: None when the natural widths fit; else the widest columns narrowed first,
     down to their longest word, and only then below it (a word folds only when the words alone do not fit)."""
@@ -91,16 +125,25 @@ class _Table:
             natural = [max((cell_len(line) for t in ts for line in t.splitlines()), default=0) for ts in texts]
             least = [max(_words(t) for t in ts) for ts in texts]
             widths = _widths(natural, least, room - 2 * (len(self.titles) - 1))
+
+        def fold(text: str, index: int) -> str:
+            return text if widths is None else _fold(text, max(widths[index], 1))
+
         built = Table(box=None, header_style="bold", pad_edge=False)
         for index, title in enumerate(self.titles):
             built.add_column(
-                Text(title, overflow="fold"),
+                Text(fold(title, index), overflow="fold"),
                 justify="right" if title in self.right else "left",
                 overflow="fold",
                 width=None if widths is None else max(widths[index], 1),
             )
         for row in self.rows:
-            built.add_row(*(Text(cell) if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
+            built.add_row(
+                *(
+                    Text(fold(cell, i)) if isinstance(cell, str) else Text(fold(cell[0], i), style=cell[1])
+                    for i, cell in enumerate(row)
+                )
+            )
         return built
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
