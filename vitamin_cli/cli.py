@@ -4,11 +4,15 @@ Errors raised as VitaminError become one message on stderr and the exit code of 
 VITAMIN_DEBUG=1 adds the chain of exceptions behind them. Heavy libraries (torch, open_clip, timm,
 huggingface_hub, Ray) are imported only inside the commands that need them, so `vitamin ls` stays fast.
 A command that starts or joins Ray leaves it before it exits, and meanwhile keeps stdout for its own output.
+
+Shell completion is typer's (vitamin_cli/completion.py): `main` builds only the command being typed, as for
+a run, and its options complete their own values (commands/_options.py).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import signal
 import sys
@@ -19,6 +23,7 @@ from typing import Annotated
 import typer
 
 from vitamin_cli import console, interrupts
+from vitamin_cli.completion import RootGroup, command_asked
 from vitamin_cli.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
@@ -29,6 +34,11 @@ from vitamin_cli.errors import (
 )
 
 HELP = "The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."
+EPILOG = (
+    "Shell completion: `vitamin --install-completion` adds it to your shell (bash, zsh or fish; restart the "
+    "shell after), `vitamin --show-completion` prints the script instead. Tab then completes commands, options, "
+    "model names, task keys and the values of options such as --device, --dtype and --format."
+)
 
 # name -> the module of vitamin_cli.commands that defines it (its `<module>_command` function and EXAMPLES)
 COMMANDS = {
@@ -70,9 +80,10 @@ def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
     """The `vitamin` app with these commands (all of them by default)."""
     built = typer.Typer(
         name="vitamin",
+        cls=RootGroup,
         help=HELP,
+        epilog=EPILOG,
         no_args_is_help=True,
-        add_completion=False,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -85,9 +96,17 @@ def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
             name,
             epilog=None if alias else module.EXAMPLES,
             hidden=alias,
-            help=f"Alias of `vitamin {COMMANDS[name]}`." if alias else None,
+            help=f"Alias of `vitamin {COMMANDS[name]}`." if alias else prose(function.__doc__),
         )(function)
     return built
+
+
+def prose(docstring: str | None) -> str | None:
+    """A docstring as help text: each paragraph on one line, which the terminal wraps at its own width (typer
+    keeps the docstring's own line breaks after the first paragraph, where they break sentences mid-line)."""
+    if not docstring:
+        return None
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in inspect.cleandoc(docstring).split("\n\n"))
 
 
 def __getattr__(name: str) -> typer.Typer:
@@ -100,7 +119,8 @@ def __getattr__(name: str) -> typer.Typer:
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # Turning a command's signature into a parser takes a few milliseconds: build only the one asked for.
-    runner = build_app([args[0]]) if args and args[0] in COMMANDS else build_app()
+    asked = command_asked(args, tuple(COMMANDS))
+    runner = build_app([asked]) if asked is not None else build_app()
     if sys.stdout is None:  # started with stdout closed (`vitamin ls >&-`)
         if sys.stderr is not None:
             console.report_error(VitaminError("stdout is closed", hint="send the output somewhere, e.g. > file"))

@@ -3,12 +3,18 @@
 Commands that act on a selection of models (ls, plot, audit, bench, pull) take the same names and filters:
 `@selecting` adds them to the command's options and hands the command one `Selection`, so a filter is
 added or changed here, for every command at once.
+
+An option whose values are a closed set names them, in its metavar or its help, and completes them in the
+shell (`complete_*` below). Completion runs at every Tab press, so it imports nothing heavy: no torch, no
+huggingface_hub, only the zoo (through its memo) and the task keys.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import itertools
+import os
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +24,54 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from vitamin_cli import zoo
-from vitamin_cli.errors import UsageError
+from vitamin_cli.errors import UsageError, VitaminError
+from vitamin_cli.models.device import DTYPES
 from vitamin_cli.views.sink import OutputFormat
+
+# ---------------------------------------------------------------------------------------------------
+# Shell completion: the values an argument or option can take
+
+
+def complete_model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """The zoo's canonical names and aliases (of --zoo or $VITAMIN_ZOO when given), not those already typed;
+    each with its encoder, resolution and seen samples, which zsh and fish show beside it."""
+    try:
+        registry = zoo.load(ctx.params.get("zoo_path"))
+    except (VitaminError, OSError):  # a broken zoo completes nothing; running the command says why
+        return []
+    typed = ctx.params.get("names") or []
+    return [
+        (name, f"{m.encoder}, {m.image_size} px, {m.seen_samples} samples" + ("" if m.released else ", unreleased"))
+        for m in registry.models
+        for name in (m.name, *m.aliases)
+        if name.startswith(incomplete) and name not in typed
+    ]
+
+
+def complete_task_keys() -> list[str]:
+    """DataComp's task keys, read from the bundled tasks.yaml without validating it."""
+    from vitamin_cli.eval.tasks import keys
+
+    return keys()
+
+
+def complete_devices() -> list[str]:
+    """cpu, cuda, and cuda:N for each GPU that $CUDA_VISIBLE_DEVICES names, else that the NVIDIA driver lists
+    (asking torch would take seconds)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:  # CUDA counts the entries up to the first invalid one, such as -1
+        gpus = len(list(itertools.takewhile(lambda d: d.strip() and not d.strip().startswith("-"), visible.split(","))))
+    else:
+        try:
+            gpus = len(list(Path("/proc/driver/nvidia/gpus").iterdir()))
+        except OSError:
+            gpus = 0
+    return ["cpu", "cuda", *(f"cuda:{n}" for n in range(gpus))]
+
+
+def _values(*values: str) -> Callable[[], list[str]]:
+    return lambda: list(values)
+
 
 ZooPath = Annotated[
     Path | None,
@@ -32,7 +84,11 @@ ZooPath = Annotated[
 ]
 Names = Annotated[
     list[str] | None,
-    typer.Argument(help="Model names, aliases, Hugging Face repos or globs such as 'ViTamin-L*'.", show_default=False),
+    typer.Argument(
+        help="Model names, aliases, Hugging Face repos or globs such as 'ViTamin-L*'.",
+        autocompletion=complete_model_names,
+        show_default=False,
+    ),
 ]
 SizeFilter = Annotated[
     list[zoo.Size] | None,
@@ -98,14 +154,31 @@ def _device(value: str | None) -> str | None:
 
 
 Device = Annotated[
-    str | None, typer.Option(callback=_device, help="cuda, cuda:N or cpu (default: cuda when there is one).")
+    str | None,
+    typer.Option(
+        metavar="[cpu|cuda|cuda:N]",
+        callback=_device,
+        autocompletion=complete_devices,
+        help="Where to run: the CPU, the current GPU or GPU number N (default: cuda when there is one).",
+    ),
 ]
 Dtype = Annotated[
-    str | None, typer.Option(help="bf16, fp16 or fp32 (default: bf16 on CUDA, fp32 on the CPU).", show_default=False)
+    str | None,
+    typer.Option(
+        metavar="[" + "|".join(DTYPES) + "]",
+        autocompletion=_values(*DTYPES),
+        help="Number format (default: bf16 on CUDA, fp32 on the CPU).",
+        show_default=False,
+    ),
 ]
 BatchSize = Annotated[
     str | None,
-    typer.Option(callback=_batch_size, help="Batch size, or 'auto' for the largest that fits and still helps."),
+    typer.Option(
+        metavar="[N|auto]",
+        callback=_batch_size,
+        autocompletion=_values("auto"),
+        help="Batch size, or 'auto' for the largest that fits and still helps.",
+    ),
 ]
 
 
@@ -114,6 +187,7 @@ Tasks = Annotated[
     typer.Option(
         "--task",
         metavar="KEY",
+        autocompletion=complete_task_keys,
         help="An evaluation task (DataComp's key: imagenet1k, vtab/cifar100, ...; `vitamin tasks` lists them), or "
         "folder:PATH / wds:PATH / retrieval:PATH for your own data (repeatable).",
         show_default=False,
@@ -124,6 +198,7 @@ Suites = Annotated[
     typer.Option(
         "--suite",
         metavar="NAME",
+        autocompletion=_values(*zoo.METRICS),  # the suites are the zoo's accuracy columns (eval/tasks.py)
         help="The tasks behind a zoo column: imagenet, dist_shift, vtab, retrieval or avg38 (repeatable).",
         show_default=False,
     ),
@@ -154,10 +229,26 @@ EvalOutput = Annotated[
 
 
 # bench
-Tower = Annotated[str, typer.Option(help="image, text or both.")]
+TOWERS = ("image", "text", "both")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+Tower = Annotated[
+    str,
+    typer.Option(
+        metavar="[" + "|".join(TOWERS) + "]",
+        autocompletion=_values(*TOWERS),
+        help="The image tower, the text tower or both.",
+    ),
+]
 Amp = Annotated[bool, typer.Option("--amp", help="Autocast to the dtype instead of casting the model.")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the tower (compile time reported apart).")]
-CompileMode = Annotated[str | None, typer.Option(help="torch.compile mode, e.g. max-autotune.")]
+CompileMode = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MODE",
+        autocompletion=_values(*COMPILE_MODES),
+        help="torch.compile mode: " + ", ".join(COMPILE_MODES[:-1]) + " or " + COMPILE_MODES[-1] + ".",
+    ),
+]
 ChannelsLast = Annotated[
     bool | None, typer.Option("--channels-last/--no-channels-last", help="Image towers (default: on for CUDA).")
 ]
@@ -188,6 +279,7 @@ RayAddress = Annotated[
     typer.Option(
         "--ray",
         metavar="ADDRESS",
+        autocompletion=_values("local", "auto"),
         help="Run each task on Ray: local (this machine, all its GPUs), auto (the running cluster) or "
         "ray://host:port (docs/scale.md).",
         show_default=False,

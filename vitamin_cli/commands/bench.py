@@ -130,7 +130,7 @@ def bench_command(
 def _refuse_conflicts(*, tower: str, tune: bool, weights: bool, ray: str | None) -> None:
     if tune and weights:
         raise UsageError("--tune measures random weights; drop --weights (the weights do not change the speed)")
-    if tower not in ("image", "text", "both"):
+    if tower not in opt.TOWERS:
         raise UsageError(f"--tower must be image, text or both, not {tower!r}")
     if ray is not None and tune:
         raise UsageError("--tune searches on one device; drop --ray")

@@ -24,7 +24,10 @@ Examples:
 
 
 def compare_command(
-    names: Annotated[list[str], typer.Argument(help="Two or more models.", show_default=False)],
+    names: Annotated[
+        list[str],
+        typer.Argument(help="Two or more models.", autocompletion=opt.complete_model_names, show_default=False),
+    ],
     bench_file: Annotated[
         Path | None, typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE`.")
     ] = None,

@@ -59,9 +59,9 @@ def eval_command(
 
     Each model's pulled checkpoint (pulled first if missing), or --checkpoint. DataComp's method: the model's
     own preprocessing, a classifier from the class names and templates, its main metric per task (ImageNet 1k
-    when no --task or --suite is given); fp32 on the
-    CPU (as DataComp ran), bf16 autocast on CUDA unless --dtype fp32. Task data is fetched into the Hugging
-    Face cache like checkpoints (`vitamin pull --task KEY` fetches it ahead). docs/eval.md.
+    when no --task or --suite is given); fp32 on the CPU (as DataComp ran), bf16 autocast on CUDA unless
+    --dtype fp32. Task data is fetched into the Hugging Face cache like checkpoints (`vitamin pull --task KEY`
+    fetches it ahead). docs/eval.md.
     """
     from vitamin_cli import runners
     from vitamin_cli.eval import results as saved_results

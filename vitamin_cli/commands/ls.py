@@ -41,6 +41,7 @@ def ls_command(
             "--sort",
             metavar="COLUMN",
             callback=_sort_column,
+            autocompletion=lambda: list(zoo.NUMERIC_COLUMNS),
             help="Sort by a numeric column (ascending): " + ", ".join(zoo.NUMERIC_COLUMNS) + ".",
             show_default=False,
         ),

@@ -19,13 +19,30 @@ Examples:
   vitamin plot --size L --y avg38 -o large.svg
   vitamin plot --x throughput --bench h200.json  # accuracy per measured image/s on your own GPU
 """
+X_AXES = ("macs", "params", "throughput")  # those of views/plot.py, which the command imports only when it runs
 
 
 @opt.selecting(with_all=False)
 def plot_command(
     selection: opt.Selection,
-    x: Annotated[str, typer.Option("--x", help="macs, params or throughput (needs --bench).")] = "macs",
-    y: Annotated[str, typer.Option("--y", help="imagenet, avg38, dist_shift, vtab or retrieval.")] = "imagenet",
+    x: Annotated[
+        str,
+        typer.Option(
+            "--x",
+            metavar="[" + "|".join(X_AXES) + "]",
+            autocompletion=lambda: list(X_AXES),
+            help="Image MACs, image params or measured throughput (needs --bench).",
+        ),
+    ] = "macs",
+    y: Annotated[
+        str,
+        typer.Option(
+            "--y",
+            metavar="[" + "|".join(zoo.METRICS) + "]",
+            autocompletion=lambda: list(zoo.METRICS),
+            help="An accuracy column of the zoo.",
+        ),
+    ] = "imagenet",
     bench_file: Annotated[
         Path | None, typer.Option("--bench", metavar="FILE", help="Throughput saved by `vitamin bench -o FILE`.")
     ] = None,

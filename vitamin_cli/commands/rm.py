@@ -24,7 +24,12 @@ Examples:
 
 
 def rm_command(
-    names: Annotated[list[str], typer.Argument(help="Models to delete from the cache.", show_default=False)],
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="Models to delete from the cache.", autocompletion=opt.complete_model_names, show_default=False
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     cache_dir: opt.CacheDir = None,
     zoo_path: opt.ZooPath = None,

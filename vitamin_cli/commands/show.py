@@ -22,7 +22,12 @@ Examples:
 
 
 def show_command(
-    name: Annotated[str, typer.Argument(help="Canonical name, alias or Hugging Face repo (any case).")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Canonical name, alias or Hugging Face repo (any case).", autocompletion=opt.complete_model_names
+        ),
+    ],
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,

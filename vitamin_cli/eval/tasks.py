@@ -10,6 +10,7 @@ suites behind the zoo's five accuracy columns, and a user's own data (`folder:PA
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,12 @@ def local_task(spec: str) -> Task:
 
 def bundled_path() -> Path:
     return Path(__file__).with_name("tasks.yaml")
+
+
+def keys() -> list[str]:
+    """The bundled tasks' keys, in order, read from the file's `- key:` lines without parsing or validating it:
+    for shell completion, which must stay fast (`load()` validates the whole file)."""
+    return re.findall(r"^  - key: *(\S+) *$", bundled_path().read_text(encoding="utf-8"), flags=re.MULTILINE)
 
 
 @functools.lru_cache(maxsize=1)
