@@ -18,16 +18,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
-import time
 
-
-def timed(command: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-    return time.perf_counter() - start
+from ls_startup import report  # run as a script: its folder is on the path
 
 
 def completing(line: str, env: dict[str, str]) -> dict[str, str]:
@@ -48,18 +41,7 @@ def main() -> None:
         "complete `vitamin eval ViTamin-L`": ([vitamin], completing("vitamin eval ViTamin-L", env)),
         "complete `vitamin eval --task vtab/`": ([vitamin], completing("vitamin eval --task vtab/", env)),
     }
-    for command, command_env in commands.values():  # warm the disk cache, the bytecode and the zoo memo
-        timed(command, command_env)
-    times: dict[str, list[float]] = {label: [] for label in commands}
-    for _ in range(args.runs):
-        for label, (command, command_env) in commands.items():
-            times[label].append(timed(command, command_env))
-    ls = statistics.median(times["vitamin ls"])
-    for label, values in times.items():
-        print(
-            f"{label:38s} median {statistics.median(values) * 1000:5.0f} ms ({statistics.median(values) / ls:4.2f}x)"
-            f"   min {min(values) * 1000:5.0f}   max {max(values) * 1000:5.0f}   ({args.runs} runs)"
-        )
+    report(commands, args.runs, baseline="vitamin ls")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,25 @@ def timed(command: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def report(commands: dict[str, tuple[list[str], dict[str, str]]], runs: int, baseline: str) -> None:
+    """Run the commands alternately `runs` times, after one warm-up each (the disk cache, the bytecode, the zoo
+    memo), and print each one's median, min and max, and its median over the baseline's."""
+    for command, command_env in commands.values():
+        timed(command, command_env)
+    times: dict[str, list[float]] = {label: [] for label in commands}
+    for _ in range(runs):
+        for label, (command, command_env) in commands.items():
+            times[label].append(timed(command, command_env))
+    base = statistics.median(times[baseline])
+    width = max(len(label) for label in commands) + 2
+    for label, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"{label:{width}s} median {median * 1000:5.0f} ms ({median / base:4.2f}x)"
+            f"   min {min(values) * 1000:5.0f}   max {max(values) * 1000:5.0f}   ({runs} runs)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=41)
@@ -39,18 +58,7 @@ def main() -> None:
         "vitamin ls": ([vitamin, "ls"], env),
         "vitamin ls, no zoo memo": ([vitamin, "ls"], no_memo),
     }
-    for command, command_env in commands.values():  # warm the disk cache, the bytecode and the zoo memo
-        timed(command, command_env)
-    times: dict[str, list[float]] = {label: [] for label in commands}
-    for _ in range(args.runs):
-        for label, (command, command_env) in commands.items():
-            times[label].append(timed(command, command_env))
-    bare = statistics.median(times["import typer, rich, yaml"])
-    for label, values in times.items():
-        print(
-            f"{label:26s} median {statistics.median(values) * 1000:5.0f} ms ({statistics.median(values) / bare:4.2f}x)"
-            f"   min {min(values) * 1000:5.0f}   max {max(values) * 1000:5.0f}   ({args.runs} runs)"
-        )
+    report(commands, args.runs, baseline="import typer, rich, yaml")
 
 
 if __name__ == "__main__":
