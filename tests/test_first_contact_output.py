@@ -46,18 +46,25 @@ def test_a_narrow_table_folds_between_words_not_inside_them() -> None:
 
 
 def test_a_word_that_must_fold_folds_after_a_slash_or_a_hyphen() -> None:
-    """bench's ten columns do not fit 80 columns even at their longest words: "ms/batch" folds as "ms/" and
-    "batch", a model name at a hyphen, never inside a run of letters that would fit a line."""
+    """bench's ten columns do not fit 80 columns at their longest words: the headings give way first ("ms/"
+    "batch", "Warm-" "up"), the model names under them stay whole; and a name that must fold folds at a hyphen."""
     from rich.console import Console
 
     from vitamin_cli.views import sink
 
-    titles = ["Model", "ms/batch", "TFLOP/s"]
-    out = io.StringIO()
-    Console(file=out, width=24, highlight=False).print(sink.table(titles, [["ViT-S-16-s128M", "748.6", "0.0985"]]))
-    words = out.getvalue().split()
-    assert {"ms/", "batch", "ViT-S-16-", "s128M"} <= set(words), out.getvalue()
-    assert max(len(line) for line in out.getvalue().splitlines()) <= 24
+    titles = ["Model", "ms/batch", "TFLOP/s", "Warm-up s"]
+    rows = [["ViT-S-16-s128M", "748.6", "0.0985", "2.2"]]
+    for width, folded in ((36, False), (30, True)):
+        out = io.StringIO()
+        Console(file=out, width=width, highlight=False).print(sink.table(titles, rows))
+        lines = out.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= width
+        words = out.getvalue().split()
+        assert {"ms/", "batch", "TFLOP/", "Warm-"} <= set(words), out.getvalue()
+        pieces = [w for w in words if w.startswith(("ViT", "S-", "16", "s128"))]
+        assert ("ViT-S-16-s128M" not in words) == folded, out.getvalue()
+        if folded:  # each piece but the last ends at a hyphen
+            assert "".join(pieces) == "ViT-S-16-s128M" and all(p.endswith("-") for p in pieces[:-1]), pieces
 
 
 def test_a_word_longer_than_any_room_still_folds() -> None:

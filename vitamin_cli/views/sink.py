@@ -39,19 +39,21 @@ def table(titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collecti
     """A borderless rich table with a bold header; `right` names the right-justified columns. A cell or title
     too long for its column is broken over lines, never cut: a model name shortened to "ViTamin-XL..." would
     not say which model it is. Where the table must fold, it folds between words: a column is narrowed to its
-    longest word before any word is broken, and a word is broken only when the words alone cannot fit. Cells
+    longest word before any word is broken; then a path at its slashes and a heading at its hyphens; and a
+    word is broken (after a hyphen where it has one) only when even those parts cannot fit. Cells
     are plain text, never markup."""
     return _Table(list(titles), [list(row) for row in rows], set(right))
 
 
-def _words(text: str) -> int:
-    """The width of the longest word of `text` (what a column needs not to break a word); a path's parts
-    count as words, so a long path folds at its slashes before a name elsewhere folds at all."""
+def _words(text: str, level: int) -> int:
+    """The width of the longest word of `text`, what its column needs not to break a word: at level 0 words
+    end at spaces; at level 1 also after a slash (a path's parts); at level 2 also after a hyphen."""
     import re
 
     from rich.cells import cell_len
 
-    return max((cell_len(word) for word in re.split(r"[\s/]+", text)), default=0)
+    pattern = (r"\S+", r"[^\s/]*/|[^\s/]+", r"[^\s/-]*[/-]|[^\s/-]+")[level]
+    return max((cell_len(word) for word in re.findall(pattern, text)), default=0)
 
 
 def _fold(text: str, width: int) -> str:
@@ -75,7 +77,7 @@ def _fold(text: str, width: int) -> str:
             if line:
                 lines.append(line)
                 line = ""
-            for piece in re.findall(r"[^/-]*[/-]|[^/-]+", word):
+            for piece in re.findall(r"[^/-]*[/-]+|[^/-]+", word):
                 while cell_len(line + piece) > width and (line or cell_len(piece) > width):
                     if line:
                         lines.append(line)
@@ -88,13 +90,14 @@ def _fold(text: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _widths(natural: list[int], least: list[int], room: int) -> list[int] | None:
+def _widths(natural: list[int], floors: list[list[int]], room: int) -> list[int] | None:
     """Column widths that fit `room`: None when the natural widths fit; else the widest columns narrowed first,
-    down to their longest word, and only then below it (a word folds only when the words alone do not fit)."""
+    down to the first floor that fits (the widths the columns' words need, or their parts), then to 1."""
     if sum(natural) <= room:
         return None
     widths = list(natural)
-    for floor in (least, [1] * len(widths)):
+    # a floor that cannot fit would only narrow the short columns (a "2.9 MiB") before the long one gives way
+    for floor in [f for f in floors if sum(f) <= room][:1] + [[1] * len(widths)]:
         while sum(widths) > room:
             narrower = [i for i, w in enumerate(widths) if w > floor[i]]
             if not narrower:
@@ -123,8 +126,10 @@ class _Table:
         if room is not None and self.titles:
             texts = [self._texts(i) for i in range(len(self.titles))]
             natural = [max((cell_len(line) for t in ts for line in t.splitlines()), default=0) for ts in texts]
-            least = [max(_words(t) for t in ts) for ts in texts]
-            widths = _widths(natural, least, room - 2 * (len(self.titles) - 1))
+            # a column folds at spaces first; then a cell also at its slashes (a path), a heading at its hyphens too
+            spaces = [max(_words(t, 0) for t in ts) for ts in texts]
+            parts = [max(_words(ts[0], 2), *(_words(t, 1) for t in ts[1:])) for ts in texts]
+            widths = _widths(natural, [spaces, parts], room - 2 * (len(self.titles) - 1))
 
         def fold(text: str, index: int) -> str:
             return text if widths is None else _fold(text, max(widths[index], 1))
