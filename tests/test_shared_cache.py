@@ -206,6 +206,7 @@ def test_load_pulls_a_missing_checkpoint_on_first_use(
     assert row["adopted"] is False and row["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.slow  # two processes that import torch and open_clip
 def test_load_offline_says_so_and_uses_what_another_tool_cached(served_tiny: tuple[str, bytes]) -> None:
     repo, _ = served_tiny
     code = "import vitamin_cli; vitamin_cli.load('Tiny-ViT-s1M'); print('loaded')"
