@@ -120,6 +120,8 @@ def test_model_names_of_another_zoo(zoo_copy: Path) -> None:
     assert bash("vitamin ls Lab") == []
     assert bash(f"vitamin ls --zoo {zoo_copy} Lab") == ["Lab-Small"]
     assert bash("vitamin bench Lab", env={"VITAMIN_ZOO": str(zoo_copy)}) == ["Lab-Small"]
+    home = zoo_copy.parent  # `--zoo ~/zoo.yaml` reaches completion with its tilde: vitamin expands it
+    assert bash("vitamin ls --zoo ~/zoo.yaml Lab", env={"HOME": str(home)}) == ["Lab-Small"]
     zoo_copy.write_text("models: [")  # a broken zoo completes nothing, and says nothing
     assert bash("vitamin ls ViT", env={"VITAMIN_ZOO": str(zoo_copy)}) == []
     assert ZOO_YAML.exists()
@@ -199,3 +201,8 @@ def test_install_completion_into_a_home(tmp_path: Path) -> None:
 def test_root_help_offers_completion(run: Run) -> None:
     shown = run("--help").stdout
     assert "--install-completion" in shown and "--show-completion" in shown and "Shell completion" in shown
+
+
+def test_a_cursor_position_that_is_not_a_number_is_no_traceback() -> None:
+    found, _ = request({"_VITAMIN_COMPLETE": "complete_bash", "COMP_WORDS": "vitamin pull ViT", "COMP_CWORD": "abc"})
+    assert "ViTamin-L-224-s12.8B" not in found

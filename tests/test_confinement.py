@@ -152,9 +152,12 @@ def test_a_lock_that_is_a_link_out_is_refused(hub: Hub, precious: Path) -> None:
 def test_a_ref_holding_a_path_is_data_not_a_path(hub: Hub, precious: Path) -> None:
     pull("ViTamin-L")
     (repo_folder() / "refs" / "main").write_text("../../../../thesis.txt")
-    result = vitamin_process("pull", "ViTamin-L", env={"HF_HUB_OFFLINE": "1"})
-    assert result.exit_code == 1
-    assert "not in the cache" in result.stderr
+    result = vitamin_process("pull", "ViTamin-L", "--json", env={"HF_HUB_OFFLINE": "1"})
+    # the ref is no commit, so it is not followed: offline, the snapshot already in the cache is the answer
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["status"] == "cached" and row["revision"] == hub.commits[SMALL_REPO]
+    assert Path(row["path"]).parent.parent == repo_folder() / "snapshots"
 
 
 def test_a_tampered_manifest_drives_no_deletion(hub: Hub, run: Run, precious: Path) -> None:

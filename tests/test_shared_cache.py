@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SMALL_REPO, Hub, Run, start_vitamin, tiny_model, tiny_zoo_text, vitamin_process
-from hubserver import build_repo
+from hubserver import add_commit, build_repo
 
 
 def cache_root() -> Path:
@@ -252,7 +252,10 @@ def test_pull_local_dir_that_cannot_be_written_says_so(hub: Hub, run: Run, tmp_p
     result = run("pull", "ViTamin-L", "--local-dir", str(occupied))
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     below = run("pull", "ViTamin-L", "--local-dir", str(occupied / "sub"))
-    assert below.exit_code == 1 and "cannot write its copy into" in below.stderr, below.stderr
+    assert below.exit_code == 2 and "cannot make it a folder" in below.stderr, below.stderr
+    inside = run("pull", "ViTamin-L", "--local-dir", str(cache_root() / "models--jienengchen--ViTamin-L-224px"))
+    assert inside.exit_code == 2 and "is inside the cache" in inside.stderr, inside.stderr
+    assert hub.proxy.faults.requests == []  # refused before anything was asked of the Hub
     assert occupied.read_text() == "not a folder\n"
 
 
@@ -301,3 +304,120 @@ def test_an_unreachable_hub_names_the_offline_switch_in_its_hint(run: Run, monke
     result = run("pull", "ViTamin-S")
     assert result.exit_code == 1
     assert "cannot reach" in result.stderr and "HF_HUB_OFFLINE=1 uses the files already in the cache" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# What finding must not do
+
+
+def test_a_file_vitamin_pulled_found_under_another_name_stays_vitamins(hub: Hub, run: Run, tmp_path: Path) -> None:
+    """A lab's zoo naming the same repo and file finds vitamin's download: it is pulled for both, not adopted,
+    and deleting both names deletes it."""
+    assert run("pull", "ViTamin-L").exit_code == 0
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(
+        tiny_zoo_text([tiny_model("Lab-s1M", weights=f"{{repo: {SMALL_REPO}, filename: pytorch_model.bin}}")])
+    )
+    listed = run("ls", "--pulled", "--json", "--zoo", str(lab))
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["Lab-s1M"]
+    assert {(r["name"], r["adopted"]) for r in cached(run)} == {("ViTamin-L-224-s12.8B", False), ("Lab-s1M", False)}
+    first = run("rm", "ViTamin-L", "--yes")
+    assert first.exit_code == 0 and "also pulled for Lab-s1M" in first.stdout
+    second = run("rm", "lab-s1m", "--yes", "--zoo", str(lab))  # a name known from the manifest, in any case
+    assert second.exit_code == 0, second.stderr
+    assert "deleted Lab-s1M" in second.stdout and not (cache_root() / "models--jienengchen--ViTamin-L-224px").exists()
+
+
+def test_a_snapshot_folder_that_leads_out_of_the_cache_is_not_taken(hub: Hub, run: Run, tmp_path: Path) -> None:
+    path = hf_download(SMALL_REPO)
+    outside = tmp_path / "elsewhere"
+    path.parent.rename(outside)  # the commit's folder moves out, and a link takes its place
+    path.parent.symlink_to(outside, target_is_directory=True)
+    (outside / "pytorch_model.bin").unlink()
+    (outside / "pytorch_model.bin").symlink_to(os.path.relpath(tmp_path / "not-the-blob", outside))
+    (tmp_path / "not-the-blob").write_bytes(b"not the checkpoint")
+    assert cached(run) == []
+    assert run("verify", "ViTamin-L", "--json").exit_code == 1
+    assert (tmp_path / "not-the-blob").read_bytes() == b"not the checkpoint"
+
+
+def test_verify_reports_a_pulled_snapshot_whose_folder_now_leads_out(hub: Hub, run: Run, tmp_path: Path) -> None:
+    (row,) = json.loads(run("pull", "ViTamin-L", "--json").stdout)
+    snapshot = Path(row["path"])
+    outside = tmp_path / "elsewhere"
+    snapshot.parent.rename(outside)
+    snapshot.parent.symlink_to(outside, target_is_directory=True)
+    result = run("verify", "ViTamin-L", "--json")
+    assert result.exit_code == 1
+    assert "leads out of the cache" in " ".join(json.loads(result.stdout)[0]["problems"])
+
+
+def test_an_offline_pull_finds_a_file_fetched_at_a_commit(hub: Hub) -> None:
+    hf_download(SMALL_REPO, revision=hub.commits[SMALL_REPO])
+    result = vitamin_process("pull", "ViTamin-L", "--json", env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["revision"] == hub.commits[SMALL_REPO]
+
+
+def test_an_offline_pull_from_a_cache_whose_manifest_cannot_be_written(hub: Hub, tmp_path: Path) -> None:
+    """A team's cache this user may only read: the found file is used, without being recorded."""
+    hf_download(SMALL_REPO)
+    lock = cache_root().with_name("hub.vitamin-manifest.json.lock")
+    lock.mkdir()  # a lock that cannot be taken, as on a read-only file system
+    copy = tmp_path / "w"
+    result = vitamin_process("pull", "ViTamin-L", "--local-dir", str(copy), env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert (copy / "pytorch_model.bin").read_bytes() == hub.files[SMALL_REPO]
+    assert not cache_root().with_name("hub.vitamin-manifest.json").exists()
+
+
+def test_a_found_file_is_followed_when_its_tool_moves_main(hub: Hub, run: Run) -> None:
+    from vitamin_cli import zoo
+    from vitamin_cli.checkpoints.pull import checkpoint_path
+
+    first = hf_download(SMALL_REPO)
+    assert cached(run)[0]["path"] == str(first)
+    newer = b"a newer checkpoint on main"
+    commit = add_commit(hub.mirrors, SMALL_REPO, {"pytorch_model.bin": newer})
+    try:
+        second = hf_download(SMALL_REPO)
+        assert commit in str(second)
+        assert checkpoint_path(zoo.load().get("ViTamin-L"), cache_root()) == second
+        # the other tool relinks the old snapshot to the new blob: vitamin did not make that link, nothing is broken
+        first.unlink()
+        first.symlink_to(os.readlink(second))
+        checked = run("verify", "--json")
+        assert checked.exit_code == 0, checked.stdout
+    finally:
+        add_commit(hub.mirrors, SMALL_REPO, {"pytorch_model.bin": hub.files[SMALL_REPO]})  # main as the others expect
+
+
+def test_the_rm_hint_quotes_a_cache_folder_with_spaces(hub: Hub, run: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "team cache" / "hub"
+    hf_download(SMALL_REPO, env={"HF_HUB_CACHE": str(folder)})
+    result = run("rm", "ViTamin-L", "--yes", "--cache-dir", str(folder))
+    assert result.exit_code == 1
+    assert f"hf cache rm model/{SMALL_REPO} --cache-dir '{folder}'" in result.stderr
+
+
+def test_a_copy_a_killed_pull_left_is_replaced(hub: Hub, run: Run, tmp_path: Path) -> None:
+    target = tmp_path / "w"
+    target.mkdir()
+    (target / ".pytorch_model.bin.vitamin-partial").write_bytes(b"half a copy")
+    assert run("pull", "ViTamin-L", "--local-dir", str(target)).exit_code == 0
+    assert sorted(p.name for p in target.iterdir()) == ["pytorch_model.bin"]
+
+
+def test_a_server_that_never_answers_is_given_up_at_the_deadline(tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = {
+            "HF_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}",
+            "HF_HUB_ETAG_TIMEOUT": "600",
+            "VITAMIN_PULL_DEADLINE": "2",
+        }
+        began = time.monotonic()
+        result = vitamin_process("pull", "ViTamin-S", env=env, timeout=60)
+    assert result.exit_code == 1 and "cannot reach" in result.stderr
+    assert time.monotonic() - began < 15

@@ -41,7 +41,10 @@ class BashWithColons(BashComplete):
     and each completion is given from after the colon (`0` for `cuda:0`), as bash-completion's own do."""
 
     def get_completion_args(self) -> tuple[list[str], str]:
-        args, incomplete = super().get_completion_args()
+        try:
+            args, incomplete = super().get_completion_args()
+        except ValueError:  # COMP_CWORD that is not a number: nothing to complete, and no traceback
+            return [], ""
         words = rejoin_colons(args + [incomplete] if incomplete else args)
         return (words[:-1], words[-1]) if incomplete else (words, "")
 

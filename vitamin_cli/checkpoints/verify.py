@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vitamin_cli.errors import UnknownModelError
-from vitamin_cli.hub.cache import Manifest, Pulled
+from vitamin_cli.hub.cache import CacheError, Manifest, Pulled, confined
 from vitamin_cli.hub.hashing import content_id, sha256_files
 from vitamin_cli.hub.ids import is_sha256
 from vitamin_cli.zoo import Zoo
@@ -55,7 +55,7 @@ def verify(
     checks: list[Check] = []
     targets: list[tuple[Check, Pulled, Path]] = []
     recorded = sorted({e.name for e in manifest.entries})
-    wanted = [canonical_name(registry, manifest, n) for n in names] if names else recorded
+    wanted = list(dict.fromkeys(canonical_name(registry, manifest, n) for n in names)) if names else recorded
     for name in wanted:
         entries = manifest.of(name)
         if not entries:
@@ -91,8 +91,9 @@ def canonical_name(registry: Zoo, manifest: Manifest, name: str) -> str:
     try:
         return registry.get(name).name
     except UnknownModelError:
-        if manifest.of(name):
-            return name
+        recorded = {e.name.lower(): e.name for e in manifest.entries}
+        if name.lower() in recorded:
+            return recorded[name.lower()]
         raise
 
 
@@ -100,6 +101,12 @@ def _blob_to_hash(hub_root: Path, entry: Pulled, check: Check) -> Path | None:
     """The entry's blob, if its snapshot still links to it and it is a file of the cache; else why not."""
     snapshot = entry.snapshot(hub_root)
     blob = entry.blob(hub_root)
+    try:
+        confined(hub_root, snapshot)
+        confined(hub_root, blob)
+    except CacheError as err:
+        check.fail("corrupt", err.message)
+        return None
     if not snapshot.is_symlink() and not snapshot.exists():
         check.fail("missing", f"{snapshot} is gone: deleted outside vitamin (`hf cache rm`, say)")
         return None

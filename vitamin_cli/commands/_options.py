@@ -36,7 +36,8 @@ def complete_model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str,
     """The zoo's canonical names and aliases (of --zoo or $VITAMIN_ZOO when given), not those already typed;
     each with its encoder, resolution and seen samples, which zsh and fish show beside it."""
     try:
-        registry = zoo.load(ctx.params.get("zoo_path"))
+        given = ctx.params.get("zoo_path")
+        registry = zoo.load(Path(given).expanduser() if given else None)  # the shell leaves `~` to us here
     except (VitaminError, OSError):  # a broken zoo completes nothing; running the command says why
         return []
     typed = ctx.params.get("names") or []

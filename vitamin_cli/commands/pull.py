@@ -125,11 +125,15 @@ def pull_command(
     else:
         selection.require("pull")
         wanted, models = [], selection.models(zoo.load(zoo_path))
-    if local_dir is not None and (wanted or len(models) != 1):
-        raise UsageError(
-            "--local-dir takes one model (every checkpoint is named pytorch_model.bin), not tasks",
-            hint="pull each model into a folder of its own: vitamin pull NAME --local-dir weights/NAME",
-        )
+    if local_dir is not None:
+        from vitamin_cli.checkpoints.pull import check_local_dir
+
+        if wanted or len(models) != 1:
+            raise UsageError(
+                "--local-dir takes one model (every checkpoint is named pytorch_model.bin), not tasks",
+                hint="pull each model into a folder of its own: vitamin pull NAME --local-dir weights/NAME",
+            )
+        check_local_dir(local_dir, root)
 
     try:
         with _progress_display(quiet or chosen == OutputFormat.json) as show:

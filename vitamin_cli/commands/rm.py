@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -84,7 +85,7 @@ def _left_in_place(name: str, entries: list[Pulled], root: Path, explicit_cache:
             f"{name}: left {where} in place: another tool put it in the cache, and vitamin deletes only what it pulled",
             file=sys.stderr,
         )
-        option = f" --cache-dir {root}" if explicit_cache else ""
+        option = f" --cache-dir {shlex.quote(str(root))}" if explicit_cache else ""
         print(f"  to delete it: hf cache rm {entry.repo_type}/{entry.repo}{option}", file=sys.stderr)
 
 

@@ -186,8 +186,13 @@ class RepoCache:
         if not ids.is_etag(etag):
             return commit, snapshot, None
         blob = self.blob(etag)
+        try:  # the link's folder, and so what it leads to, inside the cache, not just its text
+            confined(self.root, snapshot)
+            confined(self.root, blob)
+        except CacheError:
+            return commit, snapshot, None
         linked = os.path.abspath(snapshot.parent / os.readlink(snapshot)) == os.path.abspath(blob)
-        if not linked or blob.is_symlink() or not blob.is_file():
+        if not linked or blob.is_symlink() or not blob.is_file() or snapshot.resolve() != blob.resolve():
             return commit, snapshot, None
         return commit, snapshot, etag
 

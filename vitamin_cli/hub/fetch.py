@@ -214,8 +214,8 @@ def fetch(
         if on_present is not None:
             try:
                 on_present(repo, fetched)  # recorded as found (adopted) unless vitamin pulled it before
-            except OSError as err:
-                raise cache_failure(err, f"record {label} in the manifest of {hub_root}") from err
+            except (CacheError, OSError):
+                pass  # a cache this user may not write: the file is there and checked, used unrecorded
         return fetched
     meta = metadata(wanted, token, network, label)
     _check_against_pins(wanted, meta.etag, meta.size, label)
@@ -288,11 +288,13 @@ def metadata(wanted: HubFile, token: str | bool | None, network: Network, label:
         wanted.repo, wanted.filename, repo_type=wanted.repo_type, revision=wanted.revision, endpoint=endpoint
     )
 
+    deadline = time.monotonic() + network.deadline_for(0)
+
     def head() -> Any:
         return get_hf_file_metadata(
             url,
             token=token,
-            timeout=network.metadata_timeout_s,
+            timeout=max(0.1, min(network.metadata_timeout_s, deadline - time.monotonic())),  # never past the deadline
             library_name=LIBRARY,
             library_version=version(),
             endpoint=endpoint,
@@ -303,7 +305,7 @@ def metadata(wanted: HubFile, token: str | bool | None, network: Network, label:
     notice.daemon = True
     notice.start()
     try:
-        meta = _with_retries(head, network, deadline=time.monotonic() + network.deadline_for(0), failed=failures.append)
+        meta = _with_retries(head, network, deadline=deadline, failed=failures.append)
     except Exception as err:  # noqa: BLE001 - every failure of the lookup becomes one clear message
         raise PullError(*_explain(err, wanted, url, label)) from err
     finally:
