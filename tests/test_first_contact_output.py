@@ -28,6 +28,18 @@ def test_a_user_set_columns_is_kept_in_a_pipe(run: Run, monkeypatch: pytest.Monk
     assert max(len(line.rstrip()) for line in result.stdout.splitlines()) <= 70
 
 
+def test_a_table_without_rows_prints_its_headings_at_any_width() -> None:
+    """The live table of bench and eval starts with no rows; so does `audit` of a selection that matches none."""
+    from rich.console import Console
+
+    from vitamin_cli.views import sink
+
+    for width in (200, 30):
+        out = io.StringIO()
+        Console(file=out, width=width, highlight=False).print(sink.table(["Model", "ms/batch", "Warm-up s"], []))
+        assert "Model" in out.getvalue()
+
+
 def test_a_narrow_table_folds_between_words_not_inside_them() -> None:
     from rich.console import Console
 

@@ -128,7 +128,7 @@ class _Table:
             natural = [max((cell_len(line) for t in ts for line in t.splitlines()), default=0) for ts in texts]
             # a column folds at spaces first; then a cell also at its slashes (a path), a heading at its hyphens too
             spaces = [max(_words(t, 0) for t in ts) for ts in texts]
-            parts = [max(_words(ts[0], 2), *(_words(t, 1) for t in ts[1:])) for ts in texts]
+            parts = [max([_words(ts[0], 2), *(_words(t, 1) for t in ts[1:])]) for ts in texts]  # rows or none
             widths = _widths(natural, [spaces, parts], room - 2 * (len(self.titles) - 1))
 
         def fold(text: str, index: int) -> str:
