@@ -79,6 +79,18 @@ def test_a_word_that_must_fold_folds_after_a_slash_or_a_hyphen() -> None:
             assert "".join(pieces) == "ViT-S-16-s128M" and all(p.endswith("-") for p in pieces[:-1]), pieces
 
 
+def test_a_repo_folds_at_its_slash_before_its_hyphens() -> None:
+    from rich.console import Console
+
+    from vitamin_cli.views import sink
+
+    out = io.StringIO()
+    rows = [["weights", "jienengchen/ViTamin-L-224px", "jienengchen/ViTamin-XL-384px"]]
+    Console(file=out, width=50, highlight=False).print(sink.table(["field", "A", "B"], rows))
+    words = out.getvalue().split()
+    assert {"jienengchen/", "ViTamin-L-224px", "ViTamin-XL-384px"} <= set(words), out.getvalue()
+
+
 def test_a_word_longer_than_any_room_still_folds() -> None:
     from rich.console import Console
 

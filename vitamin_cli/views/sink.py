@@ -58,12 +58,30 @@ def _words(text: str, level: int) -> int:
 
 def _fold(text: str, width: int) -> str:
     """`text` over lines of at most `width` cells: broken at spaces; a word wider than the line after a slash
-    or a hyphen (`ms/` `batch`, `ViT-S-16-` `s128M`); inside a run of letters only when that alone is wider."""
+    (`jienengchen/` `ViTamin-L-224px`), a part still wider after a hyphen (`ViT-S-16-` `s128M`), and inside a
+    run of letters only when that alone is wider."""
     import re
 
     from rich.cells import cell_len
 
     lines: list[str] = []
+
+    def place(pieces: list[str], line: str, split: Callable[[str], list[str]] | None) -> str:
+        for piece in pieces:
+            if line and cell_len(line + piece) > width:
+                lines.append(line)
+                line = ""
+            if cell_len(line + piece) <= width:
+                line += piece
+            elif split is not None:
+                line = place(split(piece), line, None)
+            else:  # a run of letters wider than the line
+                while cell_len(piece) > width:
+                    lines.append(piece[:width])
+                    piece = piece[width:]
+                line = piece
+        return line
+
     for given in text.splitlines() or [""]:
         if cell_len(given) <= width:
             lines.append(given)
@@ -76,16 +94,7 @@ def _fold(text: str, width: int) -> str:
                 continue
             if line:
                 lines.append(line)
-                line = ""
-            for piece in re.findall(r"[^/-]*[/-]+|[^/-]+", word):
-                while cell_len(line + piece) > width and (line or cell_len(piece) > width):
-                    if line:
-                        lines.append(line)
-                        line = ""
-                    else:
-                        lines.append(piece[:width])
-                        piece = piece[width:]
-                line += piece
+            line = place(re.findall(r"[^/]*/+|[^/]+", word), "", lambda part: re.findall(r"[^-]*-+|[^-]+", part))
         lines.append(line)
     return "\n".join(lines)
 
