@@ -229,3 +229,19 @@ def test_rates_that_print_apart_stay_whole_and_ties_are_not_marked() -> None:
     tied = [compare.Entry(a, speeds={"image": 900.0}, label="a"), compare.Entry(b, speeds={"image": 900.0}, label="b")]
     row = next(r for r in compare.rows(tied, True, False) if r.key == "throughput_image")
     assert compare.texts(row) == ["900", "900"] and row.best == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["bench", "ViT-S-16-s128M", "--device", "cpu", "--compile", "--compile-mode", "fast"], "not a mode of"),
+        (["bench", "ViT-S-16-s128M", "--device", "cpu", "--compile-mode", "default"], "without --compile"),
+        (["bench", "ViT-S-16-s128M", "--device", "cpu", "--tower", "head"], "--tower must be"),
+        (["pull", "ViTamin-S", "--all"], "not both"),
+        (["bench", "ViTamin-S", "--all", "--device", "cpu"], "not both"),
+    ],
+)
+def test_a_bad_flag_is_a_usage_error_before_any_work(run: Run, args: list[str], said: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 2 and said in result.stderr, result.stderr
+    assert "\nhint: " in result.stderr and result.stdout == ""

@@ -432,6 +432,10 @@ def selecting(with_all: bool) -> Callable[[Command], Command]:
         def run(**given: Any) -> None:
             chosen = {name: given.pop(name) for name in options}
             values = {name: getattr(default, name) if value is None else value for name, value in chosen.items()}
+            if values.get("all_models") and values["names"]:
+                raise UsageError(
+                    "name models or use --all, not both", hint="drop --all to act on the named models only"
+                )
             command(selection=Selection(**values), **given)
 
         parameters = [*added, *own]

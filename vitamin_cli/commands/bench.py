@@ -75,6 +75,7 @@ def bench_command(
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv)
     _refuse_conflicts(tower=tower, tune=tune, weights=weights, ray=ray)
+    _check_compile_mode(compile_, compile_mode)
     opt.check_dtype(dtype)
     if out is not None:
         check_writable(out)
@@ -131,9 +132,21 @@ def _refuse_conflicts(*, tower: str, tune: bool, weights: bool, ray: str | None)
     if tune and weights:
         raise UsageError("--tune measures random weights; drop --weights (the weights do not change the speed)")
     if tower not in opt.TOWERS:
-        raise UsageError(f"--tower must be image, text or both, not {tower!r}")
+        raise UsageError(f"--tower must be image, text or both, not {tower!r}", hint="--tower both measures the two")
     if ray is not None and tune:
         raise UsageError("--tune searches on one device; drop --ray")
+
+
+def _check_compile_mode(compile_: bool, mode: str | None) -> None:
+    """A --compile-mode is one of torch.compile's, and comes with --compile: checked before any tower is built."""
+    if mode is None:
+        return
+    if mode not in opt.COMPILE_MODES:
+        raise UsageError(
+            f"--compile-mode {mode!r} is not a mode of torch.compile", hint=f"use one of {', '.join(opt.COMPILE_MODES)}"
+        )
+    if not compile_:
+        raise UsageError("--compile-mode without --compile would measure the tower uncompiled", hint="add --compile")
 
 
 def _announce(registry: Zoo, models: list[Model], towers: tuple[str, ...], device: str, hub_root: Path | None) -> None:
