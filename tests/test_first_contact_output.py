@@ -245,3 +245,13 @@ def test_a_bad_flag_is_a_usage_error_before_any_work(run: Run, args: list[str], 
     result = run(*args)
     assert result.exit_code == 2 and said in result.stderr, result.stderr
     assert "\nhint: " in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args", [["show", "ViTamin-XL-384"], ["ls", "--size", "L"], ["compare", "ViTamin-L", "ViTamin-S"]]
+)
+def test_into_a_pipe_no_line_ends_in_padding(run: Run, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """In a pager or `head`, lines padded past the terminal's width read as blank lines between the rows."""
+    monkeypatch.delenv("COLUMNS")
+    lines = run(*args).stdout.splitlines()
+    assert len(lines) > 3 and not [line for line in lines if line.endswith(" ")]

@@ -39,7 +39,32 @@ def console() -> Console:
 
     stream = stdout()
     natural = not os.environ.get("COLUMNS") and not _isatty(stream)
-    return Console(file=stream, highlight=False, width=NATURAL_WIDTH if natural else None)
+    if natural:
+        return Console(file=_Trimmed(stream), highlight=False, width=NATURAL_WIDTH)  # type: ignore[arg-type]
+    return Console(file=stream, highlight=False)
+
+
+class _Trimmed:
+    """A pipe or file, written without the spaces rich pads a table's rows with up to the widest one: in a
+    pager or `head`, padded lines wider than the terminal read as blank lines between the rows."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        import re
+
+        self.stream.write(re.sub(r" +(?=\n)", "", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
 
 
 NATURAL_WIDTH = 100_000  # "as wide as it needs": wider than any table vitamin prints
