@@ -78,7 +78,9 @@ def test_verify_reads_a_found_file_and_finds_it_damaged(hub: Hub, run: Run) -> N
     result = run("verify", "ViTamin-L", "--json")
     assert result.exit_code == 1
     (check,) = json.loads(result.stdout)
-    assert check["status"] == "corrupt" and "differs from its blob name" in " ".join(check["problems"])
+    assert check["status"] == "corrupt" and check["problems"][0].endswith(
+        f"differs from the manifest and its blob name {check['expected_sha256']}"
+    )
 
 
 def test_rm_leaves_another_tools_file_and_says_how_to_delete_it(hub: Hub, run: Run) -> None:
@@ -371,25 +373,25 @@ def test_an_offline_pull_from_a_cache_whose_manifest_cannot_be_written(hub: Hub,
     assert not cache_root().with_name("hub.vitamin-manifest.json").exists()
 
 
-def test_a_found_file_is_followed_when_its_tool_moves_main(hub: Hub, run: Run) -> None:
+def test_a_found_file_is_followed_when_its_tool_moves_main(hub: Hub, run: Run, tmp_path: Path) -> None:
     from vitamin_cli import zoo
     from vitamin_cli.checkpoints.pull import checkpoint_path
 
-    first = hf_download(SMALL_REPO)
-    assert cached(run)[0]["path"] == str(first)
-    newer = b"a newer checkpoint on main"
-    commit = add_commit(hub.mirrors, SMALL_REPO, {"pytorch_model.bin": newer})
-    try:
-        second = hf_download(SMALL_REPO)
-        assert commit in str(second)
-        assert checkpoint_path(zoo.load().get("ViTamin-L"), cache_root()) == second
-        # the other tool relinks the old snapshot to the new blob: vitamin did not make that link, nothing is broken
-        first.unlink()
-        first.symlink_to(os.readlink(second))
-        checked = run("verify", "--json")
-        assert checked.exit_code == 0, checked.stdout
-    finally:
-        add_commit(hub.mirrors, SMALL_REPO, {"pytorch_model.bin": hub.files[SMALL_REPO]})  # main as the others expect
+    repo = f"test/moving-main-{os.getpid()}-{time.monotonic_ns()}"  # a repo of its own: main moves here
+    build_repo(hub.mirrors, repo, {"pytorch_model.bin": b"the first checkpoint"})
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(tiny_zoo_text([tiny_model("Lab-s1M", weights=f"{{repo: {repo}, filename: pytorch_model.bin}}")]))
+    first = hf_download(repo)
+    assert [r["path"] for r in json.loads(run("cache", "--json", "--zoo", str(lab)).stdout)["models"]] == [str(first)]
+    commit = add_commit(hub.mirrors, repo, {"pytorch_model.bin": b"a newer checkpoint on main"})
+    second = hf_download(repo)
+    assert commit in str(second)
+    assert checkpoint_path(zoo.load(lab).get("Lab-s1M"), cache_root()) == second
+    # the other tool relinks the old snapshot to the new blob: vitamin did not make that link, nothing is broken
+    first.unlink()
+    first.symlink_to(os.readlink(second))
+    checked = run("verify", "--json", "--zoo", str(lab))
+    assert checked.exit_code == 0, checked.stdout
 
 
 def test_the_rm_hint_quotes_a_cache_folder_with_spaces(hub: Hub, run: Run, tmp_path: Path) -> None:

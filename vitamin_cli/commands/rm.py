@@ -11,7 +11,7 @@ import typer
 
 from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.errors import EXIT_FAILURE, UsageError
+from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
 
 if TYPE_CHECKING:
     from vitamin_cli.hub.cache import Pulled
@@ -81,12 +81,14 @@ def _left_in_place(name: str, entries: list[Pulled], root: Path, explicit_cache:
     """Say that files another tool put in the cache stay, and how to delete them with the hf CLI."""
     for entry in entries:
         where = _short(entry.snapshot(root), root)
-        print(
-            f"{name}: left {where} in place: another tool put it in the cache, and vitamin deletes only what it pulled",
-            file=sys.stderr,
-        )
         option = f" --cache-dir {shlex.quote(str(root))}" if explicit_cache else ""
-        print(f"  to delete it: hf cache rm {entry.repo_type}/{entry.repo}{option}", file=sys.stderr)
+        console.report_error(
+            VitaminError(
+                f"{name}: left {where} in place: another tool put it in the cache, and vitamin deletes only what "
+                "it pulled",
+                hint=f"to delete it: hf cache rm {entry.repo_type}/{entry.repo}{option}",
+            )
+        )
 
 
 def _short(path: Path, root: Path) -> str:

@@ -96,6 +96,8 @@ def verify_command(
                 print(f"{c.name}: {problem}", file=sys.stderr)
         bad = sum(c.status != "ok" for c in checks)
         console.write_text(f"{len(checks) - bad} intact, {bad} corrupt or missing")
+        if any(c.damaged for c in checks) and not fix:
+            print("hint: `vitamin verify --fix` downloads again what is damaged or gone", file=sys.stderr)
 
     sink.write_rows(chosen, checks, COLUMNS, record=lambda c: c.to_json(), after=summary)
     if any(c.status != "ok" for c in checks):
