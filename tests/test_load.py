@@ -207,7 +207,9 @@ def test_bad_arguments_fail_before_anything_is_built(tiny_zoo: zoo.Zoo, tmp_path
         loading.load(tiny_zoo, "Tiny-ViT-s1M", checkpoint=tmp_path / "x.pt", device="cuda")
     with pytest.raises(loading.CheckpointError, match="no such file"):
         loading.load(tiny_zoo, "Tiny-ViT-s1M", checkpoint=tmp_path / "missing.pt")
-    with pytest.raises(loading.CheckpointError, match="no such file"):
-        vitamin_cli.load("Tiny-ViT-s1M", checkpoint="")
+    with pytest.raises(loading.CheckpointError, match="a folder, not a checkpoint file"):
+        vitamin_cli.load("Tiny-ViT-s1M", checkpoint="")  # the current folder
+    with pytest.raises(loading.CheckpointError, match="a folder, not a checkpoint file"):
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", checkpoint=tmp_path)
     with pytest.raises(UnknownModelError, match="a model name is text"):
         vitamin_cli.load(None, checkpoint=tmp_path / "x.pt")  # type: ignore[arg-type]

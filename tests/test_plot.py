@@ -188,6 +188,8 @@ def test_bad_plot_input(
     result = run("plot", *args)
     assert result.exit_code == 2
     assert message in result.stderr
+    if "axis" in message:
+        assert "\nhint: --" in result.stderr  # the values the option takes
 
 
 def test_compare_marks_the_best_of_each_row() -> None:

@@ -142,7 +142,8 @@ def sweep(
         if len(models) != 1:
             raise UsageError(f"--checkpoint holds the weights of one model; {len(models)} are selected")
         if not checkpoint.is_file():
-            raise UsageError(f"--checkpoint {checkpoint}: no such file")
+            what = "a folder, not a checkpoint file" if checkpoint.is_dir() else "no such file"
+            raise UsageError(f"--checkpoint {checkpoint}: {what}", hint="give the checkpoint file itself (.pt, .bin)")
         checkpoint = checkpoint.resolve()
     done = {r.key(): r for r in saved if r.status == "ok"}  # a failure is tried again
     jobs: list[EvalJob] = []

@@ -177,7 +177,8 @@ def load(
             raise UsageError("give the checkpoint, or the cache it was pulled into")
         checkpoint = ensure_checkpoint(model_entry, hub_root)
     elif not Path(checkpoint).is_file():
-        raise CheckpointError(f"checkpoint {str(checkpoint)[:200]!r}: no such file")
+        what = "a folder, not a checkpoint file" if Path(checkpoint).is_dir() else "no such file"
+        raise CheckpointError(f"checkpoint {str(checkpoint)[:200]!r}: {what}")
     path = checkpoint
     cfg = arch.config(registry, model_entry)
     model = arch.build(cfg, device="cpu")

@@ -52,9 +52,9 @@ def points(
     """The models as points; with x = throughput, only those with a saved image-tower measurement; with
     `accuracy`, y is the measured column, and only models with one are drawn."""
     if x not in X_AXES:
-        raise UsageError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
+        raise UsageError(f"unknown x axis {x!r}", hint=f"--x takes one of {', '.join(X_AXES)}")
     if y not in Y_AXES:
-        raise UsageError(f"unknown y axis {y!r}; choose one of {', '.join(METRICS)}")
+        raise UsageError(f"unknown y axis {y!r}", hint=f"--y takes one of {', '.join(METRICS)}")
     if x == "throughput" and speeds is None:
         raise UsageError("--x throughput needs --bench FILE, saved by `vitamin bench -o FILE`")
     found = []
