@@ -239,6 +239,8 @@ def test_rates_that_print_apart_stay_whole_and_ties_are_not_marked() -> None:
         (["bench", "ViT-S-16-s128M", "--device", "cpu", "--tower", "head"], "--tower must be"),
         (["pull", "ViTamin-S", "--all"], "not both"),
         (["bench", "ViTamin-S", "--all", "--device", "cpu"], "not both"),
+        (["ls", "--bench", "no-such-results.json"], "no such file"),
+        (["compare", "ViTamin-S"], "at least two"),
     ],
 )
 def test_a_bad_flag_is_a_usage_error_before_any_work(run: Run, args: list[str], said: str) -> None:

@@ -23,7 +23,11 @@ APART = {"apart": True}
 
 def read_text(path: Path, what: str) -> str:
     if path.is_dir():
-        raise UsageError(f"cannot read {what} from {path}: it is a folder")
+        raise UsageError(f"cannot read {what} from {path}: it is a folder", hint="name the file itself")
+    if not path.exists():
+        raise UsageError(
+            f"cannot read {what} from {path}: no such file", hint="check the path (a relative one starts here)"
+        )
     if path.exists() and not path.is_file():
         raise UsageError(f"cannot read {what} from {path}: it is not a regular file (a device or a pipe)")
     try:

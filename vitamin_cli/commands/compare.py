@@ -50,7 +50,9 @@ def compare_command(
     registry = zoo.load(zoo_path)
     models = list({m.name: m for m in (registry.get(n) for n in names)}.values())
     if len(models) < 2:
-        raise UsageError("name at least two different models to compare")
+        raise UsageError(
+            "name at least two different models to compare", hint="e.g. vitamin compare ViTamin-L ViT-L-14-s1.28B"
+        )
     speeds = bench_speeds(bench_file, gpu)
     accuracy = read_accuracy(eval_file, models) if eval_file else None
     columns = compare.entries(models, speeds, accuracy)

@@ -142,7 +142,8 @@ class TaskData:
 
 def lines(path: Path) -> list[str]:
     if not path.is_file():  # a folder, a pipe or a device is never read
-        raise UsageError(f"{path} is not a regular file")
+        what = "no such file" if not path.exists() else "not a regular file"
+        raise UsageError(f"{path}: {what}", hint="give a text file, one entry per line")
     if path.stat().st_size > MAX_TEXT_BYTES:
         raise DataError(f"{path} is larger than a text file of a task can be ({MAX_TEXT_BYTES // 2**20} MiB)")
     try:
