@@ -13,8 +13,8 @@ from typing import Any
 
 from vitamin_cli.errors import UsageError
 from vitamin_cli.hub.cache import CacheError, Manifest, Pulled, RepoCache, read_manifest, updating_manifest
-from vitamin_cli.hub.fetch import HubFile, Network, ProgressCallback, PullError, fetch, record_for
-from vitamin_cli.hub.hashing import content_id, sha256_file
+from vitamin_cli.hub.fetch import HubFile, Network, ProgressCallback, PullError, fetch, hash_existing, record_for
+from vitamin_cli.hub.hashing import sha256_file
 from vitamin_cli.hub.ids import is_sha256
 from vitamin_cli.zoo import Model, Weights
 
@@ -249,10 +249,10 @@ def _found(model: Model, hub_root: Path, manifest: Manifest) -> Pulled | None:
         size = blob.stat().st_size
         if not is_sha256(etag) and size > PLAIN_FILE_BYTES:
             return None
-        sha256 = etag if is_sha256(etag) else sha256_file(blob)
+        sha256 = etag if is_sha256(etag) else hash_existing(blob, etag)
     except (CacheError, OSError):
         return None
-    if content_id(etag, sha256, blob) != etag or w.size_bytes not in (None, size):
+    if sha256 is None or w.size_bytes not in (None, size):  # a git file whose content is not its name
         return None
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     entry = Pulled(model.name, w.repo, "model", commit, w.filename, size, sha256, etag, at)

@@ -245,7 +245,7 @@ def _fetch_locked(
         blob = confined(repo.root, repo.blob(etag))
         cached = None
         if not force and blob.is_file() and not blob.is_symlink() and blob.stat().st_size == size:
-            cached = _known_sha256(repo, etag) or _hash_existing(blob, etag)
+            cached = _known_sha256(repo, etag) or hash_existing(blob, etag)
         if cached is not None:
             status, sha256 = "cached", cached
         else:  # absent, or damaged: downloaded anew, and put in its place only once the new copy checks out
@@ -436,7 +436,7 @@ def _known_sha256(repo: RepoCache, etag: str) -> str | None:
     return None
 
 
-def _hash_existing(blob: Path, etag: str) -> str | None:
+def hash_existing(blob: Path, etag: str) -> str | None:
     """The sha256 of a blob that something else put in the cache, or None when its content does not match its
     ETag (a damaged blob, which the caller downloads anew; nothing is deleted here)."""
     actual = sha256_file(blob)
@@ -889,7 +889,7 @@ def _from_cache_offline(wanted: HubFile, repo: RepoCache, label: str) -> Fetched
             hint="pull it again with the network on",
         )
     blob = confined(repo.root, repo.blob(etag))
-    sha256 = _known_sha256(repo, etag) or _hash_existing(blob, etag)
+    sha256 = _known_sha256(repo, etag) or hash_existing(blob, etag)
     if sha256 is None:
         raise PullError(
             f"{label}: {blob} is damaged: its content does not match its ETag {etag}",
