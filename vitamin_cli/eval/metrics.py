@@ -102,16 +102,8 @@ def retrieval(image_embeddings: Any, text_embeddings: Any, image_of_text: Any, d
     above the number of images (captions) counts every image (caption) in, where CLIP_benchmark's topk raises."""
     import torch
 
-    images = torch.as_tensor(image_embeddings).detach().to("cpu", torch.float32)
-    texts = torch.as_tensor(text_embeddings).detach().to("cpu", torch.float32)
-    owners = torch.as_tensor(np.asarray(image_of_text)).to(torch.int64)
-    if images.ndim != 2 or texts.ndim != 2 or images.shape[1] != texts.shape[1]:
-        raise ValueError(f"embeddings of images {tuple(images.shape)} and captions {tuple(texts.shape)} do not match")
+    images, texts, owners = _retrieval_inputs(image_embeddings, text_embeddings, image_of_text)
     n_images, n_texts = images.shape[0], texts.shape[0]
-    if n_images == 0 or n_texts == 0:
-        raise ValueError("retrieval needs at least one image and one caption")
-    if owners.shape != (n_texts,) or bool((owners < 0).any()) or bool((owners >= n_images).any()):
-        raise ValueError(f"image_of_text must give each of the {n_texts} captions an image below {n_images}")
 
     def best(scores: Any, k: int) -> Any:  # the k best columns of each row, as CLIP_benchmark's recall_at_k finds them
         return torch.topk(scores.to(device), min(k, scores.shape[1]), dim=1)[1].cpu()
@@ -134,6 +126,24 @@ def retrieval(image_embeddings: Any, text_embeddings: Any, image_of_text: Any, d
         found[f"text_retrieval_recall@{k}"] = 100 * image_hits[k] / n_images
     found["mean_recall@1"] = 0.5 * (found["text_retrieval_recall@1"] + found["image_retrieval_recall@1"])
     return found
+
+
+def _retrieval_inputs(image_embeddings: Any, text_embeddings: Any, image_of_text: Any) -> tuple[Any, Any, Any]:
+    """`retrieval`'s arguments as CPU tensors (float32 embeddings, int64 images of the captions), checked to fit
+    together; a mismatch raises ValueError."""
+    import torch
+
+    images = torch.as_tensor(image_embeddings).detach().to("cpu", torch.float32)
+    texts = torch.as_tensor(text_embeddings).detach().to("cpu", torch.float32)
+    owners = torch.as_tensor(np.asarray(image_of_text)).to(torch.int64)
+    if images.ndim != 2 or texts.ndim != 2 or images.shape[1] != texts.shape[1]:
+        raise ValueError(f"embeddings of images {tuple(images.shape)} and captions {tuple(texts.shape)} do not match")
+    n_images, n_texts = images.shape[0], texts.shape[0]
+    if n_images == 0 or n_texts == 0:
+        raise ValueError("retrieval needs at least one image and one caption")
+    if owners.shape != (n_texts,) or bool((owners < 0).any()) or bool((owners >= n_images).any()):
+        raise ValueError(f"image_of_text must give each of the {n_texts} captions an image below {n_images}")
+    return images, texts, owners
 
 
 def _slices(count: int, most: int) -> list[slice]:

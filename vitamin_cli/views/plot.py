@@ -18,7 +18,10 @@ from vitamin_cli.models.bench_results import Speeds
 from vitamin_cli.zoo import METRICS, Model
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
+    from matplotlib.lines import Line2D
 
 X_AXES = {
     "macs": "image MACs per image (G, the paper's convention)",
@@ -138,6 +141,27 @@ def _nearest(c: XY, box: Box) -> XY:
     return (min(max(c[0], box[0]), box[2]), min(max(c[1], box[1]), box[3]))
 
 
+# Where a label may go, tried nearest first: away from its marker by each distance (pixels), in each direction
+# (degrees, right first).
+_DIRECTIONS = [k * 22.5 for k in (0, 1, 15, 2, 14, 8, 7, 9, 4, 12, 3, 13, 5, 11, 6, 10)]
+_DISTANCES = (2.0, 6, 12, 20, 30, 42, 56, 72, 90, 110, 135, 165, 200, 240, 290, 350)
+_GAP = 2.0  # pixels kept between a label and anything else
+_CLEAR = MARKER_RADIUS + 1.0  # half the side of the square kept free around a marker
+_Place = tuple[float, Box, Segment | None]  # a label's cost, box and leader
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """What the labels are placed among: the markers' centres, the labels' sizes, the plot's area, and the
+    boxes and lines to keep clear of."""
+
+    centres: Sequence[XY]
+    sizes: Sequence[XY]
+    area: Box
+    obstacles: Sequence[Box]  # the given ones and the markers'
+    lines: Sequence[Segment]
+
+
 def place_labels(
     centres: Sequence[XY], sizes: Sequence[XY], area: Box, obstacles: Sequence[Box], lines: Sequence[Segment]
 ) -> list[tuple[Box, Segment | None]]:
@@ -145,72 +169,98 @@ def place_labels(
     centre to the box. No box overlaps another box, a marker, an obstacle or a leader; no leader crosses
     another leader, a box or another marker. Crowded markers are placed first; each label takes the
     nearest free place, crossing as few of the plot's lines as it can."""
-    gap, clear = 2.0, MARKER_RADIUS + 1.0
-    markers: list[Box] = [(x - clear, y - clear, x + clear, y + clear) for x, y in centres]
-
-    def crowd(i: int) -> int:
-        return sum(1 for c in centres if abs(c[0] - centres[i][0]) < 90 and abs(c[1] - centres[i][1]) < 40)
-
-    directions = [k * 22.5 for k in (0, 1, 15, 2, 14, 8, 7, 9, 4, 12, 3, 13, 5, 11, 6, 10)]  # right first
-    distances = (2.0, 6, 12, 20, 30, 42, 56, 72, 90, 110, 135, 165, 200, 240, 290, 350)
-
-    def attempt(order: Sequence[int]) -> tuple[dict[int, Box], dict[int, Segment], list[int]]:
-        boxes: dict[int, Box] = {}
-        leaders: dict[int, Segment] = {}
-        stuck: list[int] = []
-        for i in order:
-            c, (w, h) = centres[i], sizes[i]
-            best: tuple[float, Box, Segment | None] | None = None
-            fallback: tuple[float, Box, Segment | None] | None = None
-            for rank, d in enumerate(distances):
-                if best is not None and d > best[0]:
-                    break
-                for turn_rank, angle in enumerate(directions):
-                    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-                    ax, ay = c[0] + (MARKER_RADIUS + d) * cos, c[1] + (MARKER_RADIUS + d) * sin
-                    bx = ax if cos > 0.38 else ax - w if cos < -0.38 else ax - w / 2
-                    by = ay if sin > 0.38 else ay - h if sin < -0.38 else ay - h / 2
-                    box = (bx, by, bx + w, by + h)
-                    end = _nearest(c, box)
-                    leader: Segment | None = (c, end) if math.dist(c, end) > MARKER_RADIUS + 4 else None
-                    cost = d + turn_rank * 0.5 + 25 * sum(_hits_box(line, box) for line in lines)
-                    if fallback is None or cost + 1000 * rank < fallback[0]:
-                        fallback = (cost + 1000 * rank, box, leader)
-                    if best is not None and cost >= best[0]:
-                        continue
-                    if not (area[0] + gap <= box[0] and box[2] <= area[2] - gap):
-                        continue
-                    if not (area[1] + gap <= box[1] and box[3] <= area[3] - gap):
-                        continue
-                    if any(_overlap(box, other, gap) for other in (*obstacles, *markers, *boxes.values())):
-                        continue
-                    if any(_hits_box(other, box, gap) for other in leaders.values()):
-                        continue
-                    if leader is not None:
-                        if any(_hits_box(leader, other, gap) for other in boxes.values()):
-                            continue
-                        if any(_cross(*leader, *other) for other in leaders.values()):
-                            continue
-                        if any(_distance(o, leader) < clear for o in centres if math.dist(o, c) > clear):
-                            continue
-                    best = (cost, box, leader)
-            chosen = best or fallback
-            assert chosen is not None
-            boxes[i] = chosen[1]
-            if chosen[2] is not None:
-                leaders[i] = chosen[2]
-            if best is None:
-                stuck.append(i)
-        return boxes, leaders, stuck
-
-    order = sorted(range(len(centres)), key=lambda i: (-crowd(i), i))
-    boxes, leaders, stuck = attempt(order)
+    markers = [(x - _CLEAR, y - _CLEAR, x + _CLEAR, y + _CLEAR) for x, y in centres]
+    scene = _Scene(centres, sizes, area, [*obstacles, *markers], lines)
+    order = sorted(range(len(centres)), key=lambda i: (-_crowd(centres, i), i))
+    boxes, leaders, stuck = _attempt(scene, order)
     for _ in range(4):  # a label left without a free place goes first next time
         if not stuck:
             break
         order = stuck + [i for i in order if i not in stuck]
-        boxes, leaders, stuck = attempt(order)
+        boxes, leaders, stuck = _attempt(scene, order)
     return [(boxes[i], leaders.get(i)) for i in range(len(centres))]
+
+
+def _crowd(centres: Sequence[XY], i: int) -> int:
+    """How many markers (itself included) sit close enough to marker i to compete for its labels' places."""
+    return sum(1 for c in centres if abs(c[0] - centres[i][0]) < 90 and abs(c[1] - centres[i][1]) < 40)
+
+
+def _attempt(scene: _Scene, order: Sequence[int]) -> tuple[dict[int, Box], dict[int, Segment], list[int]]:
+    """The labels placed one by one in this order: their boxes, their leaders, and those left without a free
+    place (placed all the same, overlapping something)."""
+    boxes: dict[int, Box] = {}
+    leaders: dict[int, Segment] = {}
+    stuck: list[int] = []
+    for i in order:
+        best, fallback = _places(scene, i, list(boxes.values()), list(leaders.values()))
+        _, box, leader = best or fallback
+        boxes[i] = box
+        if leader is not None:
+            leaders[i] = leader
+        if best is None:
+            stuck.append(i)
+    return boxes, leaders, stuck
+
+
+def _places(scene: _Scene, i: int, boxes: Sequence[Box], leaders: Sequence[Segment]) -> tuple[_Place | None, _Place]:
+    """Label i's cheapest free place (None when it has none), and the place it takes without one: near its
+    marker and crossing few lines, whatever it overlaps."""
+    c, size = scene.centres[i], scene.sizes[i]
+    best: _Place | None = None
+    fallback: _Place | None = None
+    for rank, d in enumerate(_DISTANCES):
+        if best is not None and d > best[0]:
+            break
+        for turn_rank, angle in enumerate(_DIRECTIONS):
+            box = _label_box(c, size, d, angle)
+            end = _nearest(c, box)
+            leader: Segment | None = (c, end) if math.dist(c, end) > MARKER_RADIUS + 4 else None
+            cost = d + turn_rank * 0.5 + 25 * sum(_hits_box(line, box) for line in scene.lines)
+            if fallback is None or cost + 1000 * rank < fallback[0]:
+                fallback = (cost + 1000 * rank, box, leader)
+            if (best is None or cost < best[0]) and _is_free(scene, c, box, leader, boxes, leaders):
+                best = (cost, box, leader)
+    assert fallback is not None
+    return best, fallback
+
+
+def _label_box(c: XY, size: XY, d: float, angle: float) -> Box:
+    """A label's box `d` pixels beyond the edge of the marker at `c`, in the direction `angle` (degrees): its
+    near side or corner faces the marker."""
+    w, h = size
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    ax, ay = c[0] + (MARKER_RADIUS + d) * cos, c[1] + (MARKER_RADIUS + d) * sin
+    bx = ax if cos > 0.38 else ax - w if cos < -0.38 else ax - w / 2
+    by = ay if sin > 0.38 else ay - h if sin < -0.38 else ay - h / 2
+    return (bx, by, bx + w, by + h)
+
+
+def _is_free(
+    scene: _Scene, c: XY, box: Box, leader: Segment | None, boxes: Sequence[Box], leaders: Sequence[Segment]
+) -> bool:
+    """Whether a label's box, inside the plot's area, and its leader from the marker at `c` keep clear of
+    everything already there."""
+    area = scene.area
+    if not (area[0] + _GAP <= box[0] and box[2] <= area[2] - _GAP):
+        return False
+    if not (area[1] + _GAP <= box[1] and box[3] <= area[3] - _GAP):
+        return False
+    if any(_overlap(box, other, _GAP) for other in (*scene.obstacles, *boxes)):
+        return False
+    if any(_hits_box(other, box, _GAP) for other in leaders):
+        return False
+    return leader is None or _is_free_leader(scene, c, leader, boxes, leaders)
+
+
+def _is_free_leader(scene: _Scene, c: XY, leader: Segment, boxes: Sequence[Box], leaders: Sequence[Segment]) -> bool:
+    """Whether a leader from the marker at `c` keeps off the labels' boxes, the other leaders and the other
+    markers."""
+    if any(_hits_box(leader, other, _GAP) for other in boxes):
+        return False
+    if any(_cross(*leader, *other) for other in leaders):
+        return False
+    return not any(_distance(o, leader) < _CLEAR for o in scene.centres if math.dist(o, c) > _CLEAR)
 
 
 def _step(pts: Sequence[Point], where: str) -> list[XY]:
@@ -228,24 +278,10 @@ def figure(pts: Sequence[Point], x: str, y: str, title: str) -> Figure:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     fig, axes = plt.subplots(figsize=(13, 8.5), dpi=120)
-    for family, colour in FAMILY_COLOURS.items():
-        for long in (False, True):
-            mine = [p for p in pts if p.family == family and p.long == long]
-            if mine:
-                axes.scatter(
-                    [p.x for p in mine], [p.y for p in mine], color=colour, s=MARKER_SIZE * (0.8 if long else 1),
-                    marker="D" if long else "o", edgecolors="black" if long else "none", linewidths=0.6, zorder=3,
-                )  # fmt: skip
-    series_lines: list[list[XY]] = []
-    for series in sorted({p.series for p in pts}):
-        line = sorted((p for p in pts if p.series == series), key=lambda p: p.order)
-        if len(line) > 1:
-            colour = FAMILY_COLOURS[line[0].family]
-            axes.plot([p.x for p in line], [p.y for p in line], color=colour, alpha=0.45, lw=1, zorder=2)
-            series_lines.append([(p.x, p.y) for p in line])
+    _draw_markers(axes, pts)
+    series_lines = _draw_series(axes, pts)
     front = pareto_front(pts, higher_x_is_better=x == "throughput")
     where: Literal["pre", "post"] = "pre" if x == "throughput" else "post"
     axes.step(
@@ -261,6 +297,41 @@ def figure(pts: Sequence[Point], x: str, y: str, title: str) -> Figure:
     axes.set_ylim(low, high + (high - low) * 0.05)  # room for the labels of the best models, top right
     low, high = axes.get_xlim()
     axes.set_xlim(low, high * 1.4 if axes.get_xscale() == "log" else high + (high - low) * 0.08)
+    legend = axes.legend(handles=_legend_handles(), loc="upper left", fontsize=8.5)
+    fig.tight_layout()
+    _draw_labels(fig, axes, pts, [*series_lines, _step(front, where)], legend)
+    return fig
+
+
+def _draw_markers(axes: Axes, pts: Sequence[Point]) -> None:
+    """A marker per point in its family's colour: a dot, or a diamond for the long schedule."""
+    for family, colour in FAMILY_COLOURS.items():
+        for long in (False, True):
+            mine = [p for p in pts if p.family == family and p.long == long]
+            if mine:
+                axes.scatter(
+                    [p.x for p in mine], [p.y for p in mine], color=colour, s=MARKER_SIZE * (0.8 if long else 1),
+                    marker="D" if long else "o", edgecolors="black" if long else "none", linewidths=0.6, zorder=3,
+                )  # fmt: skip
+
+
+def _draw_series(axes: Axes, pts: Sequence[Point]) -> list[list[XY]]:
+    """A faint line through each series of more than one point, by data scale; the corners of each line, which
+    the labels keep clear of."""
+    series_lines: list[list[XY]] = []
+    for series in sorted({p.series for p in pts}):
+        line = sorted((p for p in pts if p.series == series), key=lambda p: p.order)
+        if len(line) > 1:
+            colour = FAMILY_COLOURS[line[0].family]
+            axes.plot([p.x for p in line], [p.y for p in line], color=colour, alpha=0.45, lw=1, zorder=2)
+            series_lines.append([(p.x, p.y) for p in line])
+    return series_lines
+
+
+def _legend_handles() -> list[Line2D]:
+    """The legend's entries: the families, then what the markers and lines mean."""
+    from matplotlib.lines import Line2D
+
     handles = [
         Line2D([], [], ls="none", marker="o", color=colour, label=family) for family, colour in FAMILY_COLOURS.items()
     ]
@@ -280,14 +351,17 @@ def figure(pts: Sequence[Point], x: str, y: str, title: str) -> Figure:
         Line2D([], [], color="grey", alpha=0.6, lw=1, label="one encoder and resolution across data scales"),
         Line2D([], [], color="black", ls="--", lw=1, alpha=0.7, label="Pareto front"),
     ]
-    legend = axes.legend(handles=handles, loc="upper left", fontsize=8.5)
-    fig.tight_layout()
+    return handles
+
+
+def _draw_labels(fig: Figure, axes: Axes, pts: Sequence[Point], drawn: Sequence[Sequence[XY]], legend: Legend) -> None:
+    """Each point's name where `place_labels` puts it, clear of the markers, the legend and the `drawn` lines
+    (their corners, in data coordinates), with a leader where it sits away from its marker."""
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     to_display = axes.transData.transform
     texts = [axes.text(p.x, p.y, p.name, fontsize=6.5, ha="left", va="bottom", gid=f"label:{p.name}") for p in pts]
     sizes = [(t.get_window_extent(renderer).width, t.get_window_extent(renderer).height) for t in texts]
     centres = [tuple(map(float, to_display((p.x, p.y)))) for p in pts]
-    drawn = [*series_lines, _step(front, where)]
     lines = [
         (tuple(map(float, a)), tuple(map(float, b)))
         for corners in drawn
@@ -310,7 +384,6 @@ def figure(pts: Sequence[Point], x: str, y: str, title: str) -> Figure:
             start = (cx + (end[0] - cx) * MARKER_RADIUS / length, cy + (end[1] - cy) * MARKER_RADIUS / length)
             (x0, y0), (x1, y1) = from_display([start, end])
             axes.plot([x0, x1], [y0, y1], color="grey", lw=0.5, zorder=2.5, gid=f"leader:{p.name}")
-    return fig
 
 
 def draw_file(pts: Sequence[Point], x: str, y: str, path: Path, title: str) -> None:

@@ -15,6 +15,7 @@ from vitamin_cli.zoo import JSON_KEYS, METRICS, Model, Weights, Zoo
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.table import Table
 
     from vitamin_cli.eval.results import Accuracy
     from vitamin_cli.models.bench_results import Speeds
@@ -147,31 +148,42 @@ def ls_table(
             table.add_gap()
         if grouped and (previous is None or group_title(previous) != group_title(model)):
             table.add_title(group_title(model))
-        wins = registry.winners[model.name]
-        cells = [
-            (model.name, "bold" if model.family == "vitamin" else ""),
-            (params_text(model), ""),
-            (macs_text(model), ""),
-            *((metric_text(model, m), "bold green" if m in wins else "") for m in METRICS),
-            ("yes", "") if model.released else ("-", "dim"),
-        ]
-        if speeds is not None:
-            rates = [speeds.get(model, tower) for tower in ("image", "text")]
-            more = OTHERS if speeds.others(model) else ""
-            cells[-1:-1] = [("-" if rate is None else f"{rate:,.0f}{more}", "cyan") for rate in rates]
-        if accuracy is not None:
-            values = [accuracy.get(model, m) for m in METRICS]
-            more = OTHERS if accuracy.others(model) else ""
-            cells[-1:-1] = [("-" if value is None else f"{value:.1f}{more}", "cyan") for value in values]
-        if measured is not None:
-            c = measured[model.name]
-            d = cost_decimals(model)
-            cells[3:3] = [
-                (f"{c['params_image_m']:.{d}f}+{c['params_text_m']:.{d}f}", "cyan"),
-                (f"{c['macs_image_g_paper']:.{d}f}+{c['macs_text_g_paper']:.{d}f}", "cyan"),
-            ]
-        table.add_row(cells)
+        table.add_row(_ls_row(registry, model, measured, speeds, accuracy))
     return table
+
+
+def _ls_row(
+    registry: Zoo,
+    model: Model,
+    measured: Mapping[str, Mapping[str, float]] | None,
+    speeds: Speeds | None,
+    accuracy: Accuracy | None,
+) -> list[tuple[str, str]]:
+    """A model's cells in the ls table: the zoo's columns, with what was measured (in cyan) beside them."""
+    wins = registry.winners[model.name]
+    cells = [
+        (model.name, "bold" if model.family == "vitamin" else ""),
+        (params_text(model), ""),
+        (macs_text(model), ""),
+        *((metric_text(model, m), "bold green" if m in wins else "") for m in METRICS),
+        ("yes", "") if model.released else ("-", "dim"),
+    ]
+    if speeds is not None:
+        rates = [speeds.get(model, tower) for tower in ("image", "text")]
+        more = OTHERS if speeds.others(model) else ""
+        cells[-1:-1] = [("-" if rate is None else f"{rate:,.0f}{more}", "cyan") for rate in rates]
+    if accuracy is not None:
+        values = [accuracy.get(model, m) for m in METRICS]
+        more = OTHERS if accuracy.others(model) else ""
+        cells[-1:-1] = [("-" if value is None else f"{value:.1f}{more}", "cyan") for value in values]
+    if measured is not None:
+        c = measured[model.name]
+        d = cost_decimals(model)
+        cells[3:3] = [
+            (f"{c['params_image_m']:.{d}f}+{c['params_text_m']:.{d}f}", "cyan"),
+            (f"{c['macs_image_g_paper']:.{d}f}+{c['macs_text_g_paper']:.{d}f}", "cyan"),
+        ]
+    return cells
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -192,10 +204,35 @@ def show_json(registry: Zoo, model: Model) -> dict[str, object]:
 
 def show_view(registry: Zoo, model: Model) -> list[RenderableType]:
     """The `vitamin show` view. Text from the zoo file goes in as plain Text, never parsed as rich markup."""
-    from rich.table import Table
     from rich.text import Text
 
     from vitamin_cli.views.sink import Cell, table
+
+    parts: list[RenderableType] = [Text(model.name, style="bold"), _facts(registry, model)]
+    siblings = registry.siblings(model)
+    if siblings:
+        rows: list[list[Cell]] = [
+            [
+                other.name,
+                str(other.image_size),
+                other.seen_samples,
+                metric_text(other, "imagenet"),
+                ("same", "yellow") if other.arch == model.arch else "other",
+                "hub" if other.released else "-",
+            ]
+            for other in siblings
+        ]
+        titles = ("Model", "Res", "Samples", "ImageNet", "Network", "Weights")
+        parts.append(Text("Same encoder, other data scales or resolutions", style="italic"))
+        parts.append(table(titles, rows, right={"Res", "Samples", "ImageNet"}))
+    parts.append(Text("open_clip", style="bold"))
+    return parts
+
+
+def _facts(registry: Zoo, model: Model) -> Table:
+    """The model's facts as a grid of labelled lines: its names, sizes, costs, accuracy, network and weights."""
+    from rich.table import Table
+    from rich.text import Text
 
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
@@ -234,25 +271,7 @@ def show_view(registry: Zoo, model: Model) -> list[RenderableType]:
     fact("weights", _weights_line(model))
     if model.weights_note:
         fact("", model.weights_note)
-    parts: list[RenderableType] = [Text(model.name, style="bold"), facts]
-    siblings = registry.siblings(model)
-    if siblings:
-        rows: list[list[Cell]] = [
-            [
-                other.name,
-                str(other.image_size),
-                other.seen_samples,
-                metric_text(other, "imagenet"),
-                ("same", "yellow") if other.arch == model.arch else "other",
-                "hub" if other.released else "-",
-            ]
-            for other in siblings
-        ]
-        titles = ("Model", "Res", "Samples", "ImageNet", "Network", "Weights")
-        parts.append(Text("Same encoder, other data scales or resolutions", style="italic"))
-        parts.append(table(titles, rows, right={"Res", "Samples", "ImageNet"}))
-    parts.append(Text("open_clip", style="bold"))
-    return parts
+    return facts
 
 
 def _weights_line(model: Model) -> str:

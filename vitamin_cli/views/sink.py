@@ -60,43 +60,51 @@ def _fold(text: str, width: int) -> str:
     """`text` over lines of at most `width` cells: broken at spaces; a word wider than the line after a slash
     (`jienengchen/` `ViTamin-L-224px`), a part still wider after a hyphen (`ViT-S-16-` `s128M`), and inside a
     run of letters only when that alone is wider."""
+    return "\n".join(line for given in text.splitlines() or [""] for line in _fold_line(given, width))
+
+
+def _fold_line(given: str, width: int) -> list[str]:
+    """One line of text folded as `_fold` folds it."""
     import re
 
     from rich.cells import cell_len
 
+    if cell_len(given) <= width:
+        return [given]
     lines: list[str] = []
-
-    def place(pieces: list[str], line: str, split: Callable[[str], list[str]] | None) -> str:
-        for piece in pieces:
-            if line and cell_len(line + piece) > width:
-                lines.append(line)
-                line = ""
-            if cell_len(line + piece) <= width:
-                line += piece
-            elif split is not None:
-                line = place(split(piece), line, None)
-            else:  # a run of letters wider than the line
-                while cell_len(piece) > width:
-                    lines.append(piece[:width])
-                    piece = piece[width:]
-                line = piece
-        return line
-
-    for given in text.splitlines() or [""]:
-        if cell_len(given) <= width:
-            lines.append(given)
+    line = ""
+    for word in given.split():
+        joined = f"{line} {word}" if line else word
+        if cell_len(joined) <= width:
+            line = joined
             continue
-        line = ""
-        for word in given.split():
-            joined = f"{line} {word}" if line else word
-            if cell_len(joined) <= width:
-                line = joined
-                continue
-            if line:
-                lines.append(line)
-            line = place(re.findall(r"[^/]*/+|[^/]+", word), "", lambda part: re.findall(r"[^-]*-+|[^-]+", part))
-        lines.append(line)
-    return "\n".join(lines)
+        if line:
+            lines.append(line)
+        line = _place(re.findall(r"[^/]*/+|[^/]+", word), width, lines, lambda part: re.findall(r"[^-]*-+|[^-]+", part))
+    lines.append(line)
+    return lines
+
+
+def _place(pieces: list[str], width: int, lines: list[str], split: Callable[[str], list[str]] | None) -> str:
+    """A word's pieces added to a new line, each full line appended to `lines`; the last line, still open. A
+    piece wider than the line is placed by its `split` parts, or cut where it has none."""
+    from rich.cells import cell_len
+
+    line = ""
+    for piece in pieces:
+        if line and cell_len(line + piece) > width:
+            lines.append(line)
+            line = ""
+        if cell_len(line + piece) <= width:
+            line += piece
+        elif split is not None:
+            line = _place(split(piece), width, lines, None)
+        else:  # a run of letters wider than the line
+            while cell_len(piece) > width:
+                lines.append(piece[:width])
+                piece = piece[width:]
+            line = piece
+    return line
 
 
 def _widths(natural: list[int], floors: list[list[int]], room: int) -> list[int] | None:

@@ -40,25 +40,9 @@ class TextTable:
         header = [title.split("\n") for title in self.titles]
         depth = max(len(lines) for lines in header)
         header = [[""] * (depth - len(lines)) + lines for lines in header]
-        widths = [max(len(line) for line in lines) for lines in header]
-        for row in self.rows:
-            if isinstance(row, list):
-                for index, (text, _) in enumerate(row):
-                    widths[index] = max(widths[index], len(text))
+        widths = self._widths(header)
         gap = 2 if sum(widths) + 2 * (len(widths) - 1) <= width else 1
-
-        def line(cells: list[Cell]) -> str:
-            parts = []
-            last = len(cells) - 1
-            for index, (text, style) in enumerate(cells):
-                if index in self.right:
-                    text = text.rjust(widths[index])
-                elif index < last:
-                    text = text.ljust(widths[index])
-                parts.append(_paint(text, style, color))
-            return (" " * gap).join(parts).rstrip()
-
-        out = [line([(lines[i], "bold") for lines in header]) for i in range(depth)]
+        out = [self._line([(lines[i], "bold") for lines in header], widths, gap, color) for i in range(depth)]
         out.append(rule * (sum(widths) + gap * (len(widths) - 1)))
         for row in self.rows:
             if row is None:
@@ -66,8 +50,29 @@ class TextTable:
             elif isinstance(row, str):
                 out.append(_paint(row, "bold cyan", color))
             else:
-                out.append(line(row))
+                out.append(self._line(row, widths, gap, color))
         return "\n".join(out) + "\n"
+
+    def _widths(self, header: list[list[str]]) -> list[int]:
+        """Each column's width: its longest header line or cell."""
+        widths = [max(len(line) for line in lines) for lines in header]
+        for row in self.rows:
+            if isinstance(row, list):
+                for index, (text, _) in enumerate(row):
+                    widths[index] = max(widths[index], len(text))
+        return widths
+
+    def _line(self, cells: list[Cell], widths: list[int], gap: int, color: bool) -> str:
+        """A row's cells justified to their columns' widths and joined by `gap` spaces, with no trailing spaces."""
+        parts = []
+        last = len(cells) - 1
+        for index, (text, style) in enumerate(cells):
+            if index in self.right:
+                text = text.rjust(widths[index])
+            elif index < last:
+                text = text.ljust(widths[index])
+            parts.append(_paint(text, style, color))
+        return (" " * gap).join(parts).rstrip()
 
 
 def rule_char() -> str:

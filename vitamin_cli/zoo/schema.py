@@ -164,29 +164,36 @@ class _Parser(Reader):
             raise self.fail(node, "architectures", "expected a mapping of name: open_clip config")
         result: dict[str, dict[str, Any]] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, "architectures", "expected a plain architecture name")
-            try:
-                _arch(self.value(key_node, "architectures"))
-            except Problem as problem:
-                raise self.fail(key_node, "architectures", str(problem)) from None
-            label = f"architectures.{key_node.value}"
-            if key_node.value in result:
+            name = self.architecture_name(key_node)
+            label = f"architectures.{name}"
+            if name in result:
                 raise self.fail(key_node, label, "appears twice")
-            fields = self.mapping(
-                value_node, label, required=("embed_dim", "vision_cfg", "text_cfg"), optional=("custom_text",)
-            )
-            for key in ("vision_cfg", "text_cfg"):
-                if not isinstance(fields[key], yaml.MappingNode):
-                    raise self.fail(fields[key], f"{label}.{key}", "expected a mapping (an open_clip config)")
-            config = {key: self.value(node, f"{label}.{key}") for key, node in fields.items()}
-            for key, node in fields.items():
-                if not is_plain(config[key]):
-                    raise self.fail(
-                        node, f"{label}.{key}", "expected plain values: text, numbers, true/false, lists and mappings"
-                    )
-            result[key_node.value] = config
+            result[name] = self.architecture(value_node, label)
         return result
+
+    def architecture_name(self, node: yaml.Node) -> str:
+        """An inline architecture's name, held to the rules of a model's `arch`."""
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, "architectures", "expected a plain architecture name")
+        try:
+            _arch(self.value(node, "architectures"))
+        except Problem as problem:
+            raise self.fail(node, "architectures", str(problem)) from None
+        return str(node.value)  # already text: a scalar node holds its source text, typed Any
+
+    def architecture(self, node: yaml.Node, label: str) -> dict[str, Any]:
+        """An inline open_clip config: its keys checked, its towers mappings, every value plain."""
+        fields = self.mapping(node, label, required=("embed_dim", "vision_cfg", "text_cfg"), optional=("custom_text",))
+        for key in ("vision_cfg", "text_cfg"):
+            if not isinstance(fields[key], yaml.MappingNode):
+                raise self.fail(fields[key], f"{label}.{key}", "expected a mapping (an open_clip config)")
+        config = {key: self.value(field, f"{label}.{key}") for key, field in fields.items()}
+        for key, field in fields.items():
+            if not is_plain(config[key]):
+                raise self.fail(
+                    field, f"{label}.{key}", "expected plain values: text, numbers, true/false, lists and mappings"
+                )
+        return config
 
     def model(self, node: yaml.Node, architectures: Mapping[str, Mapping[str, Any]]) -> Model:
         fields = self.mapping(node, None, required=MODEL_KEYS_REQUIRED, optional=MODEL_KEYS_OPTIONAL)
