@@ -190,6 +190,40 @@ def start_vitamin(*args: str, env: dict[str, str] | None = None) -> subprocess.P
     )
 
 
+def put_in_cache(
+    name: str,
+    repo: str,
+    filename: str,
+    data: bytes,
+    *,
+    repo_type: str = "model",
+    commit: str = "a" * 40,
+    pulled_at: str = "2025-01-01T00:00:00+00:00",
+) -> Path:
+    """A file in the hub cache and the manifest, laid out and recorded as `vitamin pull` does (the manifest's own
+    format, version 2, written as a pull writes it); returns its snapshot path."""
+    import hashlib
+    import json
+
+    from vitamin_cli.hub.cache import RepoCache, hub_dir
+
+    root = hub_dir()
+    digest = hashlib.sha256(data).hexdigest()
+    cache = RepoCache(root, repo, repo_type)
+    cache.blob(digest).parent.mkdir(parents=True, exist_ok=True)
+    cache.blob(digest).write_bytes(data)
+    path = cache.link(commit, filename, digest, "main")
+    manifest = root.with_name(root.name + ".vitamin-manifest.json")
+    saved = json.loads(manifest.read_text()) if manifest.exists() else {"version": 2, "files": []}
+    entry = {"name": name, "repo": repo, "repo_type": repo_type, "revision": commit, "filename": filename}
+    keys = list(entry)
+    entry |= {"size_bytes": len(data), "sha256": digest, "etag": digest, "pulled_at": pulled_at, "adopted": False}
+    saved["files"] = [f for f in saved["files"] if [f[k] for k in keys] != [entry[k] for k in keys]]
+    saved["files"].append(entry)
+    manifest.write_text(json.dumps(saved))
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------
 # A tiny architecture, for tests that build, load or run models
 

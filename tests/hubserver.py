@@ -5,7 +5,7 @@ git-LFS pointer whose object sits in `.git/lfs/objects/aa/bb/<sha256>` is served
 ETag, like the Hub. olah ignores `Range`, so the client talks to `FaultProxy`, which answers ranges itself
 and injects the failures a real network (or a misbehaving server) has: error codes on the metadata request or
 on the download alone, a connection cut mid-file, slow bytes, a stall, a flipped byte, more or fewer bytes
-than announced, a range ignored, a redirect to another host.
+than announced, a range ignored, a redirect to another host, another commit than the one asked for.
 """
 
 from __future__ import annotations
@@ -132,6 +132,10 @@ class Faults:
     honour_range: bool = True
     wrong_range_once: bool = False  # answer the next range request with a Content-Range one byte off (once)
     long_by_once: int = 0  # send this many bytes more than the next range's Content-Range says (once)
+    every_time: bool = False  # short_by, cut_after, wrong_range_once and long_by_once: every request, not once
+    repo_commit: str | None = None  # send this X-Repo-Commit on file requests instead of the real one
+    head_without_body: bool = False  # answer an injected status on a HEAD request without a body, as HTTP says
+    short_announced: bool = False  # with short_by: announce the shortened length (a whole answer, too short)
     body_bytes: int = 0  # body bytes sent for file downloads
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
     authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each file request
@@ -244,7 +248,8 @@ class FaultProxy:
             request.send_response(status)
             request.send_header("Content-Length", str(len(body)))
             request.end_headers()
-            request.wfile.write(body)
+            if not (method == "HEAD" and faults.head_without_body):
+                request.wfile.write(body)
             return
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "range", "accept-encoding")}
         status_code, upstream_headers, body = self._upstream(method, request.path, headers, is_file)
@@ -252,6 +257,9 @@ class FaultProxy:
         keep = {k: v for k, v in upstream_headers if k.lower() not in dropped}
         if faults.etag is not None and is_file:
             keep = {k: (faults.etag if k.lower() in ("etag", "x-linked-etag") else v) for k, v in keep.items()}
+        if faults.repo_commit is not None and is_file:
+            keep = {k: v for k, v in keep.items() if k.lower() != "x-repo-commit"}
+            keep["X-Repo-Commit"] = faults.repo_commit
         if method == "HEAD" or not is_file or status_code != 200:
             request.send_response(status_code)
             for key, value in keep.items():
@@ -273,8 +281,9 @@ class FaultProxy:
             start = int(first)
             end = int(last) if last else len(body) - 1
             with self.lock:
-                shift, faults.wrong_range_once = int(faults.wrong_range_once), False
-                longer, faults.long_by_once = faults.long_by_once, 0
+                shift, longer = int(faults.wrong_range_once), faults.long_by_once
+                if not faults.every_time:
+                    faults.wrong_range_once, faults.long_by_once = False, 0
             request.send_response(206)
             request.send_header("Content-Range", f"bytes {start + shift}-{end}/{len(body)}")
             payload = body[start : end + 1 + longer]
@@ -283,11 +292,15 @@ class FaultProxy:
             payload = body
         for key, value in keep.items():
             request.send_header(key, value)
+        with self.lock:
+            short = faults.short_by
+            if not faults.every_time:
+                faults.short_by = 0  # once
+        if short and faults.short_announced:
+            payload = payload[: max(len(payload) - short, 0)]
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()
-        with self.lock:
-            short, faults.short_by = faults.short_by, 0  # once
-        if short:
+        if short and not faults.short_announced:
             payload = payload[: max(len(payload) - short, 0)]
             request.close_connection = True
         with self.lock:
@@ -301,7 +314,8 @@ class FaultProxy:
                     cut = faults.cut_after
                     if cut is not None and sent + len(piece) > cut:
                         piece = piece[: cut - sent]
-                        faults.cut_after = None
+                        if not faults.every_time:
+                            faults.cut_after = None
                     else:
                         cut = None
                 request.wfile.write(piece)

@@ -256,16 +256,18 @@ def test_a_checkpoint_pulled_from_another_repo_or_file_is_not_the_models(tmp_pat
     from test_load import install, saved, tiny_state
 
     from vitamin_cli import zoo
-    from vitamin_cli.checkpoints.pull import checkpoint_path, pulled_names
+    from vitamin_cli.checkpoints.owners import ModelOwner
+    from vitamin_cli.checkpoints.pull import checkpoint
+    from vitamin_cli.checkpoints.store import Store
     from vitamin_cli.errors import UsageError
-    from vitamin_cli.hub.cache import hub_dir
 
     weights = "{repo: test/tiny-vit, filename: open_clip_pytorch_model.bin}"
     path = tmp_path / "zoo.yaml"
     path.write_text(tiny_zoo_text([tiny_model("Tiny-ViT-s1M", weights=weights)], TINY_ARCHITECTURE))
     registry = zoo.load(path)
     install(registry, saved(tiny_state(registry)))
-    assert checkpoint_path(registry.get("Tiny-ViT-s1M"), hub_dir()).is_file()
+    store = Store()
+    assert checkpoint(registry.get("Tiny-ViT-s1M"), store).path(store.root).is_file()
     for edited in (
         "{repo: test/tiny-vit-v2, filename: open_clip_pytorch_model.bin}",
         "{repo: test/tiny-vit, filename: model.safetensors}",
@@ -274,5 +276,5 @@ def test_a_checkpoint_pulled_from_another_repo_or_file_is_not_the_models(tmp_pat
         path.write_text(tiny_zoo_text([tiny_model("Tiny-ViT-s1M", weights=edited)], TINY_ARCHITECTURE))
         model = zoo.load(path).get("Tiny-ViT-s1M")
         with pytest.raises(UsageError, match="not pulled"):
-            checkpoint_path(model, hub_dir())
-        assert pulled_names(hub_dir(), [model]) == set()
+            checkpoint(model, store)
+        assert store.pulled([ModelOwner(model)]) == set()

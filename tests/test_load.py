@@ -6,7 +6,6 @@ checkpoints are gigabytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -14,11 +13,11 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import Hub, Run, build_repo, tiny_model, tiny_zoo_text, vitamin_process
+from conftest import Hub, Run, build_repo, put_in_cache, tiny_model, tiny_zoo_text, vitamin_process
 
 from vitamin_cli import zoo
+from vitamin_cli.checkpoints.store import Store
 from vitamin_cli.errors import UsageError
-from vitamin_cli.hub.cache import Pulled, RepoCache, hub_dir, updating_manifest
 from vitamin_cli.models import arch, loading
 
 WEIGHTS = "{repo: test/tiny-clip, filename: pytorch_model.bin}"
@@ -54,18 +53,7 @@ def install(registry: zoo.Zoo, data: bytes) -> Path:
     """Put a checkpoint into the cache and the manifest as a pull would (same layout, same records)."""
     model = registry.get("Tiny-ViT-s1M")
     assert model.weights is not None
-    root = hub_dir()
-    digest = hashlib.sha256(data).hexdigest()
-    repo = RepoCache(root, model.weights.repo)
-    repo.blob(digest).parent.mkdir(parents=True, exist_ok=True)
-    repo.blob(digest).write_bytes(data)
-    path = repo.link("a" * 40, model.weights.filename, digest, "main")
-    with updating_manifest(root) as manifest:
-        manifest.add(
-            Pulled(
-                model.name, model.weights.repo, "model", "a" * 40, model.weights.filename, len(data), digest, digest, ""
-            )
-        )
+    path = put_in_cache(model.name, model.weights.repo, model.weights.filename, data)
     return path
 
 
@@ -74,7 +62,7 @@ def test_load_a_pulled_checkpoint(tiny_zoo: zoo.Zoo) -> None:
 
     state = tiny_state(tiny_zoo)
     install(tiny_zoo, saved(state))
-    model, preprocess, tokenizer = loading.load(tiny_zoo, "tiny-vit-s1m", hub_root=hub_dir(), dtype="bf16")
+    model, preprocess, tokenizer = loading.load(tiny_zoo, "tiny-vit-s1m", hub_root=Store().root, dtype="bf16")
     key = "visual.conv1.weight"
     assert torch.equal(model.state_dict()[key].float(), state[key].to(torch.bfloat16).float())  # type: ignore[union-attr]
     from PIL import Image
@@ -106,10 +94,10 @@ def test_the_package_level_load(tiny_zoo: zoo.Zoo) -> None:
 def test_a_model_not_pulled_names_the_pull_command(tiny_zoo: zoo.Zoo) -> None:
     """Where a checkpoint must be in the cache already (bench --weights), its absence names the pull; load()
     pulls it instead (tests/test_shared_cache.py)."""
-    from vitamin_cli.checkpoints.pull import checkpoint_path
+    from vitamin_cli.checkpoints.pull import checkpoint
 
     with pytest.raises(UsageError) as caught:
-        checkpoint_path(tiny_zoo.get("Tiny-ViT-s1M"), hub_dir())
+        checkpoint(tiny_zoo.get("Tiny-ViT-s1M"), Store())
     assert caught.value.hint == "run `vitamin pull Tiny-ViT-s1M` first"
 
 
@@ -118,7 +106,7 @@ def test_a_renamed_key_is_refused(tiny_zoo: zoo.Zoo) -> None:
     state["visual.conv1.weight_renamed"] = state.pop("visual.conv1.weight")
     install(tiny_zoo, saved(state))
     with pytest.raises(loading.CheckpointError, match=r"1 missing keys \(visual.conv1.weight\).*1 unexpected keys"):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=Store().root)
 
 
 def test_a_wrong_shape_is_refused(tiny_zoo: zoo.Zoo) -> None:
@@ -130,7 +118,7 @@ def test_a_wrong_shape_is_refused(tiny_zoo: zoo.Zoo) -> None:
     with pytest.raises(
         loading.CheckpointError, match=r"text_projection has shape \(32, 16\), the architecture \(32, 32\)"
     ):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=Store().root)
 
 
 class _RunsCode:
@@ -152,7 +140,7 @@ def test_weights_only_refuses_a_pickle_that_runs_code(tiny_zoo: zoo.Zoo, tmp_pat
     assert proof.exists()
     install(tiny_zoo, data)
     with pytest.raises(loading.CheckpointError, match="does not unpickle"):
-        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=hub_dir())
+        loading.load(tiny_zoo, "Tiny-ViT-s1M", hub_root=Store().root)
     assert not target.exists()
 
 

@@ -31,6 +31,13 @@ def manifest() -> dict[str, dict[str, object]]:
     return {entry["name"]: entry for entry in json.loads(path.read_text())["files"]}
 
 
+def manifest_files() -> list[object]:
+    """What the manifest records (nothing when there is none): files, and downloads under way."""
+    path = cache_root().with_name("hub.vitamin-manifest.json")
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return [*data.get("files", []), *data.get("downloads", [])]
+
+
 def leftovers(repo: str) -> list[str]:
     """Files in the repo's cache folder that look like a finished checkpoint or a partial one."""
     folder = repo_folder(repo)
@@ -149,21 +156,27 @@ def test_a_flipped_byte_is_caught_and_nothing_kept(hub: Hub) -> None:
     assert f"sha256 mismatch: expected {expected}" in result.stderr
     assert "got " in result.stderr
     assert not any(p.startswith(("blobs/", "snapshots/")) for p in leftovers(SMALL_REPO))
-    assert not cache_root().with_name("hub.vitamin-manifest.json").exists()
+    assert not manifest_files()  # nothing recorded
 
 
 def test_missing_file_and_missing_repo(hub: Hub) -> None:
     # olah answers as the Hub does for an anonymous client: 401, whether the repo is missing or private
     result = vitamin_process("pull", "ViTamin-XL-384-s13.3B")
     assert result.exit_code == 1
-    assert f"refused {EMPTY_REPO}/pytorch_model.bin without valid credentials (401)" in result.stderr
+    assert (
+        "HTTP 401 from 127.0.0.1" in result.stderr
+        and f"{EMPTY_REPO}/pytorch_model.bin needs credentials" in result.stderr
+    )
     result = vitamin_process("pull", "ViTamin-L2")  # no such repo on this server
     assert result.exit_code == 1
-    assert "jienengchen/ViTamin-L2-224px/pytorch_model.bin without valid credentials (401)" in result.stderr
+    assert "jienengchen/ViTamin-L2-224px/pytorch_model.bin needs credentials" in result.stderr
     assert "HF_TOKEN" in result.stderr and "repo id may be wrong" in result.stderr
     hub.proxy.faults.head_statuses = [404]
     result = vitamin_process("pull", "ViTamin-L")
-    assert "ViTamin-L-224px/pytorch_model.bin was not found (404)" in result.stderr
+    assert (
+        "HTTP 404 from 127.0.0.1" in result.stderr
+        and "ViTamin-L-224px/pytorch_model.bin was not found" in result.stderr
+    )
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -229,13 +242,13 @@ def test_not_enough_disk(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     from collections import namedtuple
 
     from vitamin_cli import zoo
-    from vitamin_cli.checkpoints.pull import pull
-    from vitamin_cli.hub.fetch import PullError
+    from vitamin_cli.checkpoints.pull import PullError, pull
+    from vitamin_cli.checkpoints.store import Store
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(PullError, match="not enough free disk"):
-        pull(zoo.get("ViTamin-B"), cache_root())
+        pull(zoo.get("ViTamin-B"), Store(cache_root()))
     assert hub.proxy.faults.body_bytes == 0
     assert not any(p.startswith(("blobs/", "snapshots/")) for p in leftovers(BIG_REPO))
 
@@ -300,8 +313,8 @@ def test_the_token_goes_to_the_hub_only(monkeypatch: pytest.MonkeyPatch, tmp_pat
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from vitamin_cli.hub import fetch as hub_module
-    from vitamin_cli.hub.cache import RepoCache
+    from vitamin_cli.hub import download as hub_module
+    from vitamin_cli.hub.remote import HubFile, Network, PullError, Remote
 
     sent: list[str | None] = []
 
@@ -320,11 +333,13 @@ def test_the_token_goes_to_the_hub_only(monkeypatch: pytest.MonkeyPatch, tmp_pat
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    repo = RepoCache(tmp_path, "jienengchen/ViTamin-S")
+    wanted = HubFile("jienengchen/ViTamin-S", "x.bin")
     try:
         for url in (f"http://127.0.0.1:{port}/jienengchen/ViTamin-S/resolve/main/x.bin", f"http://localhost:{port}/b"):
-            with pytest.raises(hub_module.PullError, match="sha256 mismatch"):  # one byte, never the right sha256
-                hub_module._download(repo, url, "e" * 64, 1, "hf_SECRET", None, hub_module.Network(), "ViTamin-S")
+            remote = Remote("c" * 40, "e" * 64, 1, url)
+            with pytest.raises(PullError, match="sha256 mismatch"):  # one byte, never the right sha256
+                hub_module.download(wanted, remote, tmp_path / "x.partial", tmp_path / "x", token="hf_SECRET",
+                                    network=Network(), label="ViTamin-S")  # fmt: skip
     finally:
         server.shutdown()
     assert sent == ["Bearer hf_SECRET", None]

@@ -189,7 +189,10 @@ def test_one_failing_file_stops_nothing_else(many: Many, tmp_path: Path) -> None
         ("Gone-s1M", "failed"),
         (NAMES["C"], "downloaded"),
     ]
-    assert f"error: Gone-s1M: the server refused {MISSING}/pytorch_model.bin" in stderr
+    assert (
+        "error: Gone-s1M: HTTP 401 from 127.0.0.1" in stderr
+        and f"{MISSING}/pytorch_model.bin needs credentials" in stderr
+    )
     assert stderr.count("error:") == 1 and "hint:" in stderr.split("error:", 1)[1].splitlines()[1]
     assert set(manifest()) == {NAMES["B"], NAMES["C"]}
     table = vitamin_process("pull", "--zoo", str(zoo), "--released")
@@ -336,15 +339,14 @@ class Calls:
 
 @pytest.fixture
 def fake_fetch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
-    """checkpoints.pull's fetch replaced by one that records each call's Network and how many ran at once."""
-    from vitamin_cli.checkpoints import pull as pull_module
-    from vitamin_cli.hub.fetch import Fetched
+    """The store's pull replaced by one that records each call's Network and how many ran at once."""
+    from vitamin_cli.checkpoints.store import Fetched, Record, Store
 
     calls = Calls([])
     lock = threading.Lock()
     running = [0]
 
-    def fetch(wanted: Any, hub_root: Path, **options: Any) -> Fetched:
+    def fetch(store: Store, owner: Any, wanted: Any, **options: Any) -> Fetched:
         with lock:
             calls.networks.append(options["network"])
             running[0] += 1
@@ -355,10 +357,10 @@ def fake_fetch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
         finally:
             with lock:
                 running[0] -= 1
-        path = hub_root / wanted.repo / wanted.filename
-        return Fetched("c" * 40, "e" * 64, 1, "e" * 64, path, "downloaded")
+        record = Record(owner.name, wanted.repo, "model", "c" * 40, wanted.filename, 1, "e" * 64, "e" * 64, "")
+        return Fetched(record, "downloaded")
 
-    monkeypatch.setattr(pull_module, "fetch", fetch)
+    monkeypatch.setattr(Store, "pull", fetch)
     yield calls
 
 

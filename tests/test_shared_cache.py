@@ -313,8 +313,8 @@ def test_an_unreachable_hub_names_the_offline_switch_in_its_hint(run: Run, monke
 
 
 def test_a_file_vitamin_pulled_found_under_another_name_stays_vitamins(hub: Hub, run: Run, tmp_path: Path) -> None:
-    """A lab's zoo naming the same repo and file finds vitamin's download: it is pulled for both, not adopted,
-    and deleting both names deletes it."""
+    """A lab's zoo naming the same repo and file finds vitamin's download, not adopted; looking records nothing,
+    and `rm` of the lab's name says which name deletes it. Once pulled for both, deleting both deletes it."""
     assert run("pull", "ViTamin-L").exit_code == 0
     lab = tmp_path / "lab.yaml"
     lab.write_text(
@@ -322,6 +322,12 @@ def test_a_file_vitamin_pulled_found_under_another_name_stays_vitamins(hub: Hub,
     )
     listed = run("ls", "--pulled", "--json", "--zoo", str(lab))
     assert [m["name"] for m in json.loads(listed.stdout)] == ["Lab-s1M"]
+    found = json.loads(run("cache", "--json", "--zoo", str(lab)).stdout)["models"]
+    assert {(r["name"], r["adopted"]) for r in found} == {("ViTamin-L-224-s12.8B", False), ("Lab-s1M", False)}
+    assert {r["name"] for r in cached(run)} == {"ViTamin-L-224-s12.8B"}  # looking recorded nothing
+    refused = run("rm", "Lab-s1M", "--yes", "--zoo", str(lab))
+    assert refused.exit_code == 1 and "vitamin pulled it for ViTamin-L-224-s12.8B" in refused.stderr
+    assert run("pull", "Lab-s1M", "--zoo", str(lab)).exit_code == 0
     assert {(r["name"], r["adopted"]) for r in cached(run)} == {("ViTamin-L-224-s12.8B", False), ("Lab-s1M", False)}
     first = run("rm", "ViTamin-L", "--yes")
     assert first.exit_code == 0 and "also pulled for Lab-s1M" in first.stdout
@@ -338,7 +344,11 @@ def test_a_snapshot_folder_that_leads_out_of_the_cache_is_not_taken(hub: Hub, ru
     (outside / "pytorch_model.bin").unlink()
     (outside / "pytorch_model.bin").symlink_to(os.path.relpath(tmp_path / "not-the-blob", outside))
     (tmp_path / "not-the-blob").write_bytes(b"not the checkpoint")
-    assert cached(run) == []
+    listed = run("cache", "--json")
+    (row,) = json.loads(listed.stdout)["models"]
+    assert (row["present"], row["state"], row["sha256"]) == (False, "leads out", None)
+    assert "leads out of the cache" in listed.stderr
+    assert run("ls", "--pulled", "--json").stdout.strip() == "[]"
     assert run("verify", "ViTamin-L", "--json").exit_code == 1
     assert (tmp_path / "not-the-blob").read_bytes() == b"not the checkpoint"
 
@@ -375,7 +385,8 @@ def test_an_offline_pull_from_a_cache_whose_manifest_cannot_be_written(hub: Hub,
 
 def test_a_found_file_is_followed_when_its_tool_moves_main(hub: Hub, run: Run, tmp_path: Path) -> None:
     from vitamin_cli import zoo
-    from vitamin_cli.checkpoints.pull import checkpoint_path
+    from vitamin_cli.checkpoints.pull import checkpoint
+    from vitamin_cli.checkpoints.store import Store
 
     repo = f"test/moving-main-{os.getpid()}-{time.monotonic_ns()}"  # a repo of its own: main moves here
     build_repo(hub.mirrors, repo, {"pytorch_model.bin": b"the first checkpoint"})
@@ -386,7 +397,8 @@ def test_a_found_file_is_followed_when_its_tool_moves_main(hub: Hub, run: Run, t
     commit = add_commit(hub.mirrors, repo, {"pytorch_model.bin": b"a newer checkpoint on main"})
     second = hf_download(repo)
     assert commit in str(second)
-    assert checkpoint_path(zoo.load(lab).get("Lab-s1M"), cache_root()) == second
+    store = Store(cache_root())
+    assert checkpoint(zoo.load(lab).get("Lab-s1M"), store).path(store.root) == second
     # the other tool relinks the old snapshot to the new blob: vitamin did not make that link, nothing is broken
     first.unlink()
     first.symlink_to(os.readlink(second))

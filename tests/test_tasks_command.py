@@ -3,17 +3,15 @@ and what a rerun of `vitamin eval -o FILE` says it skipped."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, Run
+from conftest import ROOT, Run, put_in_cache
 from test_docs import table_keys
 
 from vitamin_cli.eval import tasks
-from vitamin_cli.hub.cache import Pulled, RepoCache, hub_dir, updating_manifest
 
 COMMIT = "c" * 40
 
@@ -22,19 +20,10 @@ def put_task_files(key: str, files: dict[str, bytes]) -> dict[str, Path]:
     """A task's files in the cache and the manifest, recorded under `task:KEY` as `vitamin pull --task` does."""
     task = tasks.load().get(key)
     assert task.repo is not None
-    root = hub_dir()
-    repo = RepoCache(root, task.repo, "dataset")
-    paths = {}
-    with updating_manifest(root) as manifest:
-        for filename, data in files.items():
-            digest = hashlib.sha256(data).hexdigest()
-            repo.blob(digest).parent.mkdir(parents=True, exist_ok=True)
-            repo.blob(digest).write_bytes(data)
-            paths[filename] = repo.link(COMMIT, filename, digest, "main")
-            manifest.add(
-                Pulled(f"task:{key}", task.repo, "dataset", COMMIT, filename, len(data), digest, digest, "2025-01-01")
-            )
-    return paths
+    return {
+        filename: put_in_cache(f"task:{key}", task.repo, filename, data, repo_type="dataset", commit=COMMIT)
+        for filename, data in files.items()
+    }
 
 
 def listed(run: Run, *args: str) -> list[dict[str, Any]]:

@@ -30,15 +30,16 @@ def load(
     from pathlib import Path
 
     from vitamin_cli import zoo
+    from vitamin_cli.checkpoints.store import Store
     from vitamin_cli.errors import UsageError
-    from vitamin_cli.hub.cache import hub_dir
     from vitamin_cli.models import loading
 
     if dtype is not None and precision is not None and dtype != precision:
         raise UsageError(f"dtype={dtype!r} and precision={precision!r}: give one (precision is dtype's older name)")
-    own = Path(checkpoint) if checkpoint is not None else None
+    own = Path(checkpoint).expanduser() if checkpoint is not None else None
     chosen = dtype or precision or "fp32"
-    return loading.load(zoo.load(), name, hub_root=hub_dir(cache_dir), checkpoint=own, device=device, dtype=chosen)
+    root = Store(cache_dir).root
+    return loading.load(zoo.load(), name, hub_root=root, checkpoint=own, device=device, dtype=chosen)
 
 
 def __getattr__(name: str) -> str:

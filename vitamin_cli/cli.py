@@ -87,6 +87,8 @@ def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    from vitamin_cli.commands._options import expanding_paths
+
     built.callback()(root)
     for name in names:
         module = importlib.import_module(f"vitamin_cli.commands.{COMMANDS[name]}")
@@ -97,7 +99,7 @@ def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
             epilog=None if alias else module.EXAMPLES,
             hidden=alias,
             help=f"Alias of `vitamin {COMMANDS[name]}`." if alias else prose(function.__doc__),
-        )(function)
+        )(expanding_paths(function))
     return built
 
 
@@ -121,10 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Turning a command's signature into a parser takes a few milliseconds: build only the one asked for.
     asked = command_asked(args, tuple(COMMANDS))
     runner = build_app([asked]) if asked is not None else build_app()
-    if sys.stdout is None:  # started with stdout closed (`vitamin ls >&-`)
-        if sys.stderr is not None:
-            console.report_error(VitaminError("stdout is closed", hint="send the output somewhere, e.g. > file"))
-        sys.exit(EXIT_FAILURE)
+    _exit_if_stdout_closed()
     stdout = sys.stdout
     sys.stdout = console.GuardedStream(stdout)
     try:
@@ -137,40 +136,77 @@ def main(argv: Sequence[str] | None = None) -> None:
             finally:
                 sys.stdout = stdout
     except console.OutputError as err:
-        if err.broken_pipe:  # the reader went away (`| head`): quietly, as other command-line tools do
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing left to flush at exit
-            sys.exit(EXIT_BROKEN_PIPE)
-        console.report_error(VitaminError(f"cannot write the output: {err}", hint="check the disk or file it goes to"))
-        sys.exit(EXIT_FAILURE)
+        sys.exit(_output_failed(err))
     except VitaminError as err:
         console.report_error(err)
         sys.exit(err.exit_code)
     except ModuleNotFoundError as err:
-        from vitamin_cli.extras import extra_of, install_command
-
-        extra = extra_of(err.name)
-        if extra is None:
+        missing = _missing_extra(err)
+        if missing is None:  # not a module an extra installs: a bug, shown with its traceback
             raise
-        missing = UsageError(f"this command needs {err.name}, from the '{extra}' extra", hint=install_command(extra))
-        missing.__cause__ = err
         console.report_error(missing)
         sys.exit(EXIT_USAGE)
     except PermissionError as err:  # a folder or file of the cache (or the user's) that this user may not read
-        denied = VitaminError(
-            f"permission denied: {err.filename or err}",
-            hint="ask the owner of that path for access, or point --cache-dir (or HF_HUB_CACHE) at your own folder",
-        )
-        denied.__cause__ = err
+        denied = _permission_denied(err)
         console.report_error(denied)
         sys.exit(denied.exit_code)
     except KeyboardInterrupt as err:
         sys.exit(_stopped_by(err.signum if isinstance(err, interrupts.Terminated) else signal.SIGINT))
     except SystemExit as done:
-        if stopped.signum is not None:  # typer turns a KeyboardInterrupt into a silent 130: what it was
-            sys.exit(_stopped_by(stopped.signum))
-        if done.code == EXIT_INTERRUPTED:
-            sys.exit(_stopped_by(signal.SIGINT))
-        raise
+        signum = _signal_behind(done, stopped)
+        if signum is None:
+            raise
+        sys.exit(_stopped_by(signum))
+
+
+def _exit_if_stdout_closed() -> None:
+    """Started with stdout closed (`vitamin ls >&-`), the command has nowhere to write: say so, where stderr is open."""
+    if sys.stdout is None:
+        if sys.stderr is not None:
+            console.report_error(VitaminError("stdout is closed", hint="send the output somewhere, e.g. > file"))
+        sys.exit(EXIT_FAILURE)
+
+
+def _output_failed(err: console.OutputError) -> int:
+    """The exit code when stdout failed: EXIT_BROKEN_PIPE, quietly, when its reader went away (`| head`), as other
+    command-line tools do; else EXIT_FAILURE, with the reason."""
+    if err.broken_pipe:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing left to flush at exit
+        return EXIT_BROKEN_PIPE
+    console.report_error(VitaminError(f"cannot write the output: {err}", hint="check the disk or file it goes to"))
+    return EXIT_FAILURE
+
+
+def _missing_extra(err: ModuleNotFoundError) -> UsageError | None:
+    """The error that names the extra to install for a missing module; None when no extra installs it."""
+    from vitamin_cli.extras import extra_of, install_command
+
+    extra = extra_of(err.name)
+    if extra is None:
+        return None
+    missing = UsageError(f"this command needs {err.name}, from the '{extra}' extra", hint=install_command(extra))
+    missing.__cause__ = err
+    return missing
+
+
+def _permission_denied(err: PermissionError) -> VitaminError:
+    """The error for a path this user may not read, saying where to point vitamin instead."""
+    denied = VitaminError(
+        f"permission denied: {err.filename or err}",
+        hint="ask the owner of that path for access, or point --cache-dir (or HF_HUB_CACHE) at your own folder",
+    )
+    denied.__cause__ = err
+    return denied
+
+
+def _signal_behind(done: SystemExit, stopped: interrupts.Pressed) -> int | None:
+    """The signal that stopped the command when typer exits for it (it turns a KeyboardInterrupt into a silent
+    130); None for an ordinary exit."""
+    if stopped.signum is not None:
+        return stopped.signum
+    if done.code == EXIT_INTERRUPTED:
+        return signal.SIGINT
+    return None
 
 
 def _ray_scope(args: Sequence[str]) -> AbstractContextManager[object]:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import re
+
 EXIT_FAILURE = 1  # the command ran and something is wrong: a checksum mismatch, a failed download
 EXIT_USAGE = 2  # the command cannot run as asked: a bad flag, an unknown model, a malformed zoo.yaml
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # the reader of stdout went away: 128 + SIGPIPE, what `yes | head -1` leaves
 
 
+_CREDENTIALS = re.compile(r"(?<=://)[^/\s@]+@")
+
+
+def scrub(text: str) -> str:
+    """`text` with the credentials of any URL in it (`http://user:password@host`) replaced by `***`."""
+    return _CREDENTIALS.sub("***@", text)
+
+
 class VitaminError(Exception):
-    """An error that the CLI turns into a one-paragraph message and an exit code, never a traceback."""
+    """An error that the CLI turns into a one-paragraph message and an exit code, never a traceback. Its message
+    and hint never carry the credentials of a URL."""
 
     exit_code = EXIT_FAILURE
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        message, hint = scrub(message), scrub(hint) if hint is not None else None
         super().__init__(message)
         self.message = message
         self.hint = hint

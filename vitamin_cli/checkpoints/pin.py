@@ -30,17 +30,17 @@ class Pin:
 
 def fetch_pins(models: Sequence[Model], revision: str | None = None, token: str | bool | None = None) -> list[Pin]:
     """Ask the Hub what each model's checkpoint is now (network)."""
-    from vitamin_cli.hub.fetch import HubFile, Network, PullError, metadata
+    from vitamin_cli.hub.remote import HubFile, Network, PullError, resolve
 
     network = Network.from_environment()
     pins = []
     for model in models:
         assert model.weights is not None
         wanted = HubFile(model.weights.repo, model.weights.filename, revision or "main")
-        meta = metadata(wanted, token, network, model.name)
-        if not is_sha256(meta.etag):
-            raise PullError(f"{model.name}: the Hub gave ETag {meta.etag!r}, not a sha256: is the file in Git LFS?")
-        pins.append(Pin(model.name, model.weights.repo, meta.commit_hash, meta.etag, meta.size))
+        remote = resolve(wanted, token, network, model.name)
+        if not is_sha256(remote.etag):
+            raise PullError(f"{model.name}: the Hub gave ETag {remote.etag!r}, not a sha256: is the file in Git LFS?")
+        pins.append(Pin(model.name, model.weights.repo, remote.commit, remote.etag, remote.size))
     return pins
 
 

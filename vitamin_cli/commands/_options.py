@@ -445,3 +445,27 @@ def selecting(with_all: bool) -> Callable[[Command], Command]:
         return typing.cast(Command, run)
 
     return decorate
+
+
+def expanding_paths(command: Command) -> Command:
+    """The command, with `~` expanded in every path it is given: a quoted `~/w`, or one from an environment
+    variable, reaches vitamin as it is (the shell expands only an unquoted one)."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    parameters = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()]
+
+    @functools.wraps(command)
+    def run(**given: Any) -> None:
+        command(**{name: _expanded(value) for name, value in given.items()})
+
+    del run.__wrapped__  # typer reads the signature below, not the command's own
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return typing.cast(Command, run)
+
+
+def _expanded(value: Any) -> Any:
+    if isinstance(value, Path):
+        return value.expanduser()
+    if isinstance(value, list):
+        return [_expanded(item) for item in value]
+    return value

@@ -20,6 +20,7 @@ from vitamin_cli.views.sink import OutputFormat
 if TYPE_CHECKING:
     from vitamin_cli.models.bench import BenchSettings, Progress
     from vitamin_cli.models.bench_results import BenchResult, ResultsLog
+    from vitamin_cli.runners import Runner
     from vitamin_cli.views.progress import LiveTable
     from vitamin_cli.zoo import Model, Zoo
 
@@ -69,38 +70,34 @@ def bench_command(
     """
     from vitamin_cli import runners, zoo
     from vitamin_cli.checkpoints.pull import pulled_models
-    from vitamin_cli.hub.cache import hub_dir
+    from vitamin_cli.checkpoints.store import Store
     from vitamin_cli.models import bench, bench_results, bench_sweep
-    from vitamin_cli.models import device as devices
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv)
     _refuse_conflicts(tower=tower, tune=tune, weights=weights, ray=ray)
     _check_compile_mode(compile_, compile_mode)
     opt.check_dtype(dtype)
-    if out is not None:
-        check_writable(out)
-        bench_results.check_results_file(out)
-    saved = bench_results.read_saved(out) if out is not None else {}
+    saved = _saved(out)
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
-    hub_root = hub_dir(cache_dir) if weights else None
-    if hub_root is not None and not (selection.names or selection.filtered):
-        models = pulled_models(models, hub_root)
+    store = Store(cache_dir) if weights else None
+    hub_root = store.root if store is not None else None
+    if store is not None and not (selection.names or selection.filtered):
+        models = pulled_models(models, store)
     runner = runners.make(ray)
-    settings = bench.default_settings(
-        device or devices.default_device(runner),
+    settings = _settings(
+        runner,
+        device=device,
         dtype=dtype,
-        amp=amp or None,
-        batch_size=int(batch_size) if batch_size and batch_size != "auto" else None,
-        auto_batch=batch_size == "auto" or None,
-        compile=compile_ or None,
+        amp=amp,
+        batch_size=batch_size,
+        compile_=compile_,
         compile_mode=compile_mode,
         channels_last=channels_last,
         warmup=warmup,
         iters=iters,
         repeats=repeats,
     )
-    devices.check_for(runner, settings.device, settings.dtype, settings.amp)
     towers = bench.TOWERS if tower == "both" else (tower,)
     _announce(registry, models, towers, settings.device, hub_root)
     if settings.device == "cpu" and hub_root is None and not (selection.names or selection.filtered):
@@ -116,6 +113,58 @@ def bench_command(
     results = _shown_live(found, bench_results.ResultsLog(out))
     results = bench_sweep.in_table_order(results, models)
     sink.write_rows(chosen, results, COLUMNS, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
+    _exit_if_failed(results)
+
+
+def _saved(out: Path | None) -> dict[str, BenchResult]:
+    """The results a rerun skips: those already in -o FILE, once the file is known to take more."""
+    from vitamin_cli.models import bench_results
+
+    if out is None:
+        return {}
+    check_writable(out)
+    bench_results.check_results_file(out)
+    return bench_results.read_saved(out)
+
+
+def _settings(
+    runner: Runner,
+    *,
+    device: str | None,
+    dtype: str | None,
+    amp: bool,
+    batch_size: str | None,
+    compile_: bool,
+    compile_mode: str | None,
+    channels_last: bool | None,
+    warmup: int | None,
+    iters: int | None,
+    repeats: int | None,
+) -> BenchSettings:
+    """The settings the options ask for, the defaults of the device (the runner's by default) filling the rest,
+    checked against the devices the runner has."""
+    from vitamin_cli.models import bench
+    from vitamin_cli.models import device as devices
+
+    settings = bench.default_settings(
+        device or devices.default_device(runner),
+        dtype=dtype,
+        amp=amp or None,
+        batch_size=int(batch_size) if batch_size and batch_size != "auto" else None,
+        auto_batch=batch_size == "auto" or None,
+        compile=compile_ or None,
+        compile_mode=compile_mode,
+        channels_last=channels_last,
+        warmup=warmup,
+        iters=iters,
+        repeats=repeats,
+    )
+    devices.check_for(runner, settings.device, settings.dtype, settings.amp)
+    return settings
+
+
+def _exit_if_failed(results: list[BenchResult]) -> None:
+    """Each failed tower's error on stderr, with the command that shows why, then exit 1."""
     failed = [r for r in results if r.error]
     for r in failed:
         typer.echo(f"error: {r.model} {r.tower}: {r.error}", err=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 from vitamin_cli import console
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.views import sink
 from vitamin_cli.views.sink import Cell, OutputFormat
+
+if TYPE_CHECKING:
+    from vitamin_cli.checkpoints.store import Partial, Record
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -28,17 +32,18 @@ def cache_command(
     found them there (put by open_clip, timm, `hf download`), interrupted downloads, and the total on disk. A
     file deleted by another tool is listed as gone."""
     from vitamin_cli import zoo
-    from vitamin_cli.checkpoints.pull import with_found
-    from vitamin_cli.hub.cache import hub_dir, manifest_path, partial_downloads
+    from vitamin_cli.checkpoints.owners import ModelOwner
+    from vitamin_cli.checkpoints.store import Store
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
-    root = hub_dir(cache_dir)
-    released = [m for m in zoo.load(zoo_path).models if m.released]
-    pulled = sorted(with_found(root, released).entries, key=lambda e: (e.name, e.pulled_at))
-    partials = partial_downloads(root)
-    present = [e for e in pulled if e.snapshot(root).exists()]
+    store = Store(cache_dir)
+    root = store.root
+    released = [ModelOwner(m) for m in zoo.load(zoo_path).models if m.released]
+    pulled = sorted(store.records(released, everything=True), key=lambda r: (r.name, r.pulled_at))
+    partials = store.partials()
+    present = [r for r in pulled if r.present]
     # a blob two entries share is counted once, as the cache scanner counts it
-    blobs = {(e.repo_type, e.repo, e.etag): e.size_bytes for e in present}
+    blobs = {(r.repo_type, r.repo, r.etag): r.size_bytes for r in present}
     total = sum(blobs.values()) + sum(p.size_bytes for p in partials)
 
     def table() -> None:
@@ -46,39 +51,57 @@ def cache_command(
         if not pulled and not partials:
             console.write_text("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
             return
-        rows: list[list[Cell]] = []
-        for e in pulled:
-            gone = e not in present
-            rows.append(
-                [
-                    (f"{e.name} (gone)", "yellow") if gone else e.name,
-                    console.human_bytes(e.size_bytes),
-                    e.revision[:10],
-                    f"found {e.pulled_at}" if e.adopted else e.pulled_at,
-                    str(e.snapshot(root)),
-                ]
-            )
-        for p in partials:
-            rows.append([(f"{p.repo} (partial)", "yellow"), console.human_bytes(p.size_bytes), "", "", str(p.path)])
+        rows: list[list[Cell]] = [_row(r, root) for r in pulled] + [_partial_row(p) for p in partials]
         console.console().print(sink.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}))
-        vanished = len(pulled) - len(present)
+        elsewhere = len(pulled) - len(present)
         console.write_text(
             f"total {console.human_bytes(total)} in {len(present)} files"
             + (f" and {len(partials)} partial downloads" if partials else "")
-            + (f"; {vanished} deleted outside vitamin (`vitamin rm` forgets them)" if vanished else "")
+            + (f"; {elsewhere} not as pulled (`vitamin verify` says why)" if elsewhere else "")
         )
 
+    _problems(pulled)
     sink.write(
         chosen,
         json=lambda: {
             "cache_dir": str(root),
-            "manifest": str(manifest_path(root)),
-            "models": [e.to_json(root) for e in pulled],
+            "manifest": str(store.manifest_path),
+            "models": [r.to_json(root) for r in pulled],
             "partial": [
-                {"repo": p.repo, "repo_type": p.repo_type, "path": str(p.path), "size_bytes": p.size_bytes}
+                {
+                    "repo": p.repo,
+                    "repo_type": p.repo_type,
+                    "path": str(p.path),
+                    "size_bytes": p.size_bytes,
+                    "for": list(p.names),
+                    "stale": p.stale,
+                }  # fmt: skip
                 for p in partials
             ],
             "total_bytes": total,
         },
         table=table,
     )
+
+
+def _row(record: Record, root: Path) -> list[Cell]:
+    """A file: its name marked with its state when it is not present (gone, leads out, not a link to its blob)."""
+    name: Cell = record.name if record.present else (f"{record.name} ({record.state})", "yellow")
+    size = console.human_bytes(record.size_bytes) if record.size_bytes else ""
+    pulled = f"found {record.pulled_at}" if record.adopted else record.pulled_at
+    return [name, size, record.revision[:10], pulled, str(record.path(root))]
+
+
+def _partial_row(partial: Partial) -> list[Cell]:
+    what = "partial, stale" if partial.stale else "partial"
+    label = ", ".join(partial.names) or partial.repo
+    return [(f"{label} ({what})", "yellow"), console.human_bytes(partial.size_bytes), "", "", str(partial.path)]
+
+
+def _problems(records: list[Record]) -> None:
+    """Folders that lead out of the cache, each said once on stderr with what to do."""
+    shown = set()
+    for record in records:
+        if record.problem is not None and record.problem.message not in shown:
+            shown.add(record.problem.message)
+            console.report_error(record.problem)

@@ -69,22 +69,17 @@ def ls_command(
 ) -> None:
     """List the zoo: one row per model, grouped like the zoo table, winners of each block highlighted."""
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
-    if reverse and sort is None:
-        raise UsageError("--reverse needs --sort COLUMN")
-    if (with_audit or bench_file or eval_file) and chosen != OutputFormat.table:
-        raise UsageError("--audit, --bench and --eval add columns to the table only")
+    _refuse_conflicts(chosen, sort=sort, reverse=reverse, adds_columns=bool(with_audit or bench_file or eval_file))
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
     if pulled is not None:
-        from vitamin_cli.checkpoints.pull import pulled_names
-        from vitamin_cli.hub.cache import hub_dir
+        from vitamin_cli.checkpoints.owners import ModelOwner
+        from vitamin_cli.checkpoints.store import Store
 
-        present = pulled_names(hub_dir(cache_dir), models)
+        present = Store(cache_dir).pulled(ModelOwner(m) for m in models)
         models = [m for m in models if (m.name in present) == pulled]
     if sort is not None:
-        present_values = [m for m in models if m.value(sort) is not None]
-        present_values.sort(key=lambda m: cast(float, m.value(sort)), reverse=reverse)
-        models = present_values + [m for m in models if m.value(sort) is None]
+        models = _sorted(models, sort, reverse)
     if chosen == OutputFormat.table and not models:
         console.err_console().print("no model matches these filters; `vitamin ls` shows them all")
         return
@@ -113,6 +108,21 @@ def ls_command(
         csv=lambda: render.to_csv(models),
         markdown=lambda: render.to_markdown(registry, models),
     )
+
+
+def _refuse_conflicts(chosen: OutputFormat, *, sort: str | None, reverse: bool, adds_columns: bool) -> None:
+    """Options that make no sense together, refused before the zoo is read."""
+    if reverse and sort is None:
+        raise UsageError("--reverse needs --sort COLUMN")
+    if adds_columns and chosen != OutputFormat.table:
+        raise UsageError("--audit, --bench and --eval add columns to the table only")
+
+
+def _sorted(models: list[zoo.Model], column: str, reverse: bool) -> list[zoo.Model]:
+    """The models with a value in the column, sorted by it; then those without one, in their order."""
+    present = [m for m in models if m.value(column) is not None]
+    present.sort(key=lambda m: cast(float, m.value(column)), reverse=reverse)
+    return present + [m for m in models if m.value(column) is None]
 
 
 def _audit_counts(registry: zoo.Zoo, models: list[zoo.Model]) -> dict[str, dict[str, float]]:

@@ -34,7 +34,7 @@ def pin_command(
 
     if bool(names) == all_models:
         raise UsageError("name the models to pin, or use --all")
-    from vitamin_cli.hub.fetch import check_revision
+    from vitamin_cli.checkpoints.pull import check_revision
 
     check_revision(revision)
     registry = zoo.load(zoo_path)

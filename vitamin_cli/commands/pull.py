@@ -26,9 +26,11 @@ from vitamin_cli.views import sink
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.checkpoints.pull import PullResult
-    from vitamin_cli.hub.fetch import Network, ProgressCallback
+    from vitamin_cli.checkpoints.pull import Network, PullResult
+    from vitamin_cli.checkpoints.store import Store
     from vitamin_cli.zoo import Model
+
+ProgressCallback = Callable[[int, int], None]
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -102,43 +104,24 @@ def pull_command(
     stopped. Every file is checked against the Hub's ETag (sha256, or git blob id) and zoo.yaml's pin before it
     is kept. Up to --jobs files come at once, a large one as --connections byte ranges at once.
     """
-    import dataclasses
     import logging
 
-    from vitamin_cli import zoo
-    from vitamin_cli.hub.cache import hub_dir
-    from vitamin_cli.hub.fetch import Network, check_revision
+    from vitamin_cli.checkpoints.pull import check_revision, network_settings
+    from vitamin_cli.checkpoints.store import Store
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     check_revision(revision)
-    network = Network.from_environment()  # a bad setting is a usage error before any model is tried
-    if connections is not None:
-        network = dataclasses.replace(network, connections=connections)
+    network = network_settings(connections)  # a bad setting is a usage error before any model is tried
     # huggingface_hub's retry warnings would break the progress bars; what finally fails is reported below.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    root = hub_dir(cache_dir)
-    if task or suite:
-        from vitamin_cli.eval import tasks
-
-        wanted = tasks.load().resolve(task or [], suite or [])
-        models = selection.models(zoo.load(zoo_path)) if selection.names or selection.filtered else []
-    else:
-        selection.require("pull")
-        wanted, models = [], selection.models(zoo.load(zoo_path))
+    store = Store(cache_dir)
+    models, wanted = _what_to_pull(selection, task, suite, zoo_path)
     if local_dir is not None:
-        from vitamin_cli.checkpoints.pull import check_local_dir
-
-        if wanted or len(models) != 1:
-            raise UsageError(
-                "--local-dir takes one model (every checkpoint is named pytorch_model.bin), not tasks",
-                hint="pull each model into a folder of its own: vitamin pull NAME --local-dir weights/NAME",
-            )
-        check_local_dir(local_dir, root)
-
+        _check_local_dir(local_dir, store, models, wanted)
     try:
         with _progress_display(quiet or chosen == OutputFormat.json) as show:
-            calls = [_model_call(m, root, revision, network, selection.explicit, show, local_dir) for m in models]
-            calls += [_task_call(t, root, network, show) for t in wanted]
+            calls = [_model_call(m, store, revision, network, selection.explicit, show, local_dir) for m in models]
+            calls += [_task_call(t, store, network, show) for t in wanted]
             results = _at_once(calls, jobs)
     except _Stranded as stopped:
         _leave_now(stopped.signum)
@@ -148,9 +131,35 @@ def pull_command(
         raise typer.Exit(EXIT_FAILURE)
 
 
+def _what_to_pull(
+    selection: opt.Selection, task: list[str] | None, suite: list[str] | None, zoo_path: Path | None
+) -> tuple[list[Model], list[Any]]:
+    """The models and the tasks asked for: tasks (with models only where named or filtered), or models."""
+    from vitamin_cli import zoo
+
+    if task or suite:
+        from vitamin_cli.eval import tasks
+
+        wanted = tasks.load().resolve(task or [], suite or [])
+        return (selection.models(zoo.load(zoo_path)) if selection.names or selection.filtered else []), wanted
+    selection.require("pull")
+    return selection.models(zoo.load(zoo_path)), []
+
+
+def _check_local_dir(local_dir: Path, store: Store, models: list[Model], wanted: list[Any]) -> None:
+    from vitamin_cli.checkpoints.pull import check_local_dir
+
+    if wanted or len(models) != 1:
+        raise UsageError(
+            "--local-dir takes one model (every checkpoint is named pytorch_model.bin), not tasks",
+            hint="pull each model into a folder of its own: vitamin pull NAME --local-dir weights/NAME",
+        )
+    check_local_dir(local_dir, store)
+
+
 def _model_call(
     model: Model,
-    root: Any,
+    store: Store,
     revision: str | None,
     network: Network,
     explicit: bool,
@@ -163,7 +172,7 @@ def _model_call(
 
     def call() -> PullResult:
         try:
-            result = pull(model, root, revision=revision, progress=show(model.name), network=network)
+            result = pull(model, store, revision=revision, progress=show(model.name), network=network)
             if local_dir is not None and result.path is not None:
                 try:
                     result.local_path = str(copy_to(result, local_dir))
@@ -189,9 +198,21 @@ def _model_call(
 
 
 def _task_call(
-    task: Any, root: Any, network: Network, show: Callable[[str], ProgressCallback | None]
+    task: Any, store: Store, network: Network, show: Callable[[str], ProgressCallback | None]
 ) -> Callable[[], PullResult]:
-    return lambda: _pull_task(task, root, network, show)
+    """Pulling one task's files, as a call that gives its result (a failure too) and reports its error."""
+    from vitamin_cli.checkpoints.owners import TaskOwner
+    from vitamin_cli.checkpoints.pull import PullResult
+    from vitamin_cli.eval import layouts
+
+    def call() -> PullResult:
+        try:
+            return layouts.pull(task, store.root, network=network, progress=show)
+        except VitaminError as err:
+            _report(err)
+            return PullResult(name=TaskOwner.name_of(task.key), repo=task.repo, status="failed", error=err.message)
+
+    return call
 
 
 _reporting = threading.Lock()
@@ -260,45 +281,20 @@ def _leave_now(signum: int) -> NoReturn:
     os._exit(128 + signum)
 
 
-def _pull_task(task: Any, root: Any, network: Any, show: Callable[[str], ProgressCallback | None]) -> PullResult:
-    """Fetch a task's data files; one result for the task (its files summed), recorded as `task:<key>`."""
-    from vitamin_cli.checkpoints.pull import PullResult
-    from vitamin_cli.eval import layouts
-    from vitamin_cli.hub.cache import read_manifest
-
-    name = f"task:{task.key}"
-    if task.repo is None:
-        return PullResult(name=name, status="failed", error=f"{task.key} is local data: there is nothing to pull")
-    before = {e.etag for e in read_manifest(root, warn=False).of(name)}
-    try:
-        commit, paths = layouts.fetch(task, root, network=network, progress=show)
-    except VitaminError as err:
-        _report(err)
-        return PullResult(name=name, repo=task.repo, status="failed", error=err.message)
-    entries = [e for e in read_manifest(root, warn=False).of(name) if e.revision == commit]
-    fresh = {e.etag for e in entries} - before
-    return PullResult(
-        name=name,
-        repo=task.repo,
-        revision=commit,
-        filename=f"{len(paths)} files",
-        path=str(next(iter(paths.values())).parent),
-        size_bytes=sum(e.size_bytes for e in entries),
-        status="downloaded" if fresh else "cached",
-    )
-
-
 def _summary(results: list[PullResult]) -> None:
     from collections import Counter
 
     lines = []
     for r in results:
-        if r.status in ("downloaded", "resumed", "cached"):
+        if r.status in ("downloaded", "resumed", "restarted", "cached"):
             path = r.local_path or r.path
             lines.append(f"{r.status:10s} {r.name:24s} {console.human_bytes(r.size_bytes or 0):>10s}  {path}")
     counts = Counter(r.status for r in results)
-    done = counts["downloaded"] + counts["resumed"] + counts["cached"]
-    how = f"{counts['downloaded']} downloaded, {counts['resumed']} resumed, {counts['cached']} already cached"
+    done = counts["downloaded"] + counts["resumed"] + counts["restarted"] + counts["cached"]
+    restarted = f", {counts['restarted']} restarted (the server does not serve ranges)" if counts["restarted"] else ""
+    how = (
+        f"{counts['downloaded']} downloaded, {counts['resumed']} resumed{restarted}, {counts['cached']} already cached"
+    )
     parts = [f"{done} present ({how})"]
     if counts["unreleased"]:
         parts.append(f"{counts['unreleased']} skipped without public weights")

@@ -1,4 +1,4 @@
-"""`vitamin rm`: delete pulled checkpoints from the cache."""
+"""`vitamin rm`: delete pulled checkpoints (and task data) from the cache."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
 
 if TYPE_CHECKING:
-    from vitamin_cli.hub.cache import Pulled
+    from vitamin_cli.checkpoints.store import Record, Removal, Store
 
 EXAMPLES = """
 Examples:
 
   vitamin rm ViTamin-L            # asks first
   vitamin rm ViTamin-L ViTamin-S --yes
+  vitamin rm task:vtab/cifar10 --yes
 """
 
 
@@ -28,7 +29,9 @@ def rm_command(
     names: Annotated[
         list[str],
         typer.Argument(
-            help="Models to delete from the cache.", autocompletion=opt.complete_model_names, show_default=False
+            help="Models (or task:KEY) to delete from the cache.",
+            autocompletion=opt.complete_model_names,
+            show_default=False,
         ),
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -36,57 +39,102 @@ def rm_command(
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Delete models' files from the cache: every revision vitamin pulled of each, but only what no other model
-    and no other tool's snapshot uses; then their manifest entries. A checkpoint another tool put in the cache
-    (open_clip, timm, `hf download`) is left in place, and the message says how to delete it."""
-    from vitamin_cli.checkpoints.pull import with_found
-    from vitamin_cli.checkpoints.verify import canonical_name
-    from vitamin_cli.hub.cache import hub_dir, remove
+    and no other tool's snapshot uses, and their interrupted downloads; then their records. A checkpoint another
+    tool put in the cache (open_clip, timm, `hf download`) is left in place, and the message says how to delete
+    it."""
+    from vitamin_cli.checkpoints.owners import ModelOwner
+    from vitamin_cli.checkpoints.store import Store
 
     registry = zoo.load(zoo_path)
-    root = hub_dir(cache_dir)
-    manifest = with_found(root, [m for m in registry.models if m.released])
-    wanted: list[str] = []
-    for name in names:
-        canonical = canonical_name(registry, manifest, name)  # a name pulled with another zoo file counts too
-        if canonical not in wanted:
-            wanted.append(canonical)
-    ours = {n: [e for e in manifest.of(n) if not e.adopted] for n in wanted}
-    found = {n: [e for e in manifest.of(n) if e.adopted] for n in wanted}
-    missing = [n for n in wanted if not ours[n] and not found[n]]
-    present = [n for n in wanted if ours[n]]
+    store = Store(cache_dir)
+    every = store.records([ModelOwner(m) for m in registry.models if m.released], everything=True)
+    wanted = list(dict.fromkeys(_canonical(registry, store, name) for name in names))
+    records = [r for r in every if r.name in wanted]
+    refused = _refused(records)
+    ours = {n: [r for r in records if r.name == n and r.recorded and not r.adopted] for n in wanted}
+    found = {n: [r for r in records if r.name == n and not (r.recorded and not r.adopted)] for n in wanted}
+    partials = {n: [p for p in store.partials() if n in p.names] for n in wanted}
+    present = [n for n in wanted if (ours[n] or partials[n]) and n not in refused]
+    missing = [n for n in wanted if not ours[n] and not found[n] and not partials[n]]
     for name in missing:
-        print(f"{name} is not pulled into {root}; nothing to delete", file=sys.stderr)
+        print(f"{name} is not pulled into {store.root}; nothing to delete", file=sys.stderr)
     if present and not yes:
         if not sys.stdin.isatty():
             raise UsageError("not deleting without confirmation: pass --yes")
-        total = console.human_bytes(sum(e.size_bytes for n in present for e in ours[n]))
-        typer.confirm(f"Delete {', '.join(present)} (up to {total}) from {root}?", abort=True)
-    for name in present:
-        removal = remove(root, name)
-        files = len(removal.deleted)
-        console.write_text(
-            f"deleted {name}: {files} file{'s' if files != 1 else ''}, {console.human_bytes(removal.freed_bytes)} freed"
+        size = sum(r.size_bytes for n in present for r in ours[n]) + sum(
+            p.size_bytes for n in present for p in partials[n]
         )
-        for path, reason in removal.kept:
-            console.write_text(f"  kept {_short(path, root)}: {reason}")
-        for path in removal.others:
-            console.write_text(f"  still in the cache, not pulled by vitamin: {_short(path, root)}")
+        typer.confirm(f"Delete {', '.join(present)} (up to {console.human_bytes(size)}) from {store.root}?", abort=True)
+    for name in present:
+        _show(name, store.remove(name), store.root)
     for name in wanted:
-        _left_in_place(name, found[name], root, cache_dir is not None)
-    if missing or any(found.values()):
+        if name not in refused:
+            kept = [r for r in found[name] if r.problem is None]
+            _left_in_place(name, kept, every, store.root, cache_dir is not None)
+    if missing or refused or any(found.values()):
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _left_in_place(name: str, entries: list[Pulled], root: Path, explicit_cache: bool) -> None:
-    """Say that files another tool put in the cache stay, and how to delete them with the hf CLI."""
-    for entry in entries:
-        where = _short(entry.snapshot(root), root)
+def _canonical(registry: zoo.Zoo, store: Store, name: str) -> str:
+    """A model by any of its names, a task (`task:KEY`, which must be a task vitamin knows or has records of),
+    or a name recorded in the cache (pulled with another zoo file)."""
+    from vitamin_cli.checkpoints.owners import TaskOwner, task_key
+    from vitamin_cli.checkpoints.verify import canonical_name
+
+    key = task_key(name)
+    if key is None:
+        return canonical_name(registry, store, name)
+    from vitamin_cli.eval import tasks
+
+    if key not in {t.key for t in tasks.load().tasks} and name not in store.recorded_names():
+        raise UsageError(f"unknown task {key!r}", hint="`vitamin tasks` lists the task keys")
+    return TaskOwner.name_of(key)
+
+
+def _refused(records: list[Record]) -> set[str]:
+    """Names whose files sit behind a folder that leads out of the cache: reported, and nothing of them deleted."""
+    refused = set()
+    shown = set()
+    for record in records:
+        if record.problem is not None:
+            refused.add(record.name)
+            if record.problem.message not in shown:
+                shown.add(record.problem.message)
+                console.report_error(record.problem)
+    return refused
+
+
+def _show(name: str, removal: Removal, root: Path) -> None:
+    files = len(removal.deleted)
+    console.write_text(
+        f"deleted {name}: {files} file{'s' if files != 1 else ''}, {console.human_bytes(removal.freed_bytes)} freed"
+    )
+    for path, reason in removal.kept:
+        console.write_text(f"  kept {_short(path, root)}: {reason}")
+    for path in removal.others:
+        console.write_text(f"  still in the cache, not pulled by vitamin: {_short(path, root)}")
+
+
+def _left_in_place(name: str, records: list[Record], every: list[Record], root: Path, explicit_cache: bool) -> None:
+    """Say that files another tool put in the cache stay, and how to delete them with the hf CLI; or, for a file
+    vitamin pulled under another name, which name deletes it."""
+    for record in records:
+        where = _short(record.path(root), root)
+        pulled_for = sorted({r.name for r in every if r.recorded and not r.adopted and r.same_blob(record)} - {name})
+        if not record.adopted and pulled_for:
+            console.report_error(
+                VitaminError(
+                    f"{name}: left {where} in place: vitamin pulled it for {', '.join(pulled_for)}",
+                    hint=f"to delete it: vitamin rm {shlex.quote(pulled_for[0])}",
+                )
+            )
+            continue
         option = f" --cache-dir {shlex.quote(str(root))}" if explicit_cache else ""
         console.report_error(
             VitaminError(
                 f"{name}: left {where} in place: another tool put it in the cache, and vitamin deletes only what "
                 "it pulled",
-                hint=f"to delete it: hf cache rm {entry.repo_type}/{entry.repo}{option}",
+                hint=f"to delete it: hf cache rm {record.repo_type}/{record.repo}{option}",
             )
         )
 

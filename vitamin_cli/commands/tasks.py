@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from vitamin_cli import console
@@ -12,8 +11,8 @@ from vitamin_cli.views import sink
 from vitamin_cli.views.sink import Column, OutputFormat
 
 if TYPE_CHECKING:
+    from vitamin_cli.checkpoints.store import Record
     from vitamin_cli.eval.tasks import Task
-    from vitamin_cli.hub.cache import Manifest
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
 EXAMPLES = """
@@ -56,11 +55,10 @@ class Row:
         }
 
 
-def _row(task: Task, manifest: Manifest, root: Path) -> Row:
-    entries = manifest.of(f"task:{task.key}")
-    present = [e for e in entries if e.snapshot(root).exists()]
-    blobs = {(e.repo_type, e.repo, e.etag): e.size_bytes for e in present}
-    return Row(task, len(entries), len(present), sum(blobs.values()))
+def _row(task: Task, records: list[Record]) -> Row:
+    present = [r for r in records if r.present]
+    blobs = {(r.repo_type, r.repo, r.etag): r.size_bytes for r in present}
+    return Row(task, len(records), len(present), sum(blobs.values()))
 
 
 def _cached_cell(row: Row) -> sink.Cell:
@@ -87,8 +85,9 @@ def tasks_command(
     """List the evaluation tasks (DataComp's 40, by the keys `vitamin eval --task` and `vitamin pull --task`
     take): the zoo columns each counts towards, its size and main metric, and whether its data is in the
     Hugging Face cache (yes, partial or -) with its size on disk. docs/eval.md."""
+    from vitamin_cli.checkpoints.owners import TaskOwner
+    from vitamin_cli.checkpoints.store import Store
     from vitamin_cli.eval import tasks
-    from vitamin_cli.hub.cache import hub_dir, read_manifest
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     registry = tasks.load()
@@ -96,9 +95,11 @@ def tasks_command(
     if suite:
         wanted = {t.key for t in registry.resolve([], suite)}  # an unknown suite is a usage error
         listed = [t for t in listed if t.key in wanted]
-    root = hub_dir(cache_dir)
-    manifest = read_manifest(root)
-    rows = [_row(t, manifest, root) for t in listed]
+    store = Store(cache_dir)
+    root = store.root
+    owners = [TaskOwner(t.key, t.repo) for t in listed if t.repo is not None]
+    records = store.records(owners)
+    rows = [_row(t, [r for r in records if r.name == TaskOwner.name_of(t.key)]) for t in listed]
 
     def after() -> None:
         pulled = [r for r in rows if r.present]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
-from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
+from vitamin_cli.errors import EXIT_FAILURE, UsageError
 from vitamin_cli.views import sink
 from vitamin_cli.views.sink import Column, OutputFormat
 
@@ -52,92 +52,61 @@ def verify_command(
     parameter count compared with the zoo, and one forward pass must give finite embeddings of the right width.
     """
     from vitamin_cli.checkpoints import verify
-    from vitamin_cli.checkpoints.pull import with_found
-    from vitamin_cli.hub.cache import hub_dir
+    from vitamin_cli.checkpoints.pull import network_settings
+    from vitamin_cli.checkpoints.store import Store
     from vitamin_cli.views.progress import byte_progress
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
     if names and all_models:
         raise UsageError("name models or use --all, not both")
     registry = zoo.load(zoo_path)
-    root = hub_dir(cache_dir)
-    network = _network() if fix else None
-    released = [m for m in registry.models if m.released]
-    manifest = with_found(root, released)
-    if not names and not manifest.entries:
-        print(f"nothing pulled into {root} yet; `vitamin pull NAME` fetches a checkpoint", file=sys.stderr)
+    store = Store(cache_dir)
+    network = network_settings() if fix else None  # a bad setting is a usage error before anything is checked
+    if not names and not verify.records_to_check(registry, store):
+        print(f"nothing pulled into {store.root} yet; `vitamin pull NAME` fetches a checkpoint", file=sys.stderr)
         sink.write(chosen, json=lambda: [], table=lambda: None)
         return
 
     def check_all(names: list[str]) -> list[Check]:
-        manifest = with_found(root, released, warn=False)
-        wanted = set(names) or {e.name for e in manifest.entries}
-        total = sum(e.size_bytes for e in manifest.entries if e.name in wanted)
+        records = verify.records_to_check(registry, store, names, warn=False)
+        total = sum(r.size_bytes for r in records)
         with byte_progress("hashing", total, enabled=chosen == OutputFormat.table) as on_bytes:
-            checks = verify.verify(registry, root, manifest, names, on_bytes=on_bytes)
+            checks = verify.verify(registry, store, records, names, on_bytes=on_bytes)
         if deep:
-            from vitamin_cli.models.loading import deep_check
-
-            for check in checks:
-                if check.status == "ok":
-                    deep_check(registry, check, hub_root=root)
+            _deep(registry, checks, store.root)
         return checks
 
     checks = check_all(list(names or ()))
-    if fix:
-        mended = _mend(checks, root, network)
+    if network is not None:
+        mended = verify.mend(checks, store, network)
         if mended:
             again = {(c.name, c.path): c for c in check_all(mended)}
             checks = [again.get((c.name, c.path), c) for c in checks]
-
-    def summary() -> None:
-        for c in checks:
-            for problem in c.problems:
-                print(f"{c.name}: {problem}", file=sys.stderr)
-        bad = sum(c.status != "ok" for c in checks)
-        console.write_text(f"{len(checks) - bad} intact, {bad} corrupt or missing")
-        if any(c.damaged for c in checks) and not fix:
-            print("hint: `vitamin verify --fix` downloads again what is damaged or gone", file=sys.stderr)
-
-    sink.write_rows(chosen, checks, COLUMNS, record=lambda c: c.to_json(), after=summary)
+    sink.write_rows(chosen, checks, COLUMNS, record=lambda c: c.to_json(), after=lambda: _summary(checks, fix))
     if any(c.status != "ok" for c in checks):
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _network() -> Any:
-    from vitamin_cli.hub.fetch import Network
+def _deep(registry: zoo.Zoo, checks: list[Check], root: Path) -> None:
+    from vitamin_cli.models.loading import deep_check
 
-    return Network.from_environment()  # a bad setting is a usage error before anything is checked
-
-
-def _mend(checks: list[Check], hub_root: Path, network: Any) -> list[str]:
-    """Download again each file that is damaged or gone, at the commit it was pulled at, and put it in place
-    once it hashes as recorded; returns the names it mended. Nothing is deleted first: a download that fails
-    leaves the cache as it was. A file that only disagrees with a zoo.yaml pin is left as it is: a new
-    download would give the same bytes."""
-    from vitamin_cli.hub import fetch
-
-    mended: list[str] = []
     for check in checks:
-        if check.status == "ok" or check.entry is None:
-            if check.status != "ok":
-                print(f"{check.name}: not pulled, so nothing to mend; `vitamin pull` it", file=sys.stderr)
-            continue
-        if not check.damaged:
-            print(f"{check.name}: not downloading it again, the same file would come back", file=sys.stderr)
-            continue
-        e = check.entry
-        wanted = fetch.HubFile(e.repo, e.filename, e.revision, e.repo_type, sha256=e.sha256)  # exactly what was pulled
-        try:
-            fetch.fetch(
-                wanted, hub_root, label=e.name, on_present=fetch.record_for(e.name), network=network, force=True
-            )
-        except VitaminError as err:
-            console.report_error(err)
-            continue
-        if e.name not in mended:
-            mended.append(e.name)
-    return mended
+        if check.status == "ok":
+            deep_check(registry, check, hub_root=root)
+
+
+def _summary(checks: list[Check], fix: bool) -> None:
+    """Each problem on stderr, the count on stdout, and what to do about what is broken."""
+    for c in checks:
+        for problem in c.problems:
+            print(f"{c.name}: {problem}", file=sys.stderr)
+    bad = sum(c.status != "ok" for c in checks)
+    console.write_text(f"{len(checks) - bad} intact, {bad} corrupt or missing")
+    hints = dict.fromkeys(c.hint for c in checks if c.hint)
+    if any(c.damaged for c in checks) and not fix:
+        hints["`vitamin verify --fix` downloads again what is damaged or gone"] = None
+    for hint in hints:
+        print(f"hint: {hint}", file=sys.stderr)
 
 
 COLUMNS: list[Column[Check]] = [

@@ -62,21 +62,28 @@ def _open_zip(path: Path) -> Any:
     return _zips[key]
 
 
+@dataclass(frozen=True)
+class TaskFile:
+    """A file of a Hub task in the cache: the commit it was fetched at, and its snapshot path."""
+
+    commit: str
+    path: Path
+
+
 def fetcher(
     task: Task, hub_root: Path, network: Any, progress: Callable[[str], Callable[[int, int], None] | None] | None
-) -> Callable[[str, str], Any]:
-    """`one(filename, revision)`: a file of a Hub task fetched like a checkpoint and recorded as `task:KEY`."""
-    from vitamin_cli.hub.fetch import HubFile, record_for
-    from vitamin_cli.hub.fetch import fetch as fetch_file
+) -> Callable[[str, str], TaskFile]:
+    """`one(filename, revision)`: a file of a Hub task fetched like a checkpoint and recorded for the task."""
+    from vitamin_cli.checkpoints.owners import TaskOwner
+    from vitamin_cli.checkpoints.store import Store
 
-    record = record_for(f"task:{task.key}")
+    store = Store(hub_root)
+    owner = TaskOwner(task.key, task.repo or "")
 
-    def one(filename: str, revision: str) -> Any:
-        wanted = HubFile(task.repo or "", filename, revision, repo_type="dataset")
-        bar = progress(f"{task.key}: {filename}") if progress is not None else None
-        return fetch_file(
-            wanted, hub_root, label=f"{task.key}: {filename}", on_present=record, network=network, progress=bar
-        )
+    def one(filename: str, revision: str) -> TaskFile:
+        bar = progress(owner.label_for(filename)) if progress is not None else None
+        fetched = store.pull(owner, owner.wanted(filename, revision), network=network, progress=bar)
+        return TaskFile(fetched.record.revision, fetched.path(store.root))
 
     return one
 

@@ -64,12 +64,12 @@ class EvalJob:
 @dataclass
 class Reuse:
     """What the jobs of one sweep in this process share, and release when the sweep ends: the model of the last
-    job (loading is the slow part), each task's data, each checkpoint's sha256."""
+    job (loading is the slow part) and each task's data. A checkpoint's sha256 is remembered across runs by
+    `checkpoints.identity`, and checked again for each job."""
 
     model_key: tuple[Any, ...] | None = None
     model: tuple[Any, Any, Any] | None = None
     data: dict[tuple[Any, ...], TaskData] = field(default_factory=dict)
-    hashes: dict[Path, str] = field(default_factory=dict)
 
     def loaded(self, key: tuple[Any, ...], load: Callable[[], tuple[Any, Any, Any]]) -> tuple[Any, Any, Any]:
         if key != self.model_key:
@@ -92,7 +92,7 @@ def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None 
         architecture = _architecture(job)
     except VitaminError as err:
         return TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric,
-                          status="failed", error=err.message)  # fmt: skip
+                          status="failed", error=_why(err))  # fmt: skip
     result = started(job.model, weights, architecture, data, job.settings)
     if result.key() in job.done:
         result.status = "done"
@@ -103,9 +103,12 @@ def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None 
         return loading.load(registry, job.model, checkpoint=weights.path, device=job.settings.device, dtype="fp32")
 
     try:
-        loaded = reuse.loaded((job.zoo_path, job.model, weights.path, job.settings.device), load)
+        loaded = reuse.loaded((job.zoo_path, job.model, weights.path, weights.sha256, job.settings.device), load)
     except VitaminError as err:
-        result.status, result.error = "failed", err.message
+        result.status, result.error = "failed", _why(err)
+        return result
+    if weights.changed():
+        result.status, result.error = "failed", f"{weights.path} changed while it was being loaded; run it again"
         return result
     return run_task(job.model, loaded, weights, data, job.settings, progress, architecture=architecture)
 
@@ -129,21 +132,20 @@ def sweep(
     pair whose result is in `saved` with status ok (read back from `-o FILE`) is not evaluated again: the saved
     result is yielded, marked `resumed`. `checkpoint` holds one model's own weights; `progress(model, task)`
     gives a callback for a job's images, in this process only."""
+    from vitamin_cli.checkpoints.pull import network_settings
     from vitamin_cli.eval import data, layouts
-    from vitamin_cli.hub.fetch import Network
+    from vitamin_cli.models.loading import check_checkpoint_file
 
     runner = runner or InProcess()
     if templates is not None:
         data.read_templates(templates)  # a bad file is a usage error before anything runs
     for task in tasks:
         layouts.check_local(task)  # so is a folder of your own that lacks what its layout needs
-    Network.from_environment()  # so is a bad setting of the network
+    network_settings()  # so is a bad setting of the network
     if checkpoint is not None:
         if len(models) != 1:
             raise UsageError(f"--checkpoint holds the weights of one model; {len(models)} are selected")
-        if not checkpoint.is_file():
-            what = "a folder, not a checkpoint file" if checkpoint.is_dir() else "no such file"
-            raise UsageError(f"--checkpoint {checkpoint}: {what}", hint="give the checkpoint file itself (.pt, .bin)")
+        check_checkpoint_file(checkpoint, label=f"--checkpoint {checkpoint}")
         checkpoint = checkpoint.resolve()
     done = {r.key(): r for r in saved if r.status == "ok"}  # a failure is tried again
     jobs: list[EvalJob] = []
@@ -178,35 +180,37 @@ def sweep(
 
 def _prepared(job: EvalJob, reuse: Reuse) -> TaskData:
     """A task's data, once per sweep: the next model on the same task reuses it."""
+    from vitamin_cli.checkpoints.pull import network_settings
+    from vitamin_cli.checkpoints.store import Store
     from vitamin_cli.eval import layouts
-    from vitamin_cli.hub.cache import hub_dir
-    from vitamin_cli.hub.fetch import Network
 
     key = (job.task, job.cache_dir, job.templates)
     if key not in reuse.data:
-        reuse.data[key] = layouts.prepare(job.task, hub_dir(job.cache_dir), job.templates, Network.from_environment())
+        root = Store(job.cache_dir).root
+        reuse.data[key] = layouts.prepare(job.task, root, job.templates, network_settings())
     return reuse.data[key]
 
 
 def _weights(job: EvalJob, reuse: Reuse) -> Checkpoint:
-    """The user's checkpoint, or the model's pulled one (pulled now into this machine's cache if missing)."""
+    """The user's checkpoint, or the model's pulled one (pulled now into this machine's cache if missing), with
+    the sha256 of its bytes as they are now."""
     from vitamin_cli import zoo
-    from vitamin_cli.checkpoints.pull import ensure_checkpoint
-    from vitamin_cli.hub.cache import hub_dir, read_manifest
-    from vitamin_cli.hub.fetch import Network
-    from vitamin_cli.hub.hashing import sha256_file
+    from vitamin_cli.checkpoints import identity
+    from vitamin_cli.checkpoints.pull import ensure_checkpoint, network_settings
+    from vitamin_cli.checkpoints.store import Store
+    from vitamin_cli.models.loading import check_checkpoint_file
 
     if job.checkpoint is not None:
-        if not job.checkpoint.is_file():
-            raise VitaminError(f"--checkpoint {job.checkpoint}: no such file on {_host()}")
-        if job.checkpoint not in reuse.hashes:
-            reuse.hashes[job.checkpoint] = sha256_file(job.checkpoint)
-        return Checkpoint(job.checkpoint, reuse.hashes[job.checkpoint])
+        check_checkpoint_file(job.checkpoint, VitaminError, label=f"--checkpoint {job.checkpoint} on {_host()}")
+        try:
+            return Checkpoint(job.checkpoint, identity.sha256_of(job.checkpoint), identity.key_of(job.checkpoint))
+        except OSError as err:
+            raise VitaminError(f"--checkpoint {job.checkpoint}: cannot read it: {err.strerror or err}") from err
     model = zoo.load(job.zoo_path).get(job.model)
-    root = hub_dir(job.cache_dir)
-    path = ensure_checkpoint(model, root, Network.from_environment())
-    entries = [e for e in read_manifest(root, warn=False).of(model.name) if e.snapshot(root) == path]
-    return Checkpoint(path, entries[0].sha256 if entries else sha256_file(path))
+    store = Store(job.cache_dir)
+    record = ensure_checkpoint(model, store, network_settings())
+    path = record.path(store.root)
+    return Checkpoint(path, record.sha256, identity.key_of(path))
 
 
 def _architecture(job: EvalJob) -> str:
@@ -216,6 +220,11 @@ def _architecture(job: EvalJob) -> str:
 
     registry = zoo.load(job.zoo_path)
     return arch.fingerprint(arch.config(registry, registry.get(job.model)))
+
+
+def _why(err: VitaminError) -> str:
+    """A failure as a result carries it: the message, and what to do about it."""
+    return f"{err.message} (hint: {err.hint})" if err.hint else err.message
 
 
 def _host() -> str:

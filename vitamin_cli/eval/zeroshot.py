@@ -56,10 +56,21 @@ def default_settings(device: str, **given: Any) -> EvalSettings:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The weights a model is evaluated with: a pulled checkpoint or the user's own file."""
+    """The weights a model is evaluated with: a pulled checkpoint or the user's own file, and its sha256, true of
+    its bytes when it was checked (`key`: what is cheap to check of the file then)."""
 
     path: Path
     sha256: str
+    key: tuple[int, ...] = ()
+
+    def changed(self) -> bool:
+        """Whether the file is not as it was when its sha256 was checked (written to since, or replaced)."""
+        from vitamin_cli.checkpoints import identity
+
+        try:
+            return bool(self.key) and identity.key_of(self.path) != self.key
+        except OSError:
+            return True
 
 
 def classnames_sha256(classnames: list[str]) -> str:

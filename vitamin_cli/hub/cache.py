@@ -1,17 +1,14 @@
-"""Where pulled files live: the standard Hugging Face cache (the hub cache), and vitamin's manifest beside it.
+"""The hub cache's layout: huggingface_hub's own (`models--org--name/{blobs,snapshots,refs}`), so open_clip, timm
+and `hf cache` see what vitamin puts there, and vitamin sees what they put there.
 
-The layout is huggingface_hub's own (`models--org--name/{blobs,snapshots,refs}`), so open_clip, timm and
-`hf cache` see what `vitamin pull` fetched. The manifest (`<cache>.vitamin-manifest.json`, next to the cache
-folder rather than in it, where the cache scanner would take it for a broken repo) records each file vitamin
-pulled: for which model (or task), from which repo, commit and file, its blob and its sha256.
-
-The cache is shared with other tools and users, so:
-- every path vitamin writes, links or deletes is computed from the cache root and checked (`confined`) to
-  stay inside it once symlinks are resolved; names from the manifest, `refs/` files and the server are
-  checked against the Hub's rules (`ids`) before they become paths; files are never opened for writing
-  through a symlink;
-- `remove` deletes only what no other entry uses (decided by repo, commit, file and blob, across every
-  entry of the manifest and every snapshot link in the repo), and only links and blobs vitamin made.
+This module knows paths, not owners: which files are vitamin's is `vitamin_cli.checkpoints.store`'s record. The
+cache is shared with other tools and users, so:
+- every path vitamin writes, links or deletes is computed from the cache root and checked (`outside`,
+  `confined`) to stay inside it once symlinks are resolved; names from refs files, the server and vitamin's
+  records are checked against the Hub's rules (`ids`) before they become paths; files are never opened for
+  writing through a symlink;
+- what is at a file's snapshot path is read in one place (`RepoCache.look`), so that every command gives the
+  same answer about it, a folder on its way that leads out of the cache included.
 
 Nothing here imports huggingface_hub: `vitamin ls --pulled` and `vitamin cache` stay light.
 """
@@ -19,22 +16,21 @@ Nothing here imports huggingface_hub: `vitamin ls --pulled` and `vitamin cache` 
 from __future__ import annotations
 
 import errno
-import json
 import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+import shlex
+import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vitamin_cli.errors import UsageError, VitaminError
-from vitamin_cli.files import umask, write_atomic
+from vitamin_cli.files import read_memo, umask, write_atomic
 from vitamin_cli.hub import ids
 
 PARTIAL_SUFFIX = ".vitamin-partial"
-MANIFEST_VERSION = 2
 REPO_TYPES = ("model", "dataset")
+OUTSIDE_HINT = (
+    "a folder inside the cache is a link to somewhere else: move it back into the cache, or use another --cache-dir"
+)
 
 
 class CacheError(VitaminError):
@@ -67,7 +63,7 @@ def hub_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def cache_failure(err: OSError, doing: str) -> CacheError:
-    """An OSError met while using the cache, as a message that says what to do."""
+    """An OSError met while using the cache, as a message that says which disk or file, and what to do."""
     where = err.filename or "the cache"
     if err.errno in (errno.EACCES, errno.EPERM):
         return CacheError(
@@ -89,29 +85,61 @@ def cache_failure(err: OSError, doing: str) -> CacheError:
     return CacheError(f"cannot {doing}: {where}: {err.strerror or err}")
 
 
+def outside(root: Path, path: Path) -> CacheError | None:
+    """The error for the first folder on the way from the cache root to `path` that leads out of the cache once
+    its links are resolved (None when none does): the same message, naming the same folder, whatever asks."""
+    real_root = root.resolve()
+    try:
+        parts = path.relative_to(root).parts[:-1]
+    except ValueError:
+        return CacheError(f"{path} is not in the cache {root}; vitamin does not touch it", hint=OUTSIDE_HINT)
+    folder = root
+    for part in parts:
+        folder = folder / part
+        real = folder.resolve()
+        if real != real_root and real_root not in real.parents:
+            return CacheError(f"{folder} leads out of the cache {root} (to {real}); vitamin does not touch it",
+                              hint=OUTSIDE_HINT)  # fmt: skip
+    return None
+
+
 def confined(root: Path, path: Path) -> Path:
     """`path`, once checked to lie inside the cache root (or be vitamin's manifest or its lock beside it) after
     every symlink in its folders is resolved. The last part may itself be a link: vitamin replaces or unlinks a
     link, never writes through one."""
-    real_root = root.resolve()
-    real_parent = path.parent.resolve()
-    beside = real_parent == root.parent.resolve() and path.name.startswith(root.name + ".vitamin-manifest")
-    if not beside and real_parent != real_root and real_root not in real_parent.parents:
-        raise CacheError(
-            f"{path} leads out of the cache {root} (to {real_parent}); vitamin does not touch it",
-            hint="a folder inside the cache is a link to somewhere else: move it away, or use another --cache-dir",
-        )
+    beside = path.parent.resolve() == root.parent.resolve() and path.name.startswith(root.name + ".vitamin-manifest")
+    problem = None if beside else outside(root, path)
+    if problem is not None:
+        raise problem
     return path
 
 
-def open_for_append(path: Path) -> int:
-    """A file descriptor appending to `path`, created with the user's umask; never through a symlink."""
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+def points_at(link: Path, target: Path) -> bool:
+    """Whether `link` is a symlink whose text leads to `target`: read, never followed."""
+    return link.is_symlink() and os.path.abspath(link.parent / os.readlink(link)) == os.path.abspath(target)
 
 
 def lock_mode() -> int:
     """Lock files as the user's umask allows, so that a group-shared cache stays usable by the group."""
     return 0o666 & ~umask()
+
+
+# What a snapshot path holds, as every command reports it.
+PRESENT = "present"  # a link to a plain blob file of the repo
+GONE = "gone"  # nothing there, or a link whose blob is gone
+OUTSIDE = "leads out"  # a folder on its way leads out of the cache
+UNLINKED = "not a link to its blob"  # a file, or a link to something else than a blob of the repo
+
+
+@dataclass(frozen=True)
+class Look:
+    """What is at one file's snapshot path in the cache: its `state`, and the blob it links to when present."""
+
+    commit: str
+    snapshot: Path
+    state: str  # PRESENT, GONE, OUTSIDE or UNLINKED
+    etag: str | None = None  # the blob it links to, when PRESENT
+    problem: CacheError | None = None  # when OUTSIDE: the folder on its way that leads out of the cache
 
 
 @dataclass(frozen=True)
@@ -160,6 +188,38 @@ class RepoCache:
             return None
         return text if ids.is_commit(text) else None
 
+    def look(self, commit: str, filename: str) -> Look:
+        """What is at the snapshot path of a file at a commit; read only, never followed out of the cache."""
+        snapshot = self.snapshot(commit, filename)
+        problem = outside(self.root, snapshot) or outside(self.root, self.folder / "blobs" / "x")
+        if problem is not None:
+            return Look(commit, snapshot, OUTSIDE, problem=problem)
+        if not snapshot.is_symlink():
+            return Look(commit, snapshot, UNLINKED if snapshot.exists() else GONE)
+        etag = Path(os.readlink(snapshot)).name
+        blob = self.blob(etag) if ids.is_etag(etag) else None
+        if blob is None or not points_at(snapshot, blob):
+            return Look(commit, snapshot, UNLINKED if snapshot.exists() else GONE)
+        if blob.is_symlink() or not blob.is_file():
+            return Look(commit, snapshot, UNLINKED if blob.is_symlink() or blob.exists() else GONE)
+        return Look(commit, snapshot, PRESENT, etag)
+
+    def look_at(self, revision: str, filename: str) -> Look | None:
+        """`look` at the commit a revision points at in this cache; None when no commit is known for it."""
+        commit = self.commit_for(revision)
+        return self.look(commit, filename) if commit is not None else None
+
+    def newest_commit(self, filename: str) -> str | None:
+        """The commit of the newest snapshot of this file in the repo (a file fetched at a commit: no ref)."""
+        snapshots = self.folder / "snapshots"
+        try:
+            found = sorted(
+                (p.parent.lstat().st_mtime, p.relative_to(snapshots).parts[0]) for p in snapshots.glob(f"*/{filename}")
+            )
+        except OSError:
+            return None
+        return found[-1][1] if found else None
+
     def link(self, commit: str, filename: str, etag: str, revision: str) -> Path:
         """Link snapshots/<commit>/<filename> to the blob and refs/<revision> to the commit, as huggingface_hub does."""
         snapshot = confined(self.root, self.snapshot(commit, filename))
@@ -174,35 +234,34 @@ class RepoCache:
             write_atomic(confined(self.root, self.ref(revision)), commit)
         return snapshot
 
-    def cached_file(self, revision: str, filename: str) -> tuple[str, Path, str | None] | None:
-        """(commit, snapshot, ETag) of a file any tool put in this cache at `revision`: None when there is no
-        snapshot of it; the ETag None when the snapshot is not a link to a plain blob file of this repo (then
-        vitamin does not vouch for it)."""
-        commit = self.commit_for(revision)
-        snapshot = self.snapshot(commit, filename) if commit else None
-        if commit is None or snapshot is None or not (snapshot.is_symlink() or snapshot.exists()):
-            return None
-        etag = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else ""
-        if not ids.is_etag(etag):
-            return commit, snapshot, None
-        blob = self.blob(etag)
-        try:  # the link's folder, and so what it leads to, inside the cache, not just its text
-            confined(self.root, snapshot)
-            confined(self.root, blob)
-        except CacheError:
-            return commit, snapshot, None
-        linked = os.path.abspath(snapshot.parent / os.readlink(snapshot)) == os.path.abspath(blob)
-        if not linked or blob.is_symlink() or not blob.is_file() or snapshot.resolve() != blob.resolve():
-            return commit, snapshot, None
-        return commit, snapshot, etag
-
     def links_to(self, blob: Path) -> list[Path]:
         """Snapshot links in this repo (made by any tool) that point at `blob`."""
         found = []
         for path in (self.folder / "snapshots").glob("**/*"):
-            if path.is_symlink() and os.path.abspath(path.parent / os.readlink(path)) == os.path.abspath(blob):
+            if points_at(path, blob):
                 found.append(path)
         return found
+
+    def partial_path(self, etag: str) -> Path:
+        """The partial download of a blob, checked to be a plain file or nothing: a link there is refused (never
+        measured or written through), and so is a pipe or a folder (opened, a pipe would block forever)."""
+        partial = confined(self.root, self.partial(etag))
+        try:
+            info = os.lstat(partial)
+        except FileNotFoundError:
+            return partial
+        except OSError as err:
+            raise cache_failure(err, f"use {partial}") from err
+        if stat.S_ISLNK(info.st_mode):
+            raise cache_failure(OSError(errno.ELOOP, "symbolic link", str(partial)), f"use {partial}")
+        if not stat.S_ISREG(info.st_mode):
+            kind = "folder" if stat.S_ISDIR(info.st_mode) else "pipe" if stat.S_ISFIFO(info.st_mode) else "special file"
+            remove = "rm -r" if kind == "folder" else "rm"
+            raise CacheError(
+                f"{partial} is a {kind}, where vitamin keeps the partial download of {self.repo}",
+                hint=f"remove it ({remove} {shlex.quote(str(partial))}) and pull again",
+            )
+        return partial
 
 
 def _checked(name: str, ok: bool, what: str) -> str:
@@ -212,292 +271,39 @@ def _checked(name: str, ok: bool, what: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The manifest
+# Deleting
 
 
-@dataclass(frozen=True)
-class Pulled:
-    """One manifest entry: a file vitamin pulled and hashed, for one model (or task)."""
-
-    name: str  # the model's canonical name (or the task's key)
-    repo: str
-    repo_type: str
-    revision: str  # the commit
-    filename: str
-    size_bytes: int
-    sha256: str
-    etag: str  # the blob's name in the cache
-    pulled_at: str  # ISO 8601, UTC: when vitamin pulled the file, or found it
-    # Found in the cache, put there by another tool (open_clip, timm, `hf download`): vitamin uses and checks
-    # it, but `vitamin rm` leaves it in place. Its sha256 is then the blob's name, until `vitamin verify`.
-    adopted: bool = False
-
-    def repo_cache(self, root: Path) -> RepoCache:
-        return RepoCache(root, self.repo, self.repo_type)
-
-    def snapshot(self, root: Path) -> Path:
-        """Where huggingface_hub, open_clip and timm find the file: computed, never read from the manifest."""
-        return self.repo_cache(root).snapshot(self.revision, self.filename)
-
-    def blob(self, root: Path) -> Path:
-        return self.repo_cache(root).blob(self.etag)
-
-    def same_file(self, other: Pulled) -> bool:
-        return (self.repo_type, self.repo, self.revision, self.filename) == (
-            other.repo_type,
-            other.repo,
-            other.revision,
-            other.filename,
-        )
-
-    def same_blob(self, other: Pulled) -> bool:
-        return (self.repo_type, self.repo, self.etag) == (other.repo_type, other.repo, other.etag)
-
-    def to_json(self, root: Path) -> dict[str, Any]:
-        """The entry as `vitamin cache --json` shows it, with its snapshot path and whether it is on disk."""
-        snapshot = self.snapshot(root)
-        return {**asdict(self), "path": str(snapshot), "present": snapshot.exists()}
-
-
-@dataclass
-class Manifest:
-    """The manifest's entries, and what was wrong with the file (entries left out, never acted on)."""
-
-    entries: list[Pulled] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def of(self, name: str) -> list[Pulled]:
-        return [e for e in self.entries if e.name == name]
-
-    def add(self, entry: Pulled) -> None:
-        """Record an entry, replacing the one of the same name and file."""
-        self.entries = [e for e in self.entries if not (e.name == entry.name and e.same_file(entry))]
-        self.entries.append(entry)
-
-
-def manifest_path(root: Path) -> Path:
-    return root.with_name(root.name + ".vitamin-manifest.json")
-
-
-def read_manifest(root: Path, warn: bool = True) -> Manifest:
-    """The manifest of a cache; an absent one is empty. A file vitamin did not write as it reads it (garbage,
-    wrong types, names the Hub would not send) is reported on stderr and its bad entries are left out."""
-    path = manifest_path(root)
-    manifest = Manifest()
+def delete(root: Path, path: Path) -> bool:
+    """Unlink a file or link inside the cache (never what a link points to); False when it was not there."""
     try:
-        data = json.loads(path.read_bytes())
+        confined(root, path).unlink()
     except FileNotFoundError:
-        return manifest
-    except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested deeper than JSON's parser goes
-        manifest.problems.append(f"cannot read it ({getattr(err, 'strerror', None) or str(err)[:100]})")
-        data = None
-    if data is not None:
-        version = data.get("version") if isinstance(data, dict) else None
-        rows = data.get("models") if version == 1 else data.get("files") if version == MANIFEST_VERSION else None
-        if not isinstance(rows, list):
-            manifest.problems.append(f"not a manifest vitamin wrote (version {version!r})")
-            rows = []
-        for index, row in enumerate(rows):
-            entry, problem = _entry(row, version == 1)
-            if entry is not None:
-                manifest.entries.append(entry)
-            else:
-                manifest.problems.append(f"entry {index + 1}: {problem}")
-    if warn and manifest.problems:
-        shown = "; ".join(manifest.problems[:3]) + ("; ..." if len(manifest.problems) > 3 else "")
-        print(f"warning: ignoring what vitamin cannot use in {path}: {shown}", file=sys.stderr)
-    return manifest
-
-
-_ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "name": lambda v: isinstance(v, str) and 0 < len(v) <= 200 and v.isprintable(),
-    "repo": lambda v: ids.repo_problem(v) is None,
-    "repo_type": lambda v: v in REPO_TYPES,
-    "revision": ids.is_commit,
-    "filename": lambda v: ids.filename_problem(v) is None,
-    "size_bytes": lambda v: type(v) is int and 0 <= v < 2**63,
-    "sha256": ids.is_sha256,
-    "etag": ids.is_etag,
-    "pulled_at": lambda v: isinstance(v, str) and len(v) <= 64,
-}
-
-
-def _entry(row: Any, version_1: bool) -> tuple[Pulled | None, str | None]:
-    """An entry from its JSON object, every field checked; a version 1 entry (one per model, with a `path`
-    that is now computed) is read as a model file."""
-    if not isinstance(row, dict):
-        return None, "not an object"
-    if version_1:
-        row = {**{k: v for k, v in row.items() if k != "path"}, "repo_type": "model"}
-    for key, check in _ENTRY_CHECKS.items():
-        if key not in row:
-            return None, f"no {key}"
-        if not check(row[key]):
-            return None, f"bad {key} {str(row[key])[:60]!r}"
-    adopted = row.get("adopted", False)
-    if type(adopted) is not bool:
-        return None, f"bad adopted {str(adopted)[:60]!r}"
-    return Pulled(**{key: row[key] for key in _ENTRY_CHECKS}, adopted=adopted), None
-
-
-@contextmanager
-def updating_manifest(root: Path) -> Iterator[Manifest]:
-    """Read, change and write back the manifest under a lock, so that concurrent pulls lose no entry; a
-    manifest whose entries did not change is not written again. An unreadable file is kept aside
-    (`.unreadable`), never overwritten unseen."""
-    from filelock import FileLock
-
-    path = manifest_path(root)
-    lock = FileLock(str(confined(root, path.with_name(path.name + ".lock"))), mode=lock_mode())
-    try:
-        lock.acquire()
-    except OSError as err:
-        raise cache_failure(err, f"lock the manifest {path}") from err
-    try:
-        manifest = read_manifest(root)
-        before = list(manifest.entries)
-        yield manifest
-        if manifest.entries == before and not manifest.problems:
-            return
-        if manifest.problems and path.exists():
-            _saved_aside(path)  # only now, as the new one is written: a change that failed leaves it in place
-        payload = {
-            "version": MANIFEST_VERSION,
-            "files": [asdict(e) for e in sorted(manifest.entries, key=lambda e: (e.name, e.pulled_at))],
-        }
-        try:
-            write_atomic(path, json.dumps(payload, indent=2) + "\n")
-        except OSError as err:  # the old manifest is still whole: it never claims a file that is not there
-            raise cache_failure(err, f"update the manifest {path}") from err
-    finally:
-        lock.release()
-
-
-def _saved_aside(path: Path) -> None:
-    aside = path.with_name(path.name + ".unreadable")
-    try:
-        os.replace(path, aside)
-    except OSError as err:
-        raise cache_failure(err, f"keep the unreadable manifest {path} aside") from err
-    print(f"warning: kept the old manifest as {aside}", file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Removing what one name alone uses
-
-
-@dataclass
-class Removal:
-    """What `remove` deleted, and what it kept and why."""
-
-    deleted: list[Path] = field(default_factory=list)
-    kept: list[tuple[Path, str]] = field(default_factory=list)
-    others: list[Path] = field(default_factory=list)  # snapshot files of the same repos that no entry records
-    freed_bytes: int = 0
-
-
-def remove(root: Path, name: str) -> Removal:
-    """Delete the files of every manifest entry of `name` that nothing else uses: the snapshot link unless
-    another entry names the same repo, commit and file; the blob unless another entry or any snapshot link
-    in the repo still uses it; its partial download; refs and folders that this leaves dangling or empty. A file
-    another tool put in the cache (an adopted entry) is not vitamin's to delete: it stays, and so does its entry.
-
-    Only links that point at their blob and blobs that are plain files are vitamin's to delete; anything else
-    is kept and reported. A manifest with entries vitamin cannot read deletes nothing: what they name might be
-    shared. Runs under each blob's lock and then the manifest's (the order `vitamin pull` takes them in), so
-    that it never pulls a file from under a running pull."""
-    from contextlib import ExitStack
-
-    from filelock import FileLock
-
-    removal = Removal()
-    first = read_manifest(root, warn=False).of(name)
-    locks = sorted({confined(root, e.repo_cache(root).lock(e.etag)) for e in first})
-    with ExitStack() as held:
-        try:
-            for lock in locks:
-                lock.parent.mkdir(parents=True, exist_ok=True)
-                held.enter_context(FileLock(str(lock), mode=lock_mode()))
-        except OSError as err:
-            raise cache_failure(err, f"lock the files of {name}") from err
-        with updating_manifest(root) as manifest:
-            if manifest.problems:
-                raise CacheError(
-                    f"nothing deleted: the manifest {manifest_path(root)} has entries vitamin cannot read, and the "
-                    f"files they name may be shared with {name}",
-                    hint="repair or delete those entries (the warning above names them), then run `vitamin rm` again",
-                )
-            locked = [e for e in manifest.of(name) if e.repo_cache(root).lock(e.etag) in locks and not e.adopted]
-            others = [e for e in manifest.entries if e not in locked]
-            try:
-                for entry in locked:
-                    _remove_entry(root, entry, others, removal)
-            except OSError as err:
-                raise cache_failure(err, f"delete the files of {name}") from err
-            manifest.entries = others
-            recorded = {e.snapshot(root) for e in others}
-            for folder in {e.repo_cache(root).folder for e in locked}:
-                for path in sorted((folder / "snapshots").glob("**/*")):
-                    if (path.is_symlink() or path.is_file()) and path not in recorded:
-                        removal.others.append(path)
-    return removal
-
-
-def _remove_entry(root: Path, entry: Pulled, others: list[Pulled], removal: Removal) -> None:
-    repo = entry.repo_cache(root)
-    blob = confined(root, repo.blob(entry.etag))
-    snapshot = confined(root, repo.snapshot(entry.revision, entry.filename))
-    sharing = [o.name for o in others if o.same_file(entry)]
-    if sharing:
-        removal.kept.append((snapshot, f"also pulled for {', '.join(sorted(set(sharing)))}"))
-    elif snapshot.is_symlink() and os.path.abspath(snapshot.parent / os.readlink(snapshot)) == os.path.abspath(blob):
-        _unlink(snapshot, removal)
-    elif snapshot.exists() or snapshot.is_symlink():
-        removal.kept.append((snapshot, "not a link to its blob: another tool made or changed it"))
-    users = sorted({o.name for o in others if o.same_blob(entry)})
-    links = repo.links_to(blob)
-    if users:
-        removal.kept.append((blob, f"also used by {', '.join(users)}"))
-    elif links:
-        removal.kept.append((blob, f"still linked from {links[0].relative_to(repo.folder)}"))
-    elif blob.is_file() and not blob.is_symlink():
-        removal.freed_bytes += blob.stat().st_size
-        _unlink(blob, removal)
-        partial = confined(root, repo.partial(entry.etag))
-        record = ranges_record(partial)  # an interrupted pull's bytes, its ranges' record, and a record half-made
-        for leftover in (partial, record, record.with_name(record.name + ".tmp")):
-            if leftover.is_file() and not leftover.is_symlink():
-                _unlink(leftover, removal)
-    elif blob.is_symlink():
-        removal.kept.append((blob, "a link, not a blob vitamin wrote"))
-    tidy(root, repo, entry.revision, removal)
-
-
-def _unlink(path: Path, removal: Removal) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
+        return False
     except OSError as err:
         raise cache_failure(err, f"delete {path}") from err
-    removal.deleted.append(path)
+    return True
 
 
-def tidy(root: Path, repo: RepoCache, commit: str, removal: Removal) -> None:
-    """Remove the folders `remove` emptied, refs to the commit once its snapshot is gone, and the repo folder
-    once nothing is left in it, so that the cache scanner sees no dangling ref and no half repo."""
+def tidy(repo: RepoCache, commit: str) -> list[Path]:
+    """Remove the folders a deletion emptied, refs to the commit once its snapshot is gone, and the repo folder
+    once nothing is left in it, so that the cache scanner sees no dangling ref and no half repo; returns the
+    refs deleted."""
+    deleted = []
     snapshots = repo.folder / "snapshots"
     commit_folder = snapshots / commit
     _remove_empty_folders(commit_folder, stop=snapshots)
     if not commit_folder.exists():
         for ref in sorted((repo.folder / "refs").glob("**/*")):
             if ref.is_file() and not ref.is_symlink() and ref.read_text(errors="replace").strip() == commit:
-                _unlink(confined(root, ref), removal)
+                if delete(repo.root, ref):
+                    deleted.append(ref)
         _remove_empty_folders(repo.folder / "refs", stop=repo.folder)
     if not any(p.is_file() or p.is_symlink() for p in repo.folder.glob("**/*")):
-        _remove_empty_folders(repo.folder, stop=root)
+        _remove_empty_folders(repo.folder, stop=repo.root)
     elif repo.folder.is_dir():
         (repo.folder / "snapshots").mkdir(exist_ok=True)  # the scanner reads a repo folder without one as broken
+    return deleted
 
 
 def _remove_empty_folders(top: Path, stop: Path) -> None:
@@ -510,7 +316,7 @@ def _remove_empty_folders(top: Path, stop: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# What is on disk
+# Partial downloads
 
 
 def ranges_record(partial: Path) -> Path:
@@ -518,13 +324,17 @@ def ranges_record(partial: Path) -> Path:
     return partial.with_name(partial.name + ".ranges")
 
 
+def leftovers(partial: Path) -> list[Path]:
+    """A partial download's files: its bytes, its ranges' record, and a record half-written."""
+    record = ranges_record(partial)
+    return [partial, record, record.with_name(record.name + ".tmp")]
+
+
 def read_record(partial: Path, size: int | None = None) -> list[list[int]] | None:
     """The parts ([start, end, have]) of a ranged partial file (of this size, or of the size its record gives),
     or None when there is no record to trust (absent, damaged, of another size, parts that do not tile the file,
     or more than the file holds)."""
     import json
-
-    from vitamin_cli.files import read_memo
 
     data = read_memo(ranges_record(partial), limit=2**20)
     try:
@@ -569,22 +379,24 @@ def present_bytes(partial: Path) -> int:
     parts = read_record(partial)
     if parts is not None:
         return sum(have for _, _, have in parts)
-    return partial.stat().st_size if partial.is_file() else 0
+    return partial.stat().st_size if partial.is_file() and not partial.is_symlink() else 0
 
 
 @dataclass(frozen=True)
 class PartialDownload:
     repo: str
     repo_type: str
+    etag: str
     path: Path
-    size_bytes: int
+    size_bytes: int  # on disk
 
 
 def partial_downloads(root: Path) -> list[PartialDownload]:
-    """Interrupted pulls that the next `vitamin pull` of the same file will continue."""
+    """Interrupted downloads in the cache (vitamin's, by their name), with the bytes each holds."""
     found = []
     for path in sorted(root.glob(f"*s--*/blobs/*{PARTIAL_SUFFIX}")):
         kind, _, name = path.parent.parent.name.partition("s--")
-        if kind in REPO_TYPES and path.is_file() and not path.is_symlink():
-            found.append(PartialDownload(name.replace("--", "/", 1), kind, path, present_bytes(path)))
+        etag = path.name.removesuffix(PARTIAL_SUFFIX)
+        if kind in REPO_TYPES and ids.is_etag(etag) and path.is_file() and not path.is_symlink():
+            found.append(PartialDownload(name.replace("--", "/", 1), kind, etag, path, present_bytes(path)))
     return found

@@ -1,52 +1,86 @@
-"""sha256 of large files, fast: the file is mapped into memory and hashed in large slices, one thread per file.
+"""sha256 of large files: read in large slices (hashlib releases the GIL on each), one thread per file.
 
-Mapping avoids copying every byte through a read buffer (which costs `openssl dgst`, with its small reads,
-a good share of its time). hashlib releases the GIL while it hashes a large slice, so threads hash several
-files on several cores; one file is bound by one core's sha256 speed.
+The file is read, not memory-mapped: a mapped file truncated while it is hashed kills the process with SIGBUS,
+and a checkpoint can be rewritten under vitamin by the training script or tool that uses it. A file whose size
+or modification time changes while it is read, or whose length is not what was read, is reported as changed
+(`FileChanged`) rather than given a hash of no file that ever existed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from vitamin_cli.errors import VitaminError
 from vitamin_cli.hub.ids import is_sha256
 
 BUFFER_BYTES = 8 * 1024 * 1024
-SLICE_BYTES = 64 * 1024 * 1024
+
+
+class FileChanged(VitaminError):
+    """A file was written to, truncated or replaced while it was being read (exit code 1)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(
+            f"{path} changed while being read (something wrote to it, truncated or replaced it meanwhile)",
+            hint="run it again once nothing writes to the file",
+        )
+
+
+def stat_key(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What is cheap to check of a file and changes when it is written: size, mtime_ns, ctime_ns, inode, device."""
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev
+
+
+@dataclass(frozen=True)
+class Hashed:
+    sha256: str
+    key: tuple[int, int, int, int, int]  # `stat_key` of the file as it was read
+    git: str | None = None  # git's blob id of the content, when asked for
 
 
 def sha256_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None) -> str:
+    """The sha256 of a file's bytes; FileChanged when it changes while being read."""
+    return hash_file(path, on_bytes).sha256
+
+
+def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None, git: bool = False) -> Hashed:
+    """The sha256 of a file's bytes (and git's blob id of them), with the file's `stat_key` as it was read;
+    FileChanged when it changes while being read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return digest.hexdigest()
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            mapped.madvise(mmap.MADV_SEQUENTIAL)
-            with memoryview(mapped) as view:
-                for start in range(0, size, SLICE_BYTES):
-                    piece = view[start : start + SLICE_BYTES]
-                    digest.update(piece)
-                    piece.release()
-                    if on_bytes is not None:
-                        on_bytes(min(SLICE_BYTES, size - start))
-    return digest.hexdigest()
+    buffer = bytearray(BUFFER_BYTES)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as file:
+        before = os.fstat(file.fileno())
+        blob = hashlib.sha1(b"blob %d\0" % before.st_size, usedforsecurity=False) if git else None
+        read = 0
+        while count := file.readinto(buffer):
+            digest.update(view[:count])
+            if blob is not None:
+                blob.update(view[:count])
+            read += count
+            if on_bytes is not None:
+                on_bytes(count)
+        after = os.fstat(file.fileno())
+    if read != before.st_size or stat_key(after) != stat_key(before):
+        raise FileChanged(path)
+    return Hashed(digest.hexdigest(), stat_key(after), blob.hexdigest() if blob is not None else None)
 
 
 def sha256_files(
     paths: Sequence[Path], workers: int | None = None, on_bytes: Callable[[int], None] | None = None
-) -> list[str | OSError]:
-    """The sha256 of each file, in order; a file that cannot be read gives its OSError instead."""
+) -> list[str | OSError | FileChanged]:
+    """The sha256 of each file, in order; a file that cannot be read gives its OSError instead, one that changed
+    while read its FileChanged."""
 
-    def one(path: Path) -> str | OSError:
+    def one(path: Path) -> str | OSError | FileChanged:
         try:
             return sha256_file(path, on_bytes)
-        except OSError as err:
+        except (OSError, FileChanged) as err:
             return err
 
     workers = workers or min(len(paths), os.cpu_count() or 1) or 1
@@ -56,12 +90,7 @@ def sha256_files(
 
 def git_blob_id(path: str | os.PathLike[str]) -> str:
     """git's object id of a file's content (`git hash-object`): the ETag the Hub gives a file not in LFS."""
-    digest = hashlib.sha1(usedforsecurity=False)
-    with open(path, "rb") as f:
-        digest.update(b"blob %d\0" % os.fstat(f.fileno()).st_size)
-        while chunk := f.read(BUFFER_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return str(hash_file(path, git=True).git)
 
 
 def content_id(etag: str, sha256: str, path: str | os.PathLike[str]) -> str:

@@ -34,36 +34,35 @@ def plan(
     hub_root: Path | None = None,
     done: frozenset[str] = frozenset(),
 ) -> tuple[list[BenchJob], list[list[Model]]]:
-    """One job per tower of each distinct architecture (or, with `hub_root`, of each pulled checkpoint), and
-    for each job the models that share its result."""
-    from vitamin_cli.checkpoints.pull import checkpoint_path
+    """One job per tower of each distinct architecture (or, with `hub_root`, of each pulled checkpoint, its bytes
+    checked to be what was pulled), and for each job the models that share its result."""
+    from vitamin_cli.checkpoints.pull import checkpoint
+    from vitamin_cli.checkpoints.store import Store
 
+    store = Store(hub_root) if hub_root is not None else None
     flops = _flops_per_item(registry, models)
     jobs: list[BenchJob] = []
     sharing: list[list[Model]] = []
     index: dict[tuple[str, str], int] = {}
     for model in models:
         key = measured_as(registry, model, hub_root)
-        checkpoint = str(checkpoint_path(model, hub_root)) if hub_root is not None else None
+        weights = str(checkpoint(model, store).path(store.root)) if store is not None else None
         for tower in towers:
             if (key, tower) not in index:
                 index[(key, tower)] = len(jobs)
                 gflops = flops.get(model.name, {}).get(tower)
-                jobs.append(BenchJob(str(registry.path), model.name, tower, settings, checkpoint, gflops, done))
+                jobs.append(BenchJob(str(registry.path), model.name, tower, settings, weights, gflops, done))
                 sharing.append([])
             sharing[index[(key, tower)]].append(model)
     return jobs, sharing
 
 
 def measured_as(registry: Zoo, model: Model, hub_root: Path | None = None) -> str:
-    """What a model's measurement is shared by: its architecture, or with `hub_root` its own pulled checkpoint
-    (which must be there: a model that is not pulled is an error naming `vitamin pull`)."""
-    from vitamin_cli.checkpoints.pull import checkpoint_path
+    """What a model's measurement is shared by: its architecture, or with `hub_root` its own pulled checkpoint."""
     from vitamin_cli.models import audit
 
     if hub_root is None:
         return audit.architecture_id(registry, model)
-    checkpoint_path(model, hub_root)
     return model.name
 
 

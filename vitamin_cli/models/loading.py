@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitamin_cli.checkpoints.pull import ensure_checkpoint
+from vitamin_cli.checkpoints.store import Store
 from vitamin_cli.errors import UsageError, VitaminError
 from vitamin_cli.models import device as devices
 from vitamin_cli.zoo import Zoo
@@ -64,6 +65,27 @@ def read_state_dict(path: Path) -> dict[str, Any]:
                     "weights never materialised): save the weights again",
                 )
     return state
+
+
+def check_checkpoint_file(path: Path, error: type[VitaminError] = UsageError, label: str | None = None) -> None:
+    """A checkpoint the user named must be a regular file: a folder, a device, a pipe or nothing at all is an
+    `error` saying which (a device such as /dev/zero would be read forever)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        what = "no such file"
+    except OSError as err:
+        what = f"cannot read it: {err.strerror or err}"
+    else:
+        if stat.S_ISREG(mode):
+            return
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else (
+            "a pipe" if stat.S_ISFIFO(mode) else "a socket")  # fmt: skip
+        what = "a folder, not a checkpoint file" if kind == "a folder" else f"not a regular file ({kind})"
+    label = label or f"checkpoint {str(path)[:200]!r}"
+    raise error(f"{label}: {what}", hint="give the checkpoint file itself (.pt, .bin)")
 
 
 def _not_a_checkpoint(path: Path) -> str | None:
@@ -175,10 +197,10 @@ def load(
     if checkpoint is None:
         if hub_root is None:
             raise UsageError("give the checkpoint, or the cache it was pulled into")
-        checkpoint = ensure_checkpoint(model_entry, hub_root)
-    elif not Path(checkpoint).is_file():
-        what = "a folder, not a checkpoint file" if Path(checkpoint).is_dir() else "no such file"
-        raise CheckpointError(f"checkpoint {str(checkpoint)[:200]!r}: {what}")
+        store = Store(hub_root)
+        checkpoint = ensure_checkpoint(model_entry, store).path(store.root)
+    else:
+        check_checkpoint_file(Path(checkpoint), CheckpointError)
     path = checkpoint
     cfg = arch.config(registry, model_entry)
     model = arch.build(cfg, device="cpu")
@@ -197,11 +219,11 @@ def deep_check(registry: Zoo, check: Check, hub_root: Path) -> None:
     from vitamin_cli.models import arch
     from vitamin_cli.models.audit import tolerance
 
-    if check.entry is None:
+    if check.record is None:
         return
     model_entry = registry.get(check.name)
     try:
-        model, _, tokenizer = load(registry, check.name, checkpoint=check.entry.snapshot(hub_root))
+        model, _, tokenizer = load(registry, check.name, checkpoint=check.record.path(hub_root))
     except VitaminError as err:
         check.status = "corrupt"
         check.problems.append(err.message)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
+    from vitamin_cli.checkpoints.pull import PullResult
     from vitamin_cli.eval.data import TaskData
     from vitamin_cli.eval.tasks import Task
 
@@ -73,6 +74,38 @@ def fetch(
     commit and each file's snapshot path. Without `everything`, only its small files."""
     assert task.repo is not None
     return module(task.layout).fetch(task, hub_root, network=network, progress=progress, everything=everything)
+
+
+def pull(
+    task: Task,
+    hub_root: Path,
+    *,
+    network: Any = None,
+    progress: Callable[[str], Callable[[int, int], None] | None] | None = None,
+) -> PullResult:
+    """`vitamin pull --task KEY` as a library call: a Hub task's files present and recorded, as one result for
+    the task (its files summed; `downloaded` when any file was). Local data is a usage error."""
+    from vitamin_cli.checkpoints.owners import TaskOwner
+    from vitamin_cli.checkpoints.pull import PullResult
+    from vitamin_cli.checkpoints.store import Store
+    from vitamin_cli.errors import UsageError
+
+    if task.repo is None:
+        raise UsageError(f"{task.key} is data of your own, on this disk: there is nothing to pull",
+                         hint="`vitamin eval --task` reads it where it is")  # fmt: skip
+    store, owner = Store(hub_root), TaskOwner(task.key, task.repo)
+    before = {r.etag for r in store.records([owner], warn=False) if r.name == owner.name}
+    commit, paths = fetch(task, hub_root, network=network, progress=progress)
+    records = [r for r in store.records([owner], warn=False) if r.name == owner.name and r.revision == commit]
+    return PullResult(
+        name=owner.name,
+        repo=task.repo,
+        revision=commit,
+        filename=f"{len(paths)} files",
+        path=str(next(iter(paths.values())).parent),
+        size_bytes=sum(r.size_bytes for r in records),
+        status="downloaded" if {r.etag for r in records} - before else "cached",
+    )
 
 
 def prepare(

@@ -1,0 +1,908 @@
+"""The one owner of vitamin's state in the hub cache: the only code that reads or writes the manifest, and the
+one place every command asks what is there, pulls a file, or removes one.
+
+The manifest (`<cache>.vitamin-manifest.json`, next to the cache folder rather than in it, where the cache
+scanner would take it for a broken repo) records each file vitamin pulled, for its owner (`owners.py`: a zoo
+model, or a task): repo, commit, file, blob and sha256; and each download under way, so that `rm` and a later
+pull find its partial file whatever ETag it was for. Another tool's file (open_clip, timm, `hf download`) is
+found by looking, each time, and recorded only when a pull takes it (`adopted`).
+
+- Looking (`records`, `pulled`, `checkpoint`, `partials`) writes nothing into the shared cache, nor the
+  manifest. What is at each file's path is read once, by `RepoCache.look`, so every command gives one answer;
+  a folder leading out of the cache is the same error (`hub.cache.outside`) wherever it is met.
+- A file's identity is its bytes: `checkpoint` hands out a sha256 true of the bytes on disk now (`identity.py`),
+  and a pull says `cached` only of a blob whose bytes are its ETag.
+- Changing (`pull`, `remove`) happens under huggingface_hub's lock of the blob, then the manifest's lock;
+  `remove` deletes only what no other entry and no other tool's snapshot uses, and never a partial file a
+  running pull holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from vitamin_cli import report
+from vitamin_cli.checkpoints import identity
+from vitamin_cli.checkpoints.owners import ModelOwner, Owner, TaskOwner
+from vitamin_cli.errors import UsageError, VitaminError
+from vitamin_cli.files import write_atomic
+from vitamin_cli.hub import ids
+from vitamin_cli.hub.cache import (
+    GONE,
+    OUTSIDE,
+    PRESENT,
+    UNLINKED,
+    CacheError,
+    RepoCache,
+    cache_failure,
+    confined,
+    delete,
+    hub_dir,
+    leftovers,
+    lock_mode,
+    partial_downloads,
+    points_at,
+    tidy,
+)
+from vitamin_cli.hub.download import ProgressCallback, download
+from vitamin_cli.hub.hashing import FileChanged, Hashed, stat_key
+from vitamin_cli.hub.remote import HubFile, Network, PullError, Remote, resolve
+
+MANIFEST_VERSION = 2
+PLAIN_FILE_BYTES = 10 * 2**20  # a file kept in git rather than LFS is at most this large on the Hub
+FIX_HINT = "`vitamin verify --fix` downloads it again"
+
+
+class NotPulled(UsageError):
+    """A released model whose checkpoint is not in the cache (exit 2)."""
+
+
+class Damaged(VitaminError):
+    """A file in the cache whose bytes are not what was pulled (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A file in the cache kept for an owner: what the manifest says of it (or what was found there), and what
+    is at its path now (`state`: hub.cache's PRESENT, GONE, OUTSIDE or UNLINKED)."""
+
+    name: str  # the owner's name: a model's canonical name, or `task:KEY`
+    repo: str
+    repo_type: str
+    revision: str  # the commit
+    filename: str
+    size_bytes: int
+    sha256: str  # "" when unknown (a file found where vitamin cannot look: OUTSIDE)
+    etag: str  # the blob's name in the cache ("" when unknown)
+    pulled_at: str  # ISO 8601, UTC: when vitamin pulled the file, or found it
+    # Put in the cache by another tool (open_clip, timm, `hf download`): vitamin uses and checks it, but
+    # `vitamin rm` leaves it in place. Its sha256 is then the blob's name, until its bytes are hashed.
+    adopted: bool = False
+    state: str = field(default=PRESENT, compare=False)
+    recorded: bool = field(default=True, compare=False)  # in the manifest; False: found by looking, just now
+    problem: CacheError | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def present(self) -> bool:
+        """Whether the file is there as recorded: a link to its own blob, a plain file of the cache."""
+        return self.state == PRESENT
+
+    def repo_cache(self, root: Path) -> RepoCache:
+        return RepoCache(root, self.repo, self.repo_type)
+
+    def path(self, root: Path) -> Path:
+        """Where huggingface_hub, open_clip and timm find the file: computed, never read from the manifest."""
+        return self.repo_cache(root).snapshot(self.revision, self.filename)
+
+    def blob(self, root: Path) -> Path:
+        return self.repo_cache(root).blob(self.etag)
+
+    def same_file(self, other: Record) -> bool:
+        mine = (self.repo_type, self.repo, self.revision, self.filename)
+        return mine == (other.repo_type, other.repo, other.revision, other.filename)
+
+    def same_blob(self, other: Record) -> bool:
+        return (self.repo_type, self.repo, self.etag) == (other.repo_type, other.repo, other.etag)
+
+    def saved(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in _ENTRY_CHECKS} | {"adopted": self.adopted}
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        """The record as `vitamin cache --json` shows it: its path, whether it is on disk, and its state."""
+        saved = self.saved() | {"sha256": self.sha256 or None, "etag": self.etag or None}
+        return saved | {"path": str(self.path(root)), "present": self.present, "state": self.state}
+
+
+@dataclass(frozen=True)
+class Started:
+    """A download under way (or interrupted) for an owner: which file and ETag its partial file is."""
+
+    name: str
+    repo: str
+    repo_type: str
+    filename: str
+    etag: str
+    started_at: str
+
+
+@dataclass
+class _Manifest:
+    entries: list[Record] = field(default_factory=list)
+    started: list[Started] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def of(self, name: str) -> list[Record]:
+        return [e for e in self.entries if e.name == name]
+
+    def add(self, entry: Record) -> None:
+        """Record an entry, replacing the one of the same name and file."""
+        self.entries = [e for e in self.entries if not (e.name == entry.name and e.same_file(entry))]
+        self.entries.append(entry)
+
+
+class _Owner(Protocol):
+    """What pulling needs of an owner: the name it is recorded under, and what its messages call a file."""
+
+    @property
+    def name(self) -> str: ...
+
+    def label_for(self, filename: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A file's owner known by its recorded name alone (a model of another zoo file, say)."""
+
+    name: str
+
+    def label_for(self, filename: str) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A file present and checked in the cache, and how it got there: downloaded, resumed, restarted or cached."""
+
+    record: Record
+    status: str
+
+    def path(self, root: Path) -> Path:
+        return self.record.path(root)
+
+
+@dataclass(frozen=True)
+class Partial:
+    """An interrupted download in the cache, and whose it is."""
+
+    repo: str
+    repo_type: str
+    path: Path
+    size_bytes: int  # on disk
+    names: tuple[str, ...]  # the owners it was started for (none: vitamin has no record of it)
+    stale: bool  # its file has since been pulled at another ETag: `vitamin rm` of its owner removes it
+
+
+@dataclass
+class Removal:
+    """What `remove` deleted, and what it kept and why."""
+
+    deleted: list[Path] = field(default_factory=list)
+    kept: list[tuple[Path, str]] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)  # snapshot files of the same repos that no entry records
+    freed_bytes: int = 0
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    """vitamin's files in one hub cache (`--cache-dir`, else huggingface_hub's own)."""
+
+    def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
+        self.root = hub_dir(cache_dir)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root.with_name(self.root.name + ".vitamin-manifest.json")
+
+    # -----------------------------------------------------------------------------------------------
+    # Looking: nothing is written
+
+    def records(self, owners: Iterable[Owner] = (), *, everything: bool = False, warn: bool = True) -> list[Record]:
+        """What the manifest records for these owners (every owner's, with `everything`), and each model's
+        checkpoint as another tool left it in the cache, each with what is at its path now. A file another
+        tool deleted or relinked since it was recorded as found is left out: it was never vitamin's to report."""
+        owners = list(owners)
+        manifest = self._read(warn)
+        names = {o.name for o in owners}
+        found = []
+        for entry in manifest.entries:
+            if everything or entry.name in names:
+                looked = self._looked(entry)
+                if not (looked.adopted and looked.state != PRESENT):
+                    found.append(looked)
+        for owner in owners:
+            if isinstance(owner, ModelOwner):
+                found += self._found(owner, manifest, found)
+        return found
+
+    def recorded_names(self) -> set[str]:
+        """The owners the manifest records files or downloads for."""
+        manifest = self._read(warn=False)
+        return {e.name for e in manifest.entries} | {s.name for s in manifest.started}
+
+    def pulled(self, owners: Iterable[ModelOwner]) -> set[str]:
+        """Names of these models whose current checkpoint is in the cache; a model's file behind a folder that
+        leads out of the cache is not, and is reported."""
+        owners = list(owners)
+        by_name = {o.name: o for o in owners}
+        records = self.records(owners)
+        present = {r.name for r in records if r.state == PRESENT and _current(by_name[r.name], r)}
+        self._report_outside([r for r in records if r.name not in present])
+        return present
+
+    def checkpoint(self, owner: ModelOwner) -> Record:
+        """The model's checkpoint as it is on disk now (the one pulled or found last, of several revisions), its
+        sha256 that of its bytes: hashed again where anything cheap to check changed since it was last hashed.
+        Not there: NotPulled naming `vitamin pull`; its bytes not what was pulled: Damaged, naming `verify --fix`."""
+        mine = [r for r in self.records([owner], warn=False) if r.name == owner.name]
+        present = [r for r in mine if r.state == PRESENT and _current(owner, r)]
+        if not present:
+            raise self._why_not(owner, mine)
+        record = max(enumerate(present), key=lambda item: (item[1].pulled_at, item[0]))[1]
+        blob = record.blob(self.root)
+        try:
+            sha256, matches = identity.verified(blob, record.etag)
+        except OSError as err:
+            raise cache_failure(err, f"read {blob}") from err
+        if not matches or sha256 != record.sha256 or not _current(owner, dataclasses.replace(record, sha256=sha256)):
+            raise Damaged(
+                f"{owner.label}: {record.path(self.root)} is not the file that was pulled: its sha256 is {sha256}, "
+                f"recorded {record.sha256}",
+                hint=FIX_HINT,
+            )
+        return record
+
+    def partials(self) -> list[Partial]:
+        """Interrupted downloads in the cache, with the owners they were started for and whether they are stale."""
+        manifest = self._read(warn=False)
+        listed = []
+        for found in partial_downloads(self.root):
+            started = [s for s in manifest.started if (s.repo_type, s.repo, s.etag) == (found.repo_type, found.repo,
+                                                                                          found.etag)]  # fmt: skip
+            stale = bool(started) and all(_superseded(manifest, s) for s in started)
+            names = tuple(sorted({s.name for s in started}))
+            listed.append(Partial(found.repo, found.repo_type, found.path, found.size_bytes, names, stale))
+        return listed
+
+    def _looked(self, entry: Record) -> Record:
+        """A manifest entry with what is at its path now (a link to another blob than its own is UNLINKED)."""
+        look = entry.repo_cache(self.root).look(entry.revision, entry.filename)
+        state = UNLINKED if look.state == PRESENT and look.etag != entry.etag else look.state
+        return dataclasses.replace(entry, state=state, problem=look.problem)
+
+    def _found(self, owner: ModelOwner, manifest: _Manifest, recorded: list[Record]) -> list[Record]:
+        """The model's checkpoint as another tool left it in the cache, unless vitamin's own present record
+        already answers; one record, or none."""
+        mine = [r for r in recorded if r.name == owner.name and r.state == PRESENT and _current(owner, r)]
+        if any(not r.adopted for r in mine):
+            return []  # what vitamin pulled is the answer until `vitamin rm`
+        found = self._find(owner, manifest)
+        if found is None or any(r.name == owner.name and r.same_file(found) for r in recorded):
+            return []  # that path is recorded already, and answered for as it is
+        return [found]
+
+    def _find(self, owner: ModelOwner, manifest: _Manifest) -> Record | None:
+        """The model's file where another tool would leave it (the pinned revision; else main, or the newest
+        commit fetched when no branch was) as a record; None when absent, not a link to a plain blob, or not the
+        file the zoo pins. An LFS file's blob is named by its sha256, which stands for its hash until its bytes
+        are used; a small file kept in git is hashed. A blob some entry says vitamin downloaded stays vitamin's."""
+        w = owner.model.weights
+        if w is None:
+            return None
+        try:
+            repo = RepoCache(self.root, w.repo)
+            look = repo.look_at(_where(repo, w.revision, w.filename), w.filename)
+        except CacheError:
+            return None
+        if look is None or look.state not in (PRESENT, OUTSIDE):
+            return None
+        base = Record(owner.name, w.repo, "model", look.commit, w.filename, 0, "", "", now(), True, recorded=False)
+        if look.state == OUTSIDE:
+            return dataclasses.replace(base, state=OUTSIDE, problem=look.problem)
+        assert look.etag is not None
+        sha256 = self._sha256_of_found(repo.blob(look.etag), look.etag)
+        if sha256 is None:
+            return None
+        size = repo.blob(look.etag).stat().st_size
+        entry = dataclasses.replace(base, size_bytes=size, sha256=sha256, etag=look.etag)
+        ours = any(e.same_blob(entry) and not e.adopted for e in manifest.entries)
+        if not _current(owner, entry) or w.size_bytes not in (None, size):
+            return None
+        return dataclasses.replace(entry, adopted=not ours)
+
+    def _sha256_of_found(self, blob: Path, etag: str) -> str | None:
+        if ids.is_sha256(etag):
+            return etag
+        try:
+            if blob.stat().st_size > PLAIN_FILE_BYTES:
+                return None
+            sha256, matches = identity.verified(blob, etag)
+        except (OSError, FileChanged):
+            return None
+        return sha256 if matches else None
+
+    def _why_not(self, owner: ModelOwner, mine: list[Record]) -> VitaminError:
+        """Why a model has no checkpoint to use: a folder leading out, a damaged layout, or not pulled."""
+        for record in mine:
+            if record.state == OUTSIDE and record.problem is not None:
+                return record.problem
+        for record in mine:
+            if record.state == UNLINKED and _current(owner, record):
+                return Damaged(f"{owner.label}: {record.path(self.root)} is not the link to its blob that vitamin made",
+                               hint=FIX_HINT)  # fmt: skip
+        w = owner.model.weights
+        assert w is not None
+        why = f" (the file pulled before is not {w.repo}/{w.filename} as the zoo gives it now)" if mine else ""
+        gone = [r for r in mine if r.state == GONE and not r.adopted and _current(owner, r)]
+        if gone:
+            why = " (its file was deleted outside vitamin)"
+        return NotPulled(f"{owner.label} is not pulled{why}", hint=f"run `vitamin pull {owner.label}` first")
+
+    def _report_outside(self, records: list[Record]) -> None:
+        shown = set()
+        for record in records:
+            if record.state == OUTSIDE and record.problem is not None and record.problem.message not in shown:
+                shown.add(record.problem.message)
+                report.warn(record.problem.message, record.problem.hint)
+
+    # -----------------------------------------------------------------------------------------------
+    # Pulling
+
+    def pull(
+        self,
+        owner: _Owner,
+        wanted: HubFile,
+        *,
+        token: str | bool | None = None,
+        progress: ProgressCallback | None = None,
+        network: Network | None = None,
+        force: bool = False,
+    ) -> Fetched:
+        """Make one file present and intact in the cache for its owner (downloading, resuming or finding it) and
+        record it. A file present and intact, linked as asked, is `cached` without a write (a read-only cache
+        works). `force` downloads it again and puts it in place of the blob only once it checks out."""
+        from huggingface_hub import constants
+
+        network = network or Network.from_environment()
+        label = owner.label_for(wanted.filename)
+        problem = wanted.problem()
+        if problem is not None:
+            raise UsageError(f"{label}: {problem}")
+        repo = RepoCache(self.root, wanted.repo, wanted.repo_type)
+        if constants.HF_HUB_OFFLINE:
+            return self._from_cache_offline(owner, repo, wanted)
+        remote = resolve(wanted, token, network, label)
+        _check_against_pins(wanted, remote.etag, remote.size, label)
+        look = repo.look(remote.commit, wanted.filename)
+        if look.problem is not None:
+            raise look.problem
+        if not force:
+            cached = self._already_there(owner, repo, wanted, remote, look.etag)
+            if cached is not None:
+                return cached
+        try:
+            return self._fetch_locked(owner, repo, wanted, remote, token, progress, network, force)
+        except OSError as err:
+            raise cache_failure(err, f"write {label} into the cache {self.root}") from err
+
+    def refetch(self, record: Record, network: Network) -> Fetched:
+        """Download a recorded file again, exactly as it was pulled (its commit and sha256), under its owner's
+        name, and put it in place of what is there once it checks out (`vitamin verify --fix`)."""
+        wanted = HubFile(record.repo, record.filename, record.revision, record.repo_type, sha256=record.sha256)
+        return self.pull(_Named(record.name), wanted, network=network, force=True)
+
+    def _already_there(
+        self, owner: _Owner, repo: RepoCache, wanted: HubFile, remote: Remote, linked: str | None
+    ) -> Fetched | None:
+        """The file, `cached`, when it is present at the commit the server named, linked from the revision asked
+        for, and its bytes are its ETag: nothing to write, so a read-only cache answers too."""
+        ref_ok = ids.is_commit(wanted.revision) or repo.commit_for(wanted.revision) == remote.commit
+        if linked != remote.etag or not ref_ok:
+            return None
+        blob = repo.blob(remote.etag)
+        try:
+            if blob.stat().st_size != remote.size:
+                return None
+            sha256, matches = identity.verified(blob, remote.etag)
+        except (OSError, FileChanged):
+            return None
+        if not matches:
+            return None
+        _check_pin(wanted, sha256, repo, blob, "cached", owner.label_for(wanted.filename))
+        record = self._record_for(owner, repo, remote.commit, wanted.filename, remote.etag, remote.size, sha256)
+        self._record_if_possible(record, "cached")
+        return Fetched(record, "cached")
+
+    def _fetch_locked(
+        self,
+        owner: _Owner,
+        repo: RepoCache,
+        wanted: HubFile,
+        remote: Remote,
+        token: str | bool | None,
+        progress: ProgressCallback | None,
+        network: Network,
+        force: bool,
+    ) -> Fetched:
+        from filelock import FileLock
+
+        lock = confined(self.root, repo.lock(remote.etag))
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock), mode=lock_mode()):
+            blob = confined(self.root, repo.blob(remote.etag))
+            sha256 = None if force else _intact(blob, remote)
+            status = "cached"
+            if sha256 is None:  # absent, or damaged: downloaded anew, put in its place only once it checks out
+                partial = repo.partial_path(remote.etag)
+                # huggingface_hub's cache scanner expects every repo folder to have one, even while a file comes
+                confined(self.root, repo.folder / "snapshots" / "x").parent.mkdir(parents=True, exist_ok=True)
+                started = self._started(owner, wanted, remote)
+                try:
+                    done = download(wanted, remote, partial, blob, token=token, progress=progress, network=network,
+                                    label=owner.label_for(wanted.filename))  # fmt: skip
+                except Exception:
+                    if not partial.exists():  # failed, with nothing kept: no download to remember
+                        self._forget(started)
+                    raise
+                status, sha256 = done.status, done.sha256
+                identity.remember(blob, Hashed(sha256, stat_key(blob.stat())), wrote_it=True)
+            _check_pin(wanted, sha256, repo, blob, status, owner.label_for(wanted.filename))
+            record = self._record_for(owner, repo, remote.commit, wanted.filename, remote.etag, remote.size, sha256)
+            try:
+                repo.link(remote.commit, wanted.filename, remote.etag, wanted.revision)
+                self._record(record, status)
+            except (CacheError, OSError):
+                if status != "cached":
+                    _back_to_partial(repo, remote.etag, record.path(self.root))
+                raise
+        return Fetched(record, status)
+
+    def _from_cache_offline(self, owner: _Owner, repo: RepoCache, wanted: HubFile) -> Fetched:
+        label = owner.label_for(wanted.filename)
+        revision = wanted.revision if wanted.revision != "main" else _where(repo, None, wanted.filename)
+        look = repo.look_at(revision, wanted.filename)
+        if look is None or look.state == GONE:
+            raise PullError(
+                f"{label}: offline (HF_HUB_OFFLINE is set) and not in the cache {self.root}",
+                hint="unset HF_HUB_OFFLINE to download it, or point --cache-dir / HF_HUB_CACHE at a cache that has it",
+            )
+        if look.problem is not None:
+            raise look.problem
+        if look.etag is None:
+            raise Damaged(f"{label}: {look.snapshot} does not link to a blob of the cache; vitamin does not vouch "
+                          "for it", hint="pull it again with the network on")  # fmt: skip
+        blob = repo.blob(look.etag)
+        try:
+            sha256, matches = identity.verified(blob, look.etag)
+        except OSError as err:
+            raise cache_failure(err, f"read {blob}") from err
+        if not matches:
+            raise Damaged(f"{label}: {blob} is damaged: its content does not match its ETag {look.etag}",
+                          hint=FIX_HINT + ", with the network on")  # fmt: skip
+        size = blob.stat().st_size
+        _check_against_pins(wanted, look.etag, size, label)
+        _check_pin(wanted, sha256, repo, blob, "cached", label)
+        record = self._record_for(owner, repo, look.commit, wanted.filename, look.etag, size, sha256)
+        self._record_if_possible(record, "cached")
+        return Fetched(record, "cached")
+
+    def _record_for(
+        self, owner: _Owner, repo: RepoCache, commit: str, filename: str, etag: str, size: int, sha256: str
+    ) -> Record:
+        return Record(owner.name, repo.repo, repo.repo_type, commit, filename, size, sha256, etag, now())
+
+    def _record(self, record: Record, status: str) -> None:
+        """Record a file for its owner: an entry for the same file that is already there as it is stays as it
+        was; a file that was in the cache already, and that no entry of vitamin's own pulls names, was put there
+        by another tool: it is recorded as found (adopted). Its download's record goes, and so do the partial
+        files of other ETags of the same file that it supersedes (unless a running pull holds one)."""
+        with self._updating() as manifest:
+            manifest.started = [s for s in manifest.started if not _same_download(s, record)]
+            self._drop_superseded(manifest, record)
+            same = [e for e in manifest.of(record.name) if e.same_file(record)]
+            if same and (same[0].sha256, same[0].etag) == (record.sha256, record.etag):
+                return
+            ours = any(e.same_blob(record) and not e.adopted for e in manifest.entries)
+            manifest.add(dataclasses.replace(record, adopted=status == "cached" and not ours))
+
+    def _record_if_possible(self, record: Record, status: str) -> None:
+        """Record a file found present; a cache (or manifest) this user may not write is used unrecorded."""
+        try:
+            self._record(record, status)
+        except (CacheError, OSError):
+            pass
+
+    def _started(self, owner: _Owner, wanted: HubFile, remote: Remote) -> Started:
+        """Note a download before its first byte, so that its partial file is known as the owner's."""
+        started = Started(owner.name, wanted.repo, wanted.repo_type, wanted.filename, remote.etag, now())
+        try:
+            with self._updating() as manifest:
+                if not any(_same_start(s, started) and s.name == started.name for s in manifest.started):
+                    manifest.started.append(started)
+        except CacheError:
+            pass  # the download can go on; only `rm` would not know the partial file as the owner's
+        return started
+
+    def _forget(self, started: Started) -> None:
+        try:
+            with self._updating() as manifest:
+                manifest.started = [
+                    s for s in manifest.started if not (_same_start(s, started) and s.name == started.name)
+                ]
+        except CacheError:
+            pass
+
+    def _drop_superseded(self, manifest: _Manifest, record: Record) -> None:
+        """Delete the partial files of the same owner and file at other ETags, unless a running pull holds one."""
+        for started in [s for s in manifest.started if _superseded_by(s, record)]:
+            repo = RepoCache(self.root, started.repo, started.repo_type)
+            if self._delete_partial(repo, started.etag, Removal()) is None:
+                manifest.started.remove(started)
+
+    # -----------------------------------------------------------------------------------------------
+    # Removing
+
+    def remove(self, name: str) -> Removal:
+        """Delete the files recorded for an owner that nothing else uses: the snapshot link unless another entry
+        names the same repo, commit and file; the blob unless another entry or any snapshot link in the repo
+        still uses it; its partial downloads of every ETag (not one a running pull holds); refs and folders this
+        leaves dangling or empty. A file another tool put in the cache (adopted) stays, and so does its entry.
+
+        Only links that point at their blob and blobs that are plain files are vitamin's to delete; anything
+        else is kept and reported. A manifest with entries vitamin cannot read deletes nothing: what they name
+        might be shared. Runs under each blob's lock and then the manifest's (the order a pull takes them in)."""
+        from contextlib import ExitStack
+
+        from filelock import FileLock
+
+        removal = Removal()
+        first = self._read(warn=False).of(name)
+        locks = sorted({confined(self.root, e.repo_cache(self.root).lock(e.etag)) for e in first})
+        with ExitStack() as held:
+            try:
+                for lock in locks:
+                    lock.parent.mkdir(parents=True, exist_ok=True)
+                    held.enter_context(FileLock(str(lock), mode=lock_mode()))
+            except OSError as err:
+                raise cache_failure(err, f"lock the files of {name}") from err
+            with self._updating() as manifest:
+                self._remove_locked(name, manifest, locks, removal)
+        return removal
+
+    def _remove_locked(self, name: str, manifest: _Manifest, locks: list[Path], removal: Removal) -> None:
+        if manifest.problems:
+            raise CacheError(
+                f"nothing deleted: the manifest {self.manifest_path} has entries vitamin cannot read, and the files "
+                f"they name may be shared with {name}",
+                hint="repair or delete those entries (the warning above names them), then run `vitamin rm` again",
+            )
+        locked = [e for e in manifest.of(name) if confined(self.root, e.repo_cache(self.root).lock(e.etag)) in locks
+                  and not e.adopted]  # fmt: skip
+        others = [e for e in manifest.entries if e not in locked]
+        try:
+            for entry in locked:
+                self._remove_entry(entry, others, removal)
+        except OSError as err:
+            raise cache_failure(err, f"delete the files of {name}") from err
+        manifest.entries = others
+        self._remove_started(name, manifest, locks, removal)
+        recorded = {e.path(self.root) for e in others}
+        for folder in {e.repo_cache(self.root).folder for e in locked}:
+            for path in sorted((folder / "snapshots").glob("**/*")):
+                if (path.is_symlink() or path.is_file()) and path not in recorded:
+                    removal.others.append(path)
+
+    def _remove_entry(self, entry: Record, others: list[Record], removal: Removal) -> None:
+        repo = entry.repo_cache(self.root)
+        blob = confined(self.root, repo.blob(entry.etag))
+        snapshot = confined(self.root, entry.path(self.root))
+        sharing = sorted({o.name for o in others if o.same_file(entry)})
+        if sharing:
+            removal.kept.append((snapshot, f"also pulled for {', '.join(sharing)}"))
+        elif points_at(snapshot, blob):
+            _deleted(self.root, snapshot, removal)  # the link vitamin made, whatever is at its blob's name now
+        elif snapshot.exists() or snapshot.is_symlink():
+            removal.kept.append((snapshot, "not a link to its blob: another tool made or changed it"))
+        self._remove_blob(repo, entry, others, blob, removal)
+        removal.deleted += tidy(repo, entry.revision)
+
+    def _remove_blob(self, repo: RepoCache, entry: Record, others: list[Record], blob: Path, removal: Removal) -> None:
+        users = sorted({o.name for o in others if o.same_blob(entry)})
+        links = repo.links_to(blob)
+        if users:
+            removal.kept.append((blob, f"also used by {', '.join(users)}"))
+        elif links:
+            removal.kept.append((blob, f"still linked from {links[0].relative_to(repo.folder)}"))
+        elif blob.is_file() and not blob.is_symlink():
+            removal.freed_bytes += blob.stat().st_size
+            _deleted(self.root, blob, removal)
+            for leftover in leftovers(repo.partial(entry.etag)):
+                if leftover.is_file() and not leftover.is_symlink():
+                    _deleted(self.root, leftover, removal)
+        elif blob.is_symlink():
+            removal.kept.append((blob, "a link, not a blob vitamin wrote"))
+
+    def _remove_started(self, name: str, manifest: _Manifest, held: list[Path], removal: Removal) -> None:
+        """The owner's partial downloads of every ETag, unless another owner's download or a running pull
+        holds one."""
+        for started in [s for s in manifest.started if s.name == name]:
+            repo = RepoCache(self.root, started.repo, started.repo_type)
+            sharing = sorted({s.name for s in manifest.started if s.name != name and _same_start(s, started)})
+            if sharing:
+                removal.kept.append((repo.partial(started.etag), f"also being pulled for {', '.join(sharing)}"))
+                manifest.started.remove(started)
+                continue
+            busy = self._delete_partial(
+                repo, started.etag, removal, confined(self.root, repo.lock(started.etag)) in held
+            )
+            if busy is not None:
+                removal.kept.append((busy, "a pull running now is downloading it"))
+            else:
+                manifest.started.remove(started)
+
+    def _delete_partial(self, repo: RepoCache, etag: str, removal: Removal, locked: bool = False) -> Path | None:
+        """Delete a partial download's files if no running pull holds its lock (`locked`: this process holds it);
+        the partial's path when a pull does."""
+        from filelock import FileLock, Timeout
+
+        partial = repo.partial(etag)
+        lock = FileLock(str(confined(self.root, repo.lock(etag))), mode=lock_mode())
+        try:
+            if not locked:
+                lock.acquire(timeout=0)
+        except (Timeout, OSError):  # held by a pull running now, or a lock that cannot be taken: not touched
+            return partial
+        try:
+            for leftover in leftovers(partial):
+                if leftover.is_file() and not leftover.is_symlink():
+                    _deleted(self.root, leftover, removal)
+        finally:
+            if not locked:
+                lock.release()
+        return None
+
+    # -----------------------------------------------------------------------------------------------
+    # The manifest itself: read, validated, written
+
+    def _read(self, warn: bool = True) -> _Manifest:
+        """The manifest; an absent one is empty. A file vitamin did not write as it reads it (garbage, wrong
+        types, names the Hub would not send) is reported and its bad entries are left out."""
+        path = self.manifest_path
+        manifest = _Manifest()
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return manifest
+        except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested deeper than JSON's parser goes
+            manifest.problems.append(f"cannot read it ({getattr(err, 'strerror', None) or str(err)[:100]})")
+            data = None
+        if data is not None:
+            _parse(data, manifest)
+        if warn and manifest.problems:
+            shown = "; ".join(manifest.problems[:3]) + ("; ..." if len(manifest.problems) > 3 else "")
+            report.warn(f"ignoring what vitamin cannot use in {path}: {shown}")
+        return manifest
+
+    @contextmanager
+    def _updating(self) -> Iterator[_Manifest]:
+        """Read, change and write back the manifest under a lock, so that concurrent pulls lose no entry; a
+        manifest that did not change is not written again. An unreadable file is kept aside (`.unreadable`),
+        never overwritten unseen."""
+        from filelock import FileLock
+
+        path = self.manifest_path
+        lock = FileLock(str(confined(self.root, path.with_name(path.name + ".lock"))), mode=lock_mode())
+        try:
+            lock.acquire()
+        except OSError as err:
+            raise cache_failure(err, f"lock the manifest {path}") from err
+        try:
+            manifest = self._read()
+            before = (list(manifest.entries), list(manifest.started))
+            yield manifest
+            if (manifest.entries, manifest.started) == before and not manifest.problems:
+                return
+            if manifest.problems and path.exists():
+                _saved_aside(path)  # only now, as the new one is written: a change that failed leaves it in place
+            try:
+                write_atomic(path, json.dumps(_payload(manifest), indent=2) + "\n")
+            except OSError as err:  # the old manifest is still whole: it never claims a file that is not there
+                raise cache_failure(err, f"update the manifest {path}") from err
+        finally:
+            lock.release()
+
+
+def _payload(manifest: _Manifest) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "version": MANIFEST_VERSION,
+        "files": [e.saved() for e in sorted(manifest.entries, key=lambda e: (e.name, e.pulled_at))],
+    }
+    if manifest.started:  # read by this vitamin; a vitamin before it reads "files" only
+        payload["downloads"] = [dataclasses.asdict(s) for s in manifest.started]
+    return payload
+
+
+def _saved_aside(path: Path) -> None:
+    aside = path.with_name(path.name + ".unreadable")
+    try:
+        os.replace(path, aside)
+    except OSError as err:
+        raise cache_failure(err, f"keep the unreadable manifest {path} aside") from err
+    report.warn(f"kept the old manifest as {aside}")
+
+
+_ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "name": lambda v: isinstance(v, str) and 0 < len(v) <= 200 and v.isprintable(),
+    "repo": lambda v: ids.repo_problem(v) is None,
+    "repo_type": lambda v: v in ("model", "dataset"),
+    "revision": ids.is_commit,
+    "filename": lambda v: ids.filename_problem(v) is None,
+    "size_bytes": lambda v: type(v) is int and 0 <= v < 2**63,
+    "sha256": ids.is_sha256,
+    "etag": ids.is_etag,
+    "pulled_at": lambda v: isinstance(v, str) and len(v) <= 64,
+}
+_STARTED_KEYS = ("name", "repo", "repo_type", "filename", "etag")
+
+
+def _parse(data: Any, manifest: _Manifest) -> None:
+    version = data.get("version") if isinstance(data, dict) else None
+    rows = data.get("models") if version == 1 else data.get("files") if version == MANIFEST_VERSION else None
+    if not isinstance(rows, list):
+        manifest.problems.append(f"not a manifest vitamin wrote (version {version!r})")
+        return
+    for index, row in enumerate(rows):
+        entry, problem = _entry(row, version == 1)
+        if entry is not None:
+            manifest.entries.append(entry)
+        else:
+            manifest.problems.append(f"entry {index + 1}: {problem}")
+    downloads = data.get("downloads", [])
+    for index, row in enumerate(downloads if isinstance(downloads, list) else [None]):
+        started = _started(row)
+        if started is not None:
+            manifest.started.append(started)
+        else:
+            manifest.problems.append(f"download {index + 1}: not one vitamin wrote")
+
+
+def _entry(row: Any, version_1: bool) -> tuple[Record | None, str | None]:
+    """An entry from its JSON object, every field checked; a version 1 entry (one per model, with a `path`
+    that is now computed) is read as a model file."""
+    if not isinstance(row, dict):
+        return None, "not an object"
+    if version_1:
+        row = {**{k: v for k, v in row.items() if k != "path"}, "repo_type": "model"}
+    for key, check in _ENTRY_CHECKS.items():
+        if key not in row:
+            return None, f"no {key}"
+        if not check(row[key]):
+            return None, f"bad {key} {str(row[key])[:60]!r}"
+    adopted = row.get("adopted", False)
+    if type(adopted) is not bool:
+        return None, f"bad adopted {str(adopted)[:60]!r}"
+    return Record(**{key: row[key] for key in _ENTRY_CHECKS}, adopted=adopted), None
+
+
+def _started(row: Any) -> Started | None:
+    if not isinstance(row, dict) or not all(_ENTRY_CHECKS[key](row.get(key)) for key in _STARTED_KEYS):
+        return None
+    at = row.get("started_at")
+    if not isinstance(at, str) or not _ENTRY_CHECKS["pulled_at"](at):
+        return None
+    return Started(row["name"], row["repo"], row["repo_type"], row["filename"], row["etag"], at)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small rules
+
+
+def _current(owner: Owner, record: Record) -> bool:
+    """Whether a record is the owner's file as it is wanted now (a task's files: any it recorded)."""
+    if isinstance(owner, TaskOwner):
+        return True
+    return owner.is_current(record.repo, record.repo_type, record.filename, record.revision, record.sha256)
+
+
+def _where(repo: RepoCache, pinned: str | None, filename: str) -> str:
+    """Where a file is in this cache: at its pinned revision; else at main, or at the newest commit fetched when
+    main has no snapshot of it (a file fetched at a commit: no `refs/main`)."""
+    if pinned is not None:
+        return pinned
+    at_main = repo.look_at("main", filename)
+    if at_main is not None and at_main.state != GONE:
+        return "main"
+    return repo.newest_commit(filename) or "main"
+
+
+def _intact(blob: Path, remote: Remote) -> str | None:
+    """The sha256 of a blob already in the cache when its bytes are its ETag; None when absent or damaged."""
+    try:
+        if blob.is_symlink() or not blob.is_file() or blob.stat().st_size != remote.size:
+            return None
+        sha256, matches = identity.verified(blob, remote.etag)
+    except (OSError, FileChanged):
+        return None
+    return sha256 if matches else None
+
+
+def _same_download(started: Started, record: Record) -> bool:
+    mine = (started.name, started.repo_type, started.repo, started.filename, started.etag)
+    return mine == (record.name, record.repo_type, record.repo, record.filename, record.etag)
+
+
+def _same_start(one: Started, other: Started) -> bool:
+    return (one.repo_type, one.repo, one.etag) == (other.repo_type, other.repo, other.etag)
+
+
+def _superseded_by(started: Started, record: Record) -> bool:
+    mine = (started.name, started.repo_type, started.repo, started.filename)
+    return mine == (record.name, record.repo_type, record.repo, record.filename) and started.etag != record.etag
+
+
+def _superseded(manifest: _Manifest, started: Started) -> bool:
+    return any(_superseded_by(started, e) and e.pulled_at >= started.started_at for e in manifest.entries)
+
+
+def _check_against_pins(wanted: HubFile, etag: str, size: int, label: str) -> None:
+    if wanted.sha256 and ids.is_sha256(etag) and etag != wanted.sha256:
+        raise PullError(
+            f"{label}: the Hub's {wanted.repo}/{wanted.filename} has sha256 {etag}, zoo.yaml pins {wanted.sha256}",
+            hint="the file changed upstream; pin a revision in zoo.yaml, or `vitamin pin` it again",
+        )
+    if wanted.size_bytes and size != wanted.size_bytes:
+        raise PullError(f"{label}: the Hub's file has {size} bytes, zoo.yaml pins {wanted.size_bytes}")
+
+
+def _check_pin(wanted: HubFile, sha256: str, repo: RepoCache, blob: Path, status: str, label: str) -> None:
+    """A file whose sha256 is not the zoo's pin is refused. The blob is deleted only if this pull just
+    downloaded it and nothing links to it: a blob that was already in the cache belongs to whoever put it
+    there (and is right for its ETag; it is the pin that disagrees)."""
+    if not wanted.sha256 or sha256 == wanted.sha256:
+        return
+    removed = status != "cached" and not repo.links_to(blob)
+    if removed:
+        blob.unlink(missing_ok=True)
+    raise PullError(
+        f"{label}: sha256 mismatch: zoo.yaml pins {wanted.sha256}, the file has {sha256}"
+        + ("; removed the download" if removed else "; the file stays in the cache as it is, unlinked for this model"),
+        hint="the Hub's file is not the one the zoo pins: check the zoo entry's revision and sha256",
+    )
+
+
+def _back_to_partial(repo: RepoCache, etag: str, snapshot: Path) -> None:
+    """Undo a download that could not be recorded (a full disk, say): the blob becomes a partial download
+    again, which the next pull finishes without fetching a byte, and its snapshot link goes. Nothing then looks
+    complete that the manifest does not list, and nothing downloaded is lost."""
+    blob = repo.blob(etag)
+    if any(p != snapshot for p in repo.links_to(blob)):
+        return  # another snapshot uses the blob: it stays
+    if points_at(snapshot, blob):
+        snapshot.unlink()
+    os.replace(blob, repo.partial(etag))
+    tidy(repo, snapshot.relative_to(repo.folder / "snapshots").parts[0])
+
+
+def _deleted(root: Path, path: Path, removal: Removal) -> None:
+    if delete(root, path):
+        removal.deleted.append(path)
