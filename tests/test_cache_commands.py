@@ -140,7 +140,7 @@ def test_cache_lists_models_partials_and_total(hub: Hub, run: Run) -> None:
     ]  # a partial file of no download vitamin knows of: for no one, never stale
     assert data["total_bytes"] == len(hub.files[SMALL_REPO]) + len(hub.files[BIG_REPO]) + 1000
     text = run("cache").stdout
-    assert "total 27.0 MiB in 2 files and 1 partial downloads" in text
+    assert "total 27.0 MiB in 2 files and 1 partial download" in text
 
 
 def test_pin_writes_commit_sha_and_size_and_keeps_the_rest(hub: Hub, zoo_copy: Path) -> None:

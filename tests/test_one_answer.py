@@ -339,3 +339,29 @@ def test_a_read_only_cache_still_serves_what_it_holds(
     assert [m["name"] for m in json.loads(listed.stdout)] == [L_NAME]
     verified = run("verify", "--cache-dir", str(root))
     assert verified.exit_code == 0, (verified.stdout, verified.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Looking writes nothing
+
+
+def stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path below a folder (links not followed), with its size and modification time."""
+    return {str(p): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.slow  # a subprocess downloads with huggingface_hub
+def test_looking_writes_nothing_into_the_cache_or_the_manifest(hub: Hub, run: Run) -> None:
+    """A checkpoint another tool put in the cache is found by every command that looks, and none of them
+    writes a byte: not into the shared cache, not into vitamin's manifest beside it."""
+    hf_download(SMALL_REPO)
+    before = stamps(cache_root())
+    for args in (["ls", "--pulled", "--json"], ["cache", "--json"], ["verify", "--json"], ["tasks", "--json"]):
+        result = run(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert L_NAME in result.stdout or args[0] == "tasks", args
+    assert stamps(cache_root()) == before
+    assert not cache_root().with_name("hub.vitamin-manifest.json").exists()
+    assert run("pull", "ViTamin-L").exit_code == 0  # pulling is what records it, as found
+    (row,) = json.loads(run("cache", "--json").stdout)["models"]
+    assert row["adopted"] is True and cache_root().with_name("hub.vitamin-manifest.json").exists()

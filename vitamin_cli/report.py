@@ -2,7 +2,7 @@
 
 Library code never prints. A warning (`warn`: something is wrong, and the work goes on) or a note (`note`:
 what vitamin is doing on the user's behalf, such as pulling a missing checkpoint) goes to this logger, whose
-handler writes `warning: ...` (or the note) and its `hint: ...` to stderr as it is at that moment: the CLI's
+handler writes `warning: ...` or `note: ...` (and a `hint: ...`) to stderr as it is at that moment: the CLI's
 stderr, a Ray worker's (which Ray forwards to the driver), a Python user's. A Python user silences them with
 `logging.getLogger("vitamin_cli").setLevel(logging.ERROR)`, or replaces the handler. Credentials in a URL are
 never written (`errors.scrub`).
@@ -32,7 +32,7 @@ class _Stderr(logging.Handler):
 class _Format(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = scrub(record.getMessage())
-        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+        return f"warning: {text}" if record.levelno >= logging.WARNING else f"note: {text}"
 
 
 def warn(message: str, hint: str | None = None) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vitamin_cli.hub.remote import HubFile
-
 if TYPE_CHECKING:
+    from vitamin_cli.hub.remote import HubFile
     from vitamin_cli.zoo import Model
 
 TASK_PREFIX = "task:"
@@ -40,6 +39,8 @@ class ModelOwner:
 
     def wanted(self, revision: str | None = None) -> HubFile:
         """The checkpoint to fetch: at `revision`, else the pinned one, else main; with the zoo's pins."""
+        from vitamin_cli.hub.remote import HubFile
+
         w = self.model.weights
         assert w is not None, f"{self.name} has no public checkpoint"
         return HubFile(w.repo, w.filename, revision or w.revision or "main", sha256=w.sha256, size_bytes=w.size_bytes)
@@ -85,6 +86,8 @@ class TaskOwner:
         return "dataset"
 
     def wanted(self, filename: str, revision: str) -> HubFile:
+        from vitamin_cli.hub.remote import HubFile
+
         return HubFile(self.repo, filename, revision, repo_type="dataset")
 
 

@@ -27,9 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from vitamin_cli import report
 from vitamin_cli.checkpoints import identity
 from vitamin_cli.checkpoints.owners import ModelOwner, Owner, TaskOwner
 from vitamin_cli.errors import UsageError, VitaminError
@@ -52,9 +51,11 @@ from vitamin_cli.hub.cache import (
     points_at,
     tidy,
 )
-from vitamin_cli.hub.download import ProgressCallback, download
 from vitamin_cli.hub.hashing import FileChanged, Hashed, stat_key
-from vitamin_cli.hub.remote import HubFile, Network, PullError, Remote, resolve
+
+if TYPE_CHECKING:  # the server and the downloader are loaded by the calls that pull, not by those that look
+    from vitamin_cli.hub.download import ProgressCallback
+    from vitamin_cli.hub.remote import HubFile, Network, Remote
 
 MANIFEST_VERSION = 2
 PLAIN_FILE_BYTES = 10 * 2**20  # a file kept in git rather than LFS is at most this large on the Hub
@@ -198,6 +199,20 @@ class Removal:
     kept: list[tuple[Path, str]] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)  # snapshot files of the same repos that no entry records
     freed_bytes: int = 0
+
+
+def _warn(message: str, hint: str | None = None) -> None:
+    """`report.warn`, imported only when there is something to say (logging costs `vitamin ls --pulled` a
+    few percent of its start)."""
+    from vitamin_cli import report
+
+    report.warn(message, hint)
+
+
+def _note(message: str) -> None:
+    from vitamin_cli import report
+
+    report.note(message)
 
 
 def now() -> str:
@@ -363,7 +378,7 @@ class Store:
         for record in records:
             if record.state == OUTSIDE and record.problem is not None and record.problem.message not in shown:
                 shown.add(record.problem.message)
-                report.warn(record.problem.message, record.problem.hint)
+                _warn(record.problem.message, record.problem.hint)
 
     # -----------------------------------------------------------------------------------------------
     # Pulling
@@ -382,6 +397,8 @@ class Store:
         record it. A file present and intact, linked as asked, is `cached` without a write (a read-only cache
         works). `force` downloads it again and puts it in place of the blob only once it checks out."""
         from huggingface_hub import constants
+
+        from vitamin_cli.hub.remote import Network, resolve
 
         network = network or Network.from_environment()
         label = owner.label_for(wanted.filename)
@@ -408,6 +425,8 @@ class Store:
     def refetch(self, record: Record, network: Network) -> Fetched:
         """Download a recorded file again, exactly as it was pulled (its commit and sha256), under its owner's
         name, and put it in place of what is there once it checks out (`vitamin verify --fix`)."""
+        from vitamin_cli.hub.remote import HubFile
+
         wanted = HubFile(record.repo, record.filename, record.revision, record.repo_type, sha256=record.sha256)
         return self.pull(_Named(record.name), wanted, network=network, force=True)
 
@@ -446,12 +465,16 @@ class Store:
     ) -> Fetched:
         from filelock import FileLock
 
+        from vitamin_cli.hub.download import download
+
         lock = confined(self.root, repo.lock(remote.etag))
         lock.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock), mode=lock_mode()):
             blob = confined(self.root, repo.blob(remote.etag))
             sha256 = None if force else _intact(blob, remote)
             status = "cached"
+            if sha256 is None and not force and blob.is_file() and not blob.is_symlink():
+                _note(f"{owner.label_for(wanted.filename)}: {blob} is damaged; downloading it again")
             if sha256 is None:  # absent, or damaged: downloaded anew, put in its place only once it checks out
                 partial = repo.partial_path(remote.etag)
                 # huggingface_hub's cache scanner expects every repo folder to have one, even while a file comes
@@ -478,6 +501,8 @@ class Store:
         return Fetched(record, status)
 
     def _from_cache_offline(self, owner: _Owner, repo: RepoCache, wanted: HubFile) -> Fetched:
+        from vitamin_cli.hub.remote import PullError
+
         label = owner.label_for(wanted.filename)
         revision = wanted.revision if wanted.revision != "main" else _where(repo, None, wanted.filename)
         look = repo.look_at(revision, wanted.filename)
@@ -700,7 +725,7 @@ class Store:
             _parse(data, manifest)
         if warn and manifest.problems:
             shown = "; ".join(manifest.problems[:3]) + ("; ..." if len(manifest.problems) > 3 else "")
-            report.warn(f"ignoring what vitamin cannot use in {path}: {shown}")
+            _warn(f"ignoring what vitamin cannot use in {path}: {shown}")
         return manifest
 
     @contextmanager
@@ -748,7 +773,7 @@ def _saved_aside(path: Path) -> None:
         os.replace(path, aside)
     except OSError as err:
         raise cache_failure(err, f"keep the unreadable manifest {path} aside") from err
-    report.warn(f"kept the old manifest as {aside}")
+    _warn(f"kept the old manifest as {aside}")
 
 
 _ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
@@ -865,6 +890,8 @@ def _superseded(manifest: _Manifest, started: Started) -> bool:
 
 
 def _check_against_pins(wanted: HubFile, etag: str, size: int, label: str) -> None:
+    from vitamin_cli.hub.remote import PullError
+
     if wanted.sha256 and ids.is_sha256(etag) and etag != wanted.sha256:
         raise PullError(
             f"{label}: the Hub's {wanted.repo}/{wanted.filename} has sha256 {etag}, zoo.yaml pins {wanted.sha256}",
@@ -878,6 +905,8 @@ def _check_pin(wanted: HubFile, sha256: str, repo: RepoCache, blob: Path, status
     """A file whose sha256 is not the zoo's pin is refused. The blob is deleted only if this pull just
     downloaded it and nothing links to it: a blob that was already in the cache belongs to whoever put it
     there (and is right for its ETag; it is the pin that disagrees)."""
+    from vitamin_cli.hub.remote import PullError
+
     if not wanted.sha256 or sha256 == wanted.sha256:
         return
     removed = status != "cached" and not repo.links_to(blob)

@@ -55,8 +55,8 @@ def cache_command(
         console.console().print(sink.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}))
         elsewhere = len(pulled) - len(present)
         console.write_text(
-            f"total {console.human_bytes(total)} in {len(present)} files"
-            + (f" and {len(partials)} partial downloads" if partials else "")
+            f"total {console.human_bytes(total)} in {len(present)} file{'s' * (len(present) != 1)}"
+            + (f" and {len(partials)} partial download{'s' * (len(partials) != 1)}" if partials else "")
             + (f"; {elsewhere} not as pulled (`vitamin verify` says why)" if elsewhere else "")
         )
 

@@ -5,12 +5,12 @@ and compare read back without torch.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vitamin_cli import report
 from vitamin_cli.errors import UsageError
 from vitamin_cli.jsonlines import APART, append_line, check_appendable, from_row, read_text, records
 from vitamin_cli.zoo import METRICS, Model
@@ -211,7 +211,7 @@ def read_accuracy(path: Path, models: Sequence[Model]) -> Accuracy:
         raise UsageError(f"{path} holds no evaluation results", hint="pass a file written by `vitamin eval -o FILE`")
     registry = tasks.load().tasks
     for key in sorted({r.task for r in results} & set(tasks.RETIRED)):
-        print(f"note: {path} holds results of {key}: {tasks.RETIRED[key]}; never counted in a column", file=sys.stderr)
+        report.note(f"{path} holds results of {key}: {tasks.RETIRED[key]}; never counted in a column")
     found: dict[str, list[Measured]] = {}
     for model in models:
         for identity, group in by_identity(model, results):

@@ -132,21 +132,8 @@ def sweep(
     pair whose result is in `saved` with status ok (read back from `-o FILE`) is not evaluated again: the saved
     result is yielded, marked `resumed`. `checkpoint` holds one model's own weights; `progress(model, task)`
     gives a callback for a job's images, in this process only."""
-    from vitamin_cli.checkpoints.pull import network_settings
-    from vitamin_cli.eval import data, layouts
-    from vitamin_cli.models.loading import check_checkpoint_file
-
     runner = runner or InProcess()
-    if templates is not None:
-        data.read_templates(templates)  # a bad file is a usage error before anything runs
-    for task in tasks:
-        layouts.check_local(task)  # so is a folder of your own that lacks what its layout needs
-    network_settings()  # so is a bad setting of the network
-    if checkpoint is not None:
-        if len(models) != 1:
-            raise UsageError(f"--checkpoint holds the weights of one model; {len(models)} are selected")
-        check_checkpoint_file(checkpoint, label=f"--checkpoint {checkpoint}")
-        checkpoint = checkpoint.resolve()
+    checkpoint = _checked_first(models, tasks, checkpoint, templates)
     done = {r.key(): r for r in saved if r.status == "ok"}  # a failure is tried again
     jobs: list[EvalJob] = []
     for model in models:
@@ -176,6 +163,29 @@ def sweep(
         else:
             result.node, result.node_id = finished.node, finished.node_id
         yield result
+
+
+def _checked_first(
+    models: Sequence[Model], tasks: Sequence[Task], checkpoint: Path | None, templates: Path | None
+) -> Path | None:
+    """What would fail a sweep half-way, as a usage error before anything runs: a bad templates file, a folder of
+    your own that lacks what its layout needs, a bad network setting, a checkpoint that is no file of one
+    model's weights. The checkpoint, resolved."""
+    from vitamin_cli.checkpoints.pull import network_settings
+    from vitamin_cli.eval import data, layouts
+    from vitamin_cli.models.loading import check_checkpoint_file
+
+    if templates is not None:
+        data.read_templates(templates)
+    for task in tasks:
+        layouts.check_local(task)
+    network_settings()
+    if checkpoint is None:
+        return None
+    if len(models) != 1:
+        raise UsageError(f"--checkpoint holds the weights of one model; {len(models)} are selected")
+    check_checkpoint_file(checkpoint, label=f"--checkpoint {checkpoint}")
+    return checkpoint.resolve()
 
 
 def _prepared(job: EvalJob, reuse: Reuse) -> TaskData:

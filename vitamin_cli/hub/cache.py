@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,19 +87,25 @@ def cache_failure(err: OSError, doing: str) -> CacheError:
 def outside(root: Path, path: Path) -> CacheError | None:
     """The error for the first folder on the way from the cache root to `path` that leads out of the cache once
     its links are resolved (None when none does): the same message, naming the same folder, whatever asks."""
-    real_root = root.resolve()
+    real_root = os.path.realpath(root)
     try:
         parts = path.relative_to(root).parts[:-1]
     except ValueError:
         return CacheError(f"{path} is not in the cache {root}; vitamin does not touch it", hint=OUTSIDE_HINT)
+    if _within(os.path.realpath(path.parent), real_root):
+        return None  # the usual answer, in one look: the folder holding it resolves inside the cache
     folder = root
     for part in parts:
         folder = folder / part
-        real = folder.resolve()
-        if real != real_root and real_root not in real.parents:
+        real = os.path.realpath(folder)
+        if not _within(real, real_root):
             return CacheError(f"{folder} leads out of the cache {root} (to {real}); vitamin does not touch it",
                               hint=OUTSIDE_HINT)  # fmt: skip
     return None
+
+
+def _within(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
 
 def confined(root: Path, path: Path) -> Path:
@@ -256,6 +261,8 @@ class RepoCache:
             raise cache_failure(OSError(errno.ELOOP, "symbolic link", str(partial)), f"use {partial}")
         if not stat.S_ISREG(info.st_mode):
             kind = "folder" if stat.S_ISDIR(info.st_mode) else "pipe" if stat.S_ISFIFO(info.st_mode) else "special file"
+            import shlex
+
             remove = "rm -r" if kind == "folder" else "rm"
             raise CacheError(
                 f"{partial} is a {kind}, where vitamin keeps the partial download of {self.repo}",

@@ -16,8 +16,9 @@ rest once complete; it takes its final name only once its hash is the ETag.
 The first request goes alone: a server that ignores Range answers it with the whole file (200), which is then
 read as one stream from its first byte, without opening another connection (status `restarted` when bytes
 were on disk that it could not continue). When ranges are served and the first connection does not fill the
-link on its own, the others start. No range is ever asked past the file's end: bytes beyond what was asked are
-never written, and a part that is complete is never asked for again.
+link on its own, the others start; when it does (a near server, an uncapped link), it goes on alone, the rest
+of the file as one stream. No range is ever asked past the file's end: bytes beyond what was asked are never
+written, and a part that is complete is never asked for again.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ class _Parts:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.answered = threading.Event()  # the first answer came: whether ranges are served is known
+        self.alone = threading.Event()  # one connection fills the link: it goes on alone
         self.restarted = False
         self.parts = read_record(partial, size) or _split(_length(partial, size), size, part_bytes)
         self.fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # the user's umask applies
@@ -265,6 +267,16 @@ class _Parts:
             raise _NoRanges()
         self.restart()
         return self.parts[0]
+
+    def as_one_stream(self) -> bool:
+        """Make the rest of the file one part, fetched as one stream (no more requests per part, no record),
+        when the bytes on disk run from the start without a gap; whether it did."""
+        with self.lock:
+            if len(self.parts) < 2 or prefix_of(self.parts) != self.done:
+                return False
+            self.parts = [[0, self.size, self.done]]
+        ranges_record(self.partial).unlink(missing_ok=True)
+        return True
 
     def restart(self) -> None:
         """Start over from the first byte, as one stream: what was on disk is dropped."""
@@ -362,6 +374,9 @@ def _fetch_all(parts: _Parts, url: str, headers: dict[str, str], network: Networ
             _fetch_part(parts, part, url, headers, network, deadline)
             if parts.restarted or len(parts.parts) == 1:
                 return  # the whole file came as one stream
+            if parts.alone.is_set() and parts.as_one_stream():
+                _fetch_part(parts, parts.parts[0], url, headers, network, deadline)
+                return
 
     most = min(network.connections, len(queue))
     try:
@@ -369,6 +384,8 @@ def _fetch_all(parts: _Parts, url: str, headers: dict[str, str], network: Networ
             futures = [pool.submit(worker)]
             if most > 1 and _more_connections_help(parts, futures[0]):
                 futures += [pool.submit(worker) for _ in range(most - 1)]
+            else:
+                parts.alone.set()
             _wait_for(futures, wait, FIRST_EXCEPTION, parts)
     except _NoRanges:
         parts.stop.clear()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +75,7 @@ def sha256_files(
 ) -> list[str | OSError | FileChanged]:
     """The sha256 of each file, in order; a file that cannot be read gives its OSError instead, one that changed
     while read its FileChanged."""
+    from concurrent.futures import ThreadPoolExecutor
 
     def one(path: Path) -> str | OSError | FileChanged:
         try:

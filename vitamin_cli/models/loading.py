@@ -24,9 +24,6 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     """torch.load with weights_only=True: tensors and plain containers only, never code. A training
     checkpoint's `state_dict` and the `module.` prefix that DistributedDataParallel adds are unwrapped, as
     open_clip's own loader does."""
-    import pickle
-    import warnings
-
     import torch
 
     kind = _not_a_checkpoint(path)
@@ -36,19 +33,7 @@ def read_state_dict(path: Path) -> dict[str, Any]:
             hint="give the checkpoint file itself (a .bin or .pt saved by torch.save), "
             "e.g. the pytorch_model.bin that `vitamin pull` fetches",
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's advice on failures is to turn the safety off: never shown
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"{path} holds more than tensors (pickled objects that could run code); vitamin does not unpickle those",
-            hint="save the model's state_dict() alone, e.g. torch.save(model.state_dict(), path)",
-        ) from None
-    except Exception as err:  # noqa: BLE001 - parsing an untrusted file: torch's unpickler fails on garbage
-        # with IndexError, KeyError, struct.error, UnicodeDecodeError, BadZipFile, ...; each means the same
-        reason = str(err).splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {reason}") from None
+    state = _weights_only(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -65,6 +50,28 @@ def read_state_dict(path: Path) -> dict[str, Any]:
                     "weights never materialised): save the weights again",
                 )
     return state
+
+
+def _weights_only(path: Path) -> Any:
+    """What torch.load(weights_only=True) reads from the file, its failures as one message each."""
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice on failures is to turn the safety off: never shown
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} holds more than tensors (pickled objects that could run code); vitamin does not unpickle those",
+            hint="save the model's state_dict() alone, e.g. torch.save(model.state_dict(), path)",
+        ) from None
+    except Exception as err:  # noqa: BLE001 - parsing an untrusted file: torch's unpickler fails on garbage
+        # with IndexError, KeyError, struct.error, UnicodeDecodeError, BadZipFile, ...; each means the same
+        reason = str(err).splitlines()[0][:200] if str(err).strip() else "its bytes are not what torch.save writes"
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {reason}") from None
 
 
 def check_checkpoint_file(path: Path, error: type[VitaminError] = UsageError, label: str | None = None) -> None:
