@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hubserver import FaultProxy, build_repo, olah_server
@@ -214,14 +215,35 @@ def put_in_cache(
     cache.blob(digest).write_bytes(data)
     path = cache.link(commit, filename, digest, "main")
     manifest = root.with_name(root.name + ".vitamin-manifest.json")
-    saved = json.loads(manifest.read_text()) if manifest.exists() else {"version": 2, "files": []}
-    entry = {"name": name, "repo": repo, "repo_type": repo_type, "revision": commit, "filename": filename}
+    saved: dict[str, Any] = json.loads(manifest.read_text()) if manifest.exists() else {"version": 2, "files": []}
+    entry: dict[str, object] = {"name": name, "repo": repo, "repo_type": repo_type, "revision": commit}
+    entry["filename"] = filename
     keys = list(entry)
     entry |= {"size_bytes": len(data), "sha256": digest, "etag": digest, "pulled_at": pulled_at, "adopted": False}
     saved["files"] = [f for f in saved["files"] if [f[k] for k in keys] != [entry[k] for k in keys]]
     saved["files"].append(entry)
     manifest.write_text(json.dumps(saved))
     return path
+
+
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """`mount(options)`: a tmpfs mounted for the test (a read-only or a small file system; root can mount, and
+    the test is skipped where it cannot), unmounted after it."""
+    mounted: list[Path] = []
+
+    def make(options: str) -> Path:
+        point = tmp_path / f"fs{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -182,24 +181,6 @@ def test_a_model_name_of_100_kb_is_not_echoed_back(run: Run) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # File systems that refuse: a read-only cache, a full disk (tmpfs mounts; root can make them)
-
-
-@pytest.fixture
-def mount(tmp_path: Path) -> Iterator[object]:
-    mounted: list[Path] = []
-
-    def make(options: str) -> Path:
-        point = tmp_path / f"fs{len(mounted)}"
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        mounted.append(point)
-        return point
-
-    yield make
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 @pytest.mark.parametrize("part_mb", ["16", "1"], ids=["stream", "ranges"])

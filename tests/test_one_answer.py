@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -291,25 +291,6 @@ def test_a_folder_that_leads_out_of_the_cache_is_refused_by_every_command_alike(
     hints = {command: hint_lines(text) for command, text in said.items()}
     assert set.intersection(*hints.values()), hints  # one hint, word for word, from every command
     assert tree(elsewhere) == before
-
-
-@pytest.fixture
-def mount(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """A tmpfs mounted for the test (root can mount; skipped where it cannot)."""
-    mounted: list[Path] = []
-
-    def make(options: str) -> Path:
-        point = tmp_path / f"fs{len(mounted)}"
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        mounted.append(point)
-        return point
-
-    yield make
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 @pytest.mark.slow  # serves files, mounts a file system, processes of their own

@@ -1,11 +1,8 @@
-"""The one owner of vitamin's state in the hub cache: the only code that reads or writes the manifest, and the
-one place every command asks what is there, pulls a file, or removes one.
+"""The one owner of vitamin's state in the hub cache: the one place every command asks what is there, pulls a
+file, or removes one, and the only user of the manifest (`manifest.py`, which alone reads and writes it).
 
-The manifest (`<cache>.vitamin-manifest.json`, next to the cache folder rather than in it, where the cache
-scanner would take it for a broken repo) records each file vitamin pulled, for its owner (`owners.py`: a zoo
-model, or a task): repo, commit, file, blob and sha256; and each download under way, so that `rm` and a later
-pull find its partial file whatever ETag it was for. Another tool's file (open_clip, timm, `hf download`) is
-found by looking, each time, and recorded only when a pull takes it (`adopted`).
+Files are kept for owners (`owners.py`: a zoo model, or a task). Another tool's file (open_clip, timm, `hf
+download`) is found by looking, each time, and recorded only when a pull takes it (`adopted`).
 
 - Looking (`records`, `pulled`, `checkpoint`, `partials`) writes nothing into the shared cache, nor the
   manifest. What is at each file's path is read once, by `RepoCache.look`, so every command gives one answer;
@@ -20,19 +17,16 @@ found by looking, each time, and recorded only when a pull takes it (`adopted`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vitamin_cli.checkpoints import identity
+from vitamin_cli.checkpoints.manifest import Manifest, Record, Started, manifest_path, now, read, updating, warning
 from vitamin_cli.checkpoints.owners import ModelOwner, Owner, TaskOwner
 from vitamin_cli.errors import UsageError, VitaminError
-from vitamin_cli.files import write_atomic
 from vitamin_cli.hub import ids
 from vitamin_cli.hub.cache import (
     GONE,
@@ -53,11 +47,12 @@ from vitamin_cli.hub.cache import (
 )
 from vitamin_cli.hub.hashing import FileChanged, Hashed, stat_key
 
+__all__ = ["FIX_HINT", "Damaged", "Fetched", "NotPulled", "Partial", "Record", "Removal", "Store"]
+
 if TYPE_CHECKING:  # the server and the downloader are loaded by the calls that pull, not by those that look
     from vitamin_cli.hub.download import ProgressCallback
     from vitamin_cli.hub.remote import HubFile, Network, Remote
 
-MANIFEST_VERSION = 2
 PLAIN_FILE_BYTES = 10 * 2**20  # a file kept in git rather than LFS is at most this large on the Hub
 FIX_HINT = "`vitamin verify --fix` downloads it again"
 
@@ -68,85 +63,6 @@ class NotPulled(UsageError):
 
 class Damaged(VitaminError):
     """A file in the cache whose bytes are not what was pulled (exit 1)."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """A file in the cache kept for an owner: what the manifest says of it (or what was found there), and what
-    is at its path now (`state`: hub.cache's PRESENT, GONE, OUTSIDE or UNLINKED)."""
-
-    name: str  # the owner's name: a model's canonical name, or `task:KEY`
-    repo: str
-    repo_type: str
-    revision: str  # the commit
-    filename: str
-    size_bytes: int
-    sha256: str  # "" when unknown (a file found where vitamin cannot look: OUTSIDE)
-    etag: str  # the blob's name in the cache ("" when unknown)
-    pulled_at: str  # ISO 8601, UTC: when vitamin pulled the file, or found it
-    # Put in the cache by another tool (open_clip, timm, `hf download`): vitamin uses and checks it, but
-    # `vitamin rm` leaves it in place. Its sha256 is then the blob's name, until its bytes are hashed.
-    adopted: bool = False
-    state: str = field(default=PRESENT, compare=False)
-    recorded: bool = field(default=True, compare=False)  # in the manifest; False: found by looking, just now
-    problem: CacheError | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def present(self) -> bool:
-        """Whether the file is there as recorded: a link to its own blob, a plain file of the cache."""
-        return self.state == PRESENT
-
-    def repo_cache(self, root: Path) -> RepoCache:
-        return RepoCache(root, self.repo, self.repo_type)
-
-    def path(self, root: Path) -> Path:
-        """Where huggingface_hub, open_clip and timm find the file: computed, never read from the manifest."""
-        return self.repo_cache(root).snapshot(self.revision, self.filename)
-
-    def blob(self, root: Path) -> Path:
-        return self.repo_cache(root).blob(self.etag)
-
-    def same_file(self, other: Record) -> bool:
-        mine = (self.repo_type, self.repo, self.revision, self.filename)
-        return mine == (other.repo_type, other.repo, other.revision, other.filename)
-
-    def same_blob(self, other: Record) -> bool:
-        return (self.repo_type, self.repo, self.etag) == (other.repo_type, other.repo, other.etag)
-
-    def saved(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _ENTRY_CHECKS} | {"adopted": self.adopted}
-
-    def to_json(self, root: Path) -> dict[str, Any]:
-        """The record as `vitamin cache --json` shows it: its path, whether it is on disk, and its state."""
-        saved = self.saved() | {"sha256": self.sha256 or None, "etag": self.etag or None}
-        return saved | {"path": str(self.path(root)), "present": self.present, "state": self.state}
-
-
-@dataclass(frozen=True)
-class Started:
-    """A download under way (or interrupted) for an owner: which file and ETag its partial file is."""
-
-    name: str
-    repo: str
-    repo_type: str
-    filename: str
-    etag: str
-    started_at: str
-
-
-@dataclass
-class _Manifest:
-    entries: list[Record] = field(default_factory=list)
-    started: list[Started] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def of(self, name: str) -> list[Record]:
-        return [e for e in self.entries if e.name == name]
-
-    def add(self, entry: Record) -> None:
-        """Record an entry, replacing the one of the same name and file."""
-        self.entries = [e for e in self.entries if not (e.name == entry.name and e.same_file(entry))]
-        self.entries.append(entry)
 
 
 class _Owner(Protocol):
@@ -201,22 +117,10 @@ class Removal:
     freed_bytes: int = 0
 
 
-def _warn(message: str, hint: str | None = None) -> None:
-    """`report.warn`, imported only when there is something to say (logging costs `vitamin ls --pulled` a
-    few percent of its start)."""
-    from vitamin_cli import report
-
-    report.warn(message, hint)
-
-
 def _note(message: str) -> None:
     from vitamin_cli import report
 
     report.note(message)
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Store:
@@ -227,7 +131,7 @@ class Store:
 
     @property
     def manifest_path(self) -> Path:
-        return self.root.with_name(self.root.name + ".vitamin-manifest.json")
+        return manifest_path(self.root)
 
     # -----------------------------------------------------------------------------------------------
     # Looking: nothing is written
@@ -237,7 +141,7 @@ class Store:
         checkpoint as another tool left it in the cache, each with what is at its path now. A file another
         tool deleted or relinked since it was recorded as found is left out: it was never vitamin's to report."""
         owners = list(owners)
-        manifest = self._read(warn)
+        manifest = read(self.root, warn)
         names = {o.name for o in owners}
         found = []
         for entry in manifest.entries:
@@ -252,7 +156,7 @@ class Store:
 
     def recorded_names(self) -> set[str]:
         """The owners the manifest records files or downloads for."""
-        manifest = self._read(warn=False)
+        manifest = read(self.root, warn=False)
         return {e.name for e in manifest.entries} | {s.name for s in manifest.started}
 
     def pulled(self, owners: Iterable[ModelOwner]) -> set[str]:
@@ -289,7 +193,7 @@ class Store:
 
     def partials(self) -> list[Partial]:
         """Interrupted downloads in the cache, with the owners they were started for and whether they are stale."""
-        manifest = self._read(warn=False)
+        manifest = read(self.root, warn=False)
         listed = []
         for found in partial_downloads(self.root):
             started = [s for s in manifest.started if (s.repo_type, s.repo, s.etag) == (found.repo_type, found.repo,
@@ -305,7 +209,7 @@ class Store:
         state = UNLINKED if look.state == PRESENT and look.etag != entry.etag else look.state
         return dataclasses.replace(entry, state=state, problem=look.problem)
 
-    def _found(self, owner: ModelOwner, manifest: _Manifest, recorded: list[Record]) -> list[Record]:
+    def _found(self, owner: ModelOwner, manifest: Manifest, recorded: list[Record]) -> list[Record]:
         """The model's checkpoint as another tool left it in the cache, unless vitamin's own present record
         already answers; one record, or none."""
         mine = [r for r in recorded if r.name == owner.name and r.state == PRESENT and _current(owner, r)]
@@ -316,7 +220,7 @@ class Store:
             return []  # that path is recorded already, and answered for as it is
         return [found]
 
-    def _find(self, owner: ModelOwner, manifest: _Manifest) -> Record | None:
+    def _find(self, owner: ModelOwner, manifest: Manifest) -> Record | None:
         """The model's file where another tool would leave it (the pinned revision; else main, or the newest
         commit fetched when no branch was) as a record; None when absent, not a link to a plain blob, or not the
         file the zoo pins. An LFS file's blob is named by its sha256, which stands for its hash until its bytes
@@ -378,7 +282,7 @@ class Store:
         for record in records:
             if record.state == OUTSIDE and record.problem is not None and record.problem.message not in shown:
                 shown.add(record.problem.message)
-                _warn(record.problem.message, record.problem.hint)
+                warning(record.problem.message, record.problem.hint)
 
     # -----------------------------------------------------------------------------------------------
     # Pulling
@@ -541,7 +445,7 @@ class Store:
         was; a file that was in the cache already, and that no entry of vitamin's own pulls names, was put there
         by another tool: it is recorded as found (adopted). Its download's record goes, and so do the partial
         files of other ETags of the same file that it supersedes (unless a running pull holds one)."""
-        with self._updating() as manifest:
+        with updating(self.root) as manifest:
             manifest.started = [s for s in manifest.started if not _same_download(s, record)]
             self._drop_superseded(manifest, record)
             same = [e for e in manifest.of(record.name) if e.same_file(record)]
@@ -561,7 +465,7 @@ class Store:
         """Note a download before its first byte, so that its partial file is known as the owner's."""
         started = Started(owner.name, wanted.repo, wanted.repo_type, wanted.filename, remote.etag, now())
         try:
-            with self._updating() as manifest:
+            with updating(self.root) as manifest:
                 if not any(_same_start(s, started) and s.name == started.name for s in manifest.started):
                     manifest.started.append(started)
         except CacheError:
@@ -570,14 +474,14 @@ class Store:
 
     def _forget(self, started: Started) -> None:
         try:
-            with self._updating() as manifest:
+            with updating(self.root) as manifest:
                 manifest.started = [
                     s for s in manifest.started if not (_same_start(s, started) and s.name == started.name)
                 ]
         except CacheError:
             pass
 
-    def _drop_superseded(self, manifest: _Manifest, record: Record) -> None:
+    def _drop_superseded(self, manifest: Manifest, record: Record) -> None:
         """Delete the partial files of the same owner and file at other ETags, unless a running pull holds one."""
         for started in [s for s in manifest.started if _superseded_by(s, record)]:
             repo = RepoCache(self.root, started.repo, started.repo_type)
@@ -601,7 +505,7 @@ class Store:
         from filelock import FileLock
 
         removal = Removal()
-        first = self._read(warn=False).of(name)
+        first = read(self.root, warn=False).of(name)
         locks = sorted({confined(self.root, e.repo_cache(self.root).lock(e.etag)) for e in first})
         with ExitStack() as held:
             try:
@@ -610,11 +514,11 @@ class Store:
                     held.enter_context(FileLock(str(lock), mode=lock_mode()))
             except OSError as err:
                 raise cache_failure(err, f"lock the files of {name}") from err
-            with self._updating() as manifest:
+            with updating(self.root) as manifest:
                 self._remove_locked(name, manifest, locks, removal)
         return removal
 
-    def _remove_locked(self, name: str, manifest: _Manifest, locks: list[Path], removal: Removal) -> None:
+    def _remove_locked(self, name: str, manifest: Manifest, locks: list[Path], removal: Removal) -> None:
         if manifest.problems:
             raise CacheError(
                 f"nothing deleted: the manifest {self.manifest_path} has entries vitamin cannot read, and the files "
@@ -667,7 +571,7 @@ class Store:
         elif blob.is_symlink():
             removal.kept.append((blob, "a link, not a blob vitamin wrote"))
 
-    def _remove_started(self, name: str, manifest: _Manifest, held: list[Path], removal: Removal) -> None:
+    def _remove_started(self, name: str, manifest: Manifest, held: list[Path], removal: Removal) -> None:
         """The owner's partial downloads of every ETag, unless another owner's download or a running pull
         holds one."""
         for started in [s for s in manifest.started if s.name == name]:
@@ -708,134 +612,6 @@ class Store:
 
     # -----------------------------------------------------------------------------------------------
     # The manifest itself: read, validated, written
-
-    def _read(self, warn: bool = True) -> _Manifest:
-        """The manifest; an absent one is empty. A file vitamin did not write as it reads it (garbage, wrong
-        types, names the Hub would not send) is reported and its bad entries are left out."""
-        path = self.manifest_path
-        manifest = _Manifest()
-        try:
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return manifest
-        except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested deeper than JSON's parser goes
-            manifest.problems.append(f"cannot read it ({getattr(err, 'strerror', None) or str(err)[:100]})")
-            data = None
-        if data is not None:
-            _parse(data, manifest)
-        if warn and manifest.problems:
-            shown = "; ".join(manifest.problems[:3]) + ("; ..." if len(manifest.problems) > 3 else "")
-            _warn(f"ignoring what vitamin cannot use in {path}: {shown}")
-        return manifest
-
-    @contextmanager
-    def _updating(self) -> Iterator[_Manifest]:
-        """Read, change and write back the manifest under a lock, so that concurrent pulls lose no entry; a
-        manifest that did not change is not written again. An unreadable file is kept aside (`.unreadable`),
-        never overwritten unseen."""
-        from filelock import FileLock
-
-        path = self.manifest_path
-        lock = FileLock(str(confined(self.root, path.with_name(path.name + ".lock"))), mode=lock_mode())
-        try:
-            lock.acquire()
-        except OSError as err:
-            raise cache_failure(err, f"lock the manifest {path}") from err
-        try:
-            manifest = self._read()
-            before = (list(manifest.entries), list(manifest.started))
-            yield manifest
-            if (manifest.entries, manifest.started) == before and not manifest.problems:
-                return
-            if manifest.problems and path.exists():
-                _saved_aside(path)  # only now, as the new one is written: a change that failed leaves it in place
-            try:
-                write_atomic(path, json.dumps(_payload(manifest), indent=2) + "\n")
-            except OSError as err:  # the old manifest is still whole: it never claims a file that is not there
-                raise cache_failure(err, f"update the manifest {path}") from err
-        finally:
-            lock.release()
-
-
-def _payload(manifest: _Manifest) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "version": MANIFEST_VERSION,
-        "files": [e.saved() for e in sorted(manifest.entries, key=lambda e: (e.name, e.pulled_at))],
-    }
-    if manifest.started:  # read by this vitamin; a vitamin before it reads "files" only
-        payload["downloads"] = [dataclasses.asdict(s) for s in manifest.started]
-    return payload
-
-
-def _saved_aside(path: Path) -> None:
-    aside = path.with_name(path.name + ".unreadable")
-    try:
-        os.replace(path, aside)
-    except OSError as err:
-        raise cache_failure(err, f"keep the unreadable manifest {path} aside") from err
-    _warn(f"kept the old manifest as {aside}")
-
-
-_ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "name": lambda v: isinstance(v, str) and 0 < len(v) <= 200 and v.isprintable(),
-    "repo": lambda v: ids.repo_problem(v) is None,
-    "repo_type": lambda v: v in ("model", "dataset"),
-    "revision": ids.is_commit,
-    "filename": lambda v: ids.filename_problem(v) is None,
-    "size_bytes": lambda v: type(v) is int and 0 <= v < 2**63,
-    "sha256": ids.is_sha256,
-    "etag": ids.is_etag,
-    "pulled_at": lambda v: isinstance(v, str) and len(v) <= 64,
-}
-_STARTED_KEYS = ("name", "repo", "repo_type", "filename", "etag")
-
-
-def _parse(data: Any, manifest: _Manifest) -> None:
-    version = data.get("version") if isinstance(data, dict) else None
-    rows = data.get("models") if version == 1 else data.get("files") if version == MANIFEST_VERSION else None
-    if not isinstance(rows, list):
-        manifest.problems.append(f"not a manifest vitamin wrote (version {version!r})")
-        return
-    for index, row in enumerate(rows):
-        entry, problem = _entry(row, version == 1)
-        if entry is not None:
-            manifest.entries.append(entry)
-        else:
-            manifest.problems.append(f"entry {index + 1}: {problem}")
-    downloads = data.get("downloads", [])
-    for index, row in enumerate(downloads if isinstance(downloads, list) else [None]):
-        started = _started(row)
-        if started is not None:
-            manifest.started.append(started)
-        else:
-            manifest.problems.append(f"download {index + 1}: not one vitamin wrote")
-
-
-def _entry(row: Any, version_1: bool) -> tuple[Record | None, str | None]:
-    """An entry from its JSON object, every field checked; a version 1 entry (one per model, with a `path`
-    that is now computed) is read as a model file."""
-    if not isinstance(row, dict):
-        return None, "not an object"
-    if version_1:
-        row = {**{k: v for k, v in row.items() if k != "path"}, "repo_type": "model"}
-    for key, check in _ENTRY_CHECKS.items():
-        if key not in row:
-            return None, f"no {key}"
-        if not check(row[key]):
-            return None, f"bad {key} {str(row[key])[:60]!r}"
-    adopted = row.get("adopted", False)
-    if type(adopted) is not bool:
-        return None, f"bad adopted {str(adopted)[:60]!r}"
-    return Record(**{key: row[key] for key in _ENTRY_CHECKS}, adopted=adopted), None
-
-
-def _started(row: Any) -> Started | None:
-    if not isinstance(row, dict) or not all(_ENTRY_CHECKS[key](row.get(key)) for key in _STARTED_KEYS):
-        return None
-    at = row.get("started_at")
-    if not isinstance(at, str) or not _ENTRY_CHECKS["pulled_at"](at):
-        return None
-    return Started(row["name"], row["repo"], row["repo_type"], row["filename"], row["etag"], at)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -885,7 +661,7 @@ def _superseded_by(started: Started, record: Record) -> bool:
     return mine == (record.name, record.repo_type, record.repo, record.filename) and started.etag != record.etag
 
 
-def _superseded(manifest: _Manifest, started: Started) -> bool:
+def _superseded(manifest: Manifest, started: Started) -> bool:
     return any(_superseded_by(started, e) and e.pulled_at >= started.started_at for e in manifest.entries)
 
 
