@@ -94,6 +94,26 @@ def test_a_worker_that_dies_is_tried_once_more_then_reported(cluster: object, tm
     assert len(list(marks.glob("always-*"))) == 2  # tried once more, not more
 
 
+def test_what_a_worker_reports_reaches_the_drivers_stderr(cluster: object, capfd: pytest.CaptureFixture[str]) -> None:
+    """Library code reports through `vitamin_cli.report`; Ray does not forward a worker's output (log_to_driver
+    is off), so a job's warnings and notes come back with its result and are said on the driver."""
+    from vitamin_cli import report, runners
+
+    def noisy(name: str) -> str:
+        report.note(f"{name}: pulling it first")
+        report.warn(f"{name}: a cache at http://user:s3cret@mirror is odd", hint="look at it")
+        return name
+
+    capfd.readouterr()
+    finished = list(runners.RayRunner("auto").run(noisy, [("one",), ("two",)], runners.Resources(num_cpus=1)))
+    assert sorted(f.value for f in finished) == ["one", "two"]
+    err = capfd.readouterr().err
+    for name in ("one", "two"):
+        assert f"note: {name}: pulling it first" in err
+        assert f"warning: {name}: a cache at http://***@mirror is odd\nhint: look at it" in err
+    assert "s3cret" not in err
+
+
 def test_ctrl_c_cancels_what_is_queued_and_keeps_what_finished(cluster: object, tmp_path: Path) -> None:
     from vitamin_cli import runners
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from vitamin_cli.errors import scrub
 
@@ -33,6 +35,34 @@ class _Format(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = scrub(record.getMessage())
         return f"warning: {text}" if record.levelno >= logging.WARNING else f"note: {text}"
+
+
+class _Keep(logging.Handler):
+    def __init__(self, kept: list[tuple[int, str]]) -> None:
+        super().__init__()
+        self.kept = kept
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.kept.append((record.levelno, record.getMessage()))
+
+
+@contextmanager
+def kept() -> Iterator[list[tuple[int, str]]]:
+    """The messages reported while the block runs, kept rather than written: a Ray worker's go back to the
+    driver with its job's result (`replay`), where the user sees them."""
+    messages: list[tuple[int, str]] = []
+    handlers = LOGGER.handlers[:]
+    LOGGER.handlers = [_Keep(messages)]
+    try:
+        yield messages
+    finally:
+        LOGGER.handlers = handlers
+
+
+def replay(messages: list[tuple[int, str]]) -> None:
+    """Report again, here, what `kept` kept elsewhere."""
+    for level, message in messages:
+        LOGGER.log(level, message)
 
 
 def warn(message: str, hint: str | None = None) -> None:

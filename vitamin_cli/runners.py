@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vitamin_cli import interrupts
+from vitamin_cli import interrupts, report
 from vitamin_cli.errors import UsageError, VitaminError
 
 # Environment variables a worker needs as the driver has them: where the Hub is and how long to wait for it.
@@ -318,26 +318,29 @@ def _outcome(ref: Any, index: int) -> Finished:
     import ray
 
     try:
-        value, where = ray.get(ref)
+        value, where, messages = ray.get(ref)
     except ray.exceptions.RayTaskError as err:  # the task itself raised: its own message
         cause = err.cause if isinstance(err.cause, BaseException) else err
-        message = getattr(cause, "message", None) or f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}"
+        message = getattr(cause, "message", None) or (str(cause).splitlines() or ["it failed"])[0][:200]
         return Finished(index, error=message)
-    except ray.exceptions.RayError as err:  # the worker died, twice, or its node went away
-        kind = type(err).__name__
-        return Finished(index, error=f"its worker died, and again when tried once more ({kind})")
+    except ray.exceptions.OutOfMemoryError:
+        return Finished(index, error="its worker ran out of memory, and again when tried once more")
+    except ray.exceptions.RayError:  # the worker died, twice, or its node went away
+        return Finished(index, error="its worker died, and again when tried once more")
+    report.replay(messages)  # what the job reported, on the worker's node: said here
     return Finished(index, value, **where)
 
 
-def _call(function: Callable[..., Any], job: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
-    """In the worker: run the job and say where it ran."""
+def _call(function: Callable[..., Any], job: tuple[Any, ...]) -> tuple[Any, dict[str, Any], list[tuple[int, str]]]:
+    """In the worker: run the job and say where it ran, and what it reported (`report`), for the driver to show."""
     import gc
     import socket
 
     import ray
 
     started = time.time()
-    value = function(*job)
+    with report.kept() as messages:
+        value = function(*job)
     where = {
         "node": socket.gethostname(),
         "node_id": ray.get_runtime_context().get_node_id(),
@@ -346,7 +349,7 @@ def _call(function: Callable[..., Any], job: tuple[Any, ...]) -> tuple[Any, dict
         "ended": time.time(),
     }
     gc.collect()  # a reused worker starts the next task without this one's tensors
-    return value, where
+    return value, where, messages
 
 
 def make(ray: str | None) -> Runner:
