@@ -21,7 +21,7 @@ from vitamin_cli.checkpoints.owners import ModelOwner, task_key
 from vitamin_cli.checkpoints.store import Record, Store
 from vitamin_cli.errors import UnknownModelError, VitaminError
 from vitamin_cli.hub.cache import GONE, OUTSIDE, PRESENT
-from vitamin_cli.hub.hashing import FileChanged, Hashed, hash_file
+from vitamin_cli.hub.hashing import FileChanged, Hashed, hash_files
 from vitamin_cli.hub.ids import is_sha256
 from vitamin_cli.hub.remote import Network
 from vitamin_cli.zoo import Zoo
@@ -83,25 +83,11 @@ def verify(
         blob = _blob_to_hash(store.root, record, check)
         if blob is not None:
             targets.append((check, record, blob))
-    hashed = _hash_all([blob for _, _, blob in targets], on_bytes)
+    blobs = [blob for _, _, blob in targets]
+    hashed = hash_files(blobs, on_bytes, git=[not is_sha256(blob.name) for blob in blobs])
     for (check, record, blob), digest in zip(targets, hashed, strict=True):
         _compare(registry, check, record, blob, digest)
     return checks
-
-
-def _hash_all(paths: list[Path], on_bytes: Callable[[int], None] | None) -> list[Hashed | OSError | FileChanged]:
-    """Each file hashed (with git's blob id where its ETag is one), several at once; a failure in its place."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(path: Path) -> Hashed | OSError | FileChanged:
-        try:
-            return hash_file(path, on_bytes, git=not is_sha256(path.name))
-        except (OSError, FileChanged) as err:
-            return err
-
-    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1) or 1) as pool:
-        return list(pool.map(one, paths))
 
 
 def _compare(registry: Zoo, check: Check, record: Record, blob: Path, digest: Hashed | OSError | FileChanged) -> None:

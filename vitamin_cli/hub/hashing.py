@@ -70,22 +70,21 @@ def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | No
     return Hashed(digest.hexdigest(), stat_key(after), blob.hexdigest() if blob is not None else None)
 
 
-def sha256_files(
-    paths: Sequence[Path], workers: int | None = None, on_bytes: Callable[[int], None] | None = None
-) -> list[str | OSError | FileChanged]:
-    """The sha256 of each file, in order; a file that cannot be read gives its OSError instead, one that changed
-    while read its FileChanged."""
+def hash_files(
+    paths: Sequence[Path], on_bytes: Callable[[int], None] | None = None, git: Sequence[bool] = ()
+) -> list[Hashed | OSError | FileChanged]:
+    """Each file hashed (with git's blob id where `git` says so), one thread per file up to the cores; a file
+    that cannot be read gives its OSError instead, one that changed while read its FileChanged."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(path: Path) -> str | OSError | FileChanged:
+    def one(path: Path, blob_id: bool) -> Hashed | OSError | FileChanged:
         try:
-            return sha256_file(path, on_bytes)
+            return hash_file(path, on_bytes, git=blob_id)
         except (OSError, FileChanged) as err:
             return err
 
-    workers = workers or min(len(paths), os.cpu_count() or 1) or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, paths))
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1) or 1) as pool:
+        return list(pool.map(one, paths, list(git) or [False] * len(paths)))
 
 
 def git_blob_id(path: str | os.PathLike[str]) -> str:
