@@ -97,3 +97,11 @@ Owner = ModelOwner | TaskOwner
 def task_key(name: str) -> str | None:
     """The task key of an owner's name (`task:KEY`), or None for a model's name."""
     return name[len(TASK_PREFIX) :] if name.startswith(TASK_PREFIX) else None
+
+
+def pull_command(name: str) -> str:
+    """The command that pulls an owner's files, by its name: `vitamin pull NAME` or `vitamin pull --task KEY`."""
+    import shlex
+
+    key = task_key(name)
+    return f"vitamin pull --task {shlex.quote(key)}" if key is not None else f"vitamin pull {shlex.quote(name)}"

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -39,6 +40,7 @@ from vitamin_cli.hub.cache import (
     confined,
     delete,
     hub_dir,
+    kind_of,
     leftovers,
     lock_mode,
     partial_downloads,
@@ -156,8 +158,11 @@ class Store:
 
     def recorded_names(self) -> set[str]:
         """The owners the manifest records files or downloads for."""
-        manifest = read(self.root, warn=False)
-        return {e.name for e in manifest.entries} | {s.name for s in manifest.started}
+        return {e.name for e in read(self.root, warn=False).entries} | self.downloading()
+
+    def downloading(self) -> set[str]:
+        """The owners with a download recorded as started and not finished (interrupted, or running now)."""
+        return {s.name for s in read(self.root, warn=False).started}
 
     def pulled(self, owners: Iterable[ModelOwner]) -> set[str]:
         """Names of these models whose current checkpoint is in the cache; a model's file behind a folder that
@@ -206,7 +211,7 @@ class Store:
     def _looked(self, entry: Record) -> Record:
         """A manifest entry with what is at its path now (a link to another blob than its own is UNLINKED)."""
         look = entry.repo_cache(self.root).look(entry.revision, entry.filename)
-        state = UNLINKED if look.state == PRESENT and look.etag != entry.etag else look.state
+        state = UNLINKED if look.etag is not None and look.etag != entry.etag else look.state
         return dataclasses.replace(entry, state=state, problem=look.problem)
 
     def _found(self, owner: ModelOwner, manifest: Manifest, recorded: list[Record]) -> list[Record]:
@@ -244,7 +249,7 @@ class Store:
             return None
         size = repo.blob(look.etag).stat().st_size
         entry = dataclasses.replace(base, size_bytes=size, sha256=sha256, etag=look.etag)
-        ours = any(e.same_blob(entry) and not e.adopted for e in manifest.entries)
+        ours = _vitamins(manifest, entry)
         if not _current(owner, entry) or w.size_bytes not in (None, size):
             return None
         return dataclasses.replace(entry, adopted=not ours)
@@ -338,23 +343,38 @@ class Store:
         self, owner: _Owner, repo: RepoCache, wanted: HubFile, remote: Remote, linked: str | None
     ) -> Fetched | None:
         """The file, `cached`, when it is present at the commit the server named, linked from the revision asked
-        for, and its bytes are its ETag: nothing to write, so a read-only cache answers too."""
+        for, and its bytes are its ETag: nothing to write, so a read-only cache answers too. Under the blob's lock
+        where it can be taken, so that an `rm` running now is waited for, never answered `cached` as it deletes."""
         ref_ok = ids.is_commit(wanted.revision) or repo.commit_for(wanted.revision) == remote.commit
         if linked != remote.etag or not ref_ok:
             return None
-        blob = repo.blob(remote.etag)
-        try:
-            if blob.stat().st_size != remote.size:
+        with self._locked_if_writable(repo, remote.etag):
+            if repo.look(remote.commit, wanted.filename).etag != remote.etag:
+                return None  # deleted or relinked while the lock was waited for
+            sha256 = _intact(repo.blob(remote.etag), remote)
+            if sha256 is None:
                 return None
-            sha256, matches = identity.verified(blob, remote.etag)
-        except (OSError, FileChanged):
-            return None
-        if not matches:
-            return None
-        _check_pin(wanted, sha256, repo, blob, "cached", owner.label_for(wanted.filename))
-        record = self._record_for(owner, repo, remote.commit, wanted.filename, remote.etag, remote.size, sha256)
-        self._record_if_possible(record, "cached")
+            _check_pin(wanted, sha256, repo, repo.blob(remote.etag), "cached", owner.label_for(wanted.filename))
+            record = self._record_for(owner, repo, remote.commit, wanted.filename, remote.etag, remote.size, sha256)
+            self._record_if_possible(record, "cached")
         return Fetched(record, "cached")
+
+    @contextmanager
+    def _locked_if_writable(self, repo: RepoCache, etag: str) -> Iterator[None]:
+        """The blob's lock, held; or nothing where it cannot be made (a read-only cache, which nobody changes)."""
+        from filelock import FileLock
+
+        lock = FileLock(str(confined(self.root, repo.lock(etag))), mode=lock_mode())
+        try:
+            Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except OSError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _fetch_locked(
         self,
@@ -396,6 +416,7 @@ class Store:
             _check_pin(wanted, sha256, repo, blob, status, owner.label_for(wanted.filename))
             record = self._record_for(owner, repo, remote.commit, wanted.filename, remote.etag, remote.size, sha256)
             try:
+                _make_way(repo, record.path(self.root), remote.etag, owner.label_for(wanted.filename))
                 repo.link(remote.commit, wanted.filename, remote.etag, wanted.revision)
                 self._record(record, status)
             except (CacheError, OSError):
@@ -417,7 +438,7 @@ class Store:
             )
         if look.problem is not None:
             raise look.problem
-        if look.etag is None:
+        if look.state != PRESENT or look.etag is None:
             raise Damaged(f"{label}: {look.snapshot} does not link to a blob of the cache; vitamin does not vouch "
                           "for it", hint="pull it again with the network on")  # fmt: skip
         blob = repo.blob(look.etag)
@@ -446,13 +467,13 @@ class Store:
         by another tool: it is recorded as found (adopted). Its download's record goes, and so do the partial
         files of other ETags of the same file that it supersedes (unless a running pull holds one)."""
         with updating(self.root) as manifest:
+            adopted = status == "cached" and not _vitamins(manifest, record)
             manifest.started = [s for s in manifest.started if not _same_download(s, record)]
             self._drop_superseded(manifest, record)
             same = [e for e in manifest.of(record.name) if e.same_file(record)]
             if same and (same[0].sha256, same[0].etag) == (record.sha256, record.etag):
                 return
-            ours = any(e.same_blob(record) and not e.adopted for e in manifest.entries)
-            manifest.add(dataclasses.replace(record, adopted=status == "cached" and not ours))
+            manifest.add(dataclasses.replace(record, adopted=adopted))
 
     def _record_if_possible(self, record: Record, status: str) -> None:
         """Record a file found present; a cache (or manifest) this user may not write is used unrecorded."""
@@ -484,6 +505,9 @@ class Store:
     def _drop_superseded(self, manifest: Manifest, record: Record) -> None:
         """Delete the partial files of the same owner and file at other ETags, unless a running pull holds one."""
         for started in [s for s in manifest.started if _superseded_by(s, record)]:
+            if any(s.name != started.name and _same_start(s, started) for s in manifest.started):
+                manifest.started.remove(started)  # the same bytes another owner's download still wants
+                continue
             repo = RepoCache(self.root, started.repo, started.repo_type)
             if self._delete_partial(repo, started.etag, Removal()) is None:
                 manifest.started.remove(started)
@@ -581,17 +605,19 @@ class Store:
                 removal.kept.append((repo.partial(started.etag), f"also being pulled for {', '.join(sharing)}"))
                 manifest.started.remove(started)
                 continue
-            busy = self._delete_partial(
-                repo, started.etag, removal, confined(self.root, repo.lock(started.etag)) in held
-            )
+            locked = confined(self.root, repo.lock(started.etag)) in held
+            busy = self._delete_partial(repo, started.etag, removal, locked, manifest)
             if busy is not None:
                 removal.kept.append((busy, "a pull running now is downloading it"))
             else:
                 manifest.started.remove(started)
 
-    def _delete_partial(self, repo: RepoCache, etag: str, removal: Removal, locked: bool = False) -> Path | None:
+    def _delete_partial(
+        self, repo: RepoCache, etag: str, removal: Removal, locked: bool = False, manifest: Manifest | None = None
+    ) -> Path | None:
         """Delete a partial download's files if no running pull holds its lock (`locked`: this process holds it);
-        the partial's path when a pull does."""
+        the partial's path when a pull does. With the manifest, also the blob of a download that finished but
+        was never recorded (stopped by a kill or a crash just before), unless something uses or links to it."""
         from filelock import FileLock, Timeout
 
         partial = repo.partial(etag)
@@ -605,10 +631,27 @@ class Store:
             for leftover in leftovers(partial):
                 if leftover.is_file() and not leftover.is_symlink():
                     _deleted(self.root, leftover, removal)
+            if partial.exists() or partial.is_symlink():
+                removal.kept.append((partial, f"{kind_of(partial)}, not a partial file vitamin wrote: remove it"))
+            if manifest is not None:
+                self._remove_unrecorded(repo, etag, manifest, removal)
         finally:
             if not locked:
                 lock.release()
         return None
+
+    def _remove_unrecorded(self, repo: RepoCache, etag: str, manifest: Manifest, removal: Removal) -> None:
+        blob = confined(self.root, repo.blob(etag))
+        if blob.is_symlink() or not blob.is_file():
+            return
+        if any((e.repo_type, e.repo, e.etag) == (repo.repo_type, repo.repo, etag) for e in manifest.entries):
+            return  # recorded: what a pull and an entry's own removal answer for
+        links = repo.links_to(blob)
+        if links:
+            removal.kept.append((blob, f"still linked from {links[0].relative_to(repo.folder)}"))
+            return
+        removal.freed_bytes += blob.stat().st_size
+        _deleted(self.root, blob, removal)
 
     # -----------------------------------------------------------------------------------------------
     # The manifest itself: read, validated, written
@@ -645,6 +688,14 @@ def _intact(blob: Path, remote: Remote) -> str | None:
     except (OSError, FileChanged):
         return None
     return sha256 if matches else None
+
+
+def _vitamins(manifest: Manifest, record: Record) -> bool:
+    """Whether vitamin downloaded this blob: an entry of its own pulls names it, or a download it started did
+    (one that finished but was stopped, by a kill or a crash, before it was recorded)."""
+    ours = any(e.same_blob(record) and not e.adopted for e in manifest.entries)
+    return ours or any((s.repo_type, s.repo, s.etag) == (record.repo_type, record.repo, record.etag)
+                       for s in manifest.started)  # fmt: skip
 
 
 def _same_download(started: Started, record: Record) -> bool:
@@ -693,6 +744,30 @@ def _check_pin(wanted: HubFile, sha256: str, repo: RepoCache, blob: Path, status
         + ("; removed the download" if removed else "; the file stays in the cache as it is, unlinked for this model"),
         hint="the Hub's file is not the one the zoo pins: check the zoo entry's revision and sha256",
     )
+
+
+def _make_way(repo: RepoCache, snapshot: Path, etag: str, label: str) -> None:
+    """Before the snapshot path is linked to its blob: a file there is replaced only when its bytes are the
+    file's (a copy); one of other bytes (someone's own weights, saved where open_clip found the checkpoint) is an
+    error, never lost. A link to something else is replaced, and said."""
+    if snapshot.is_symlink():
+        if not points_at(snapshot, repo.blob(etag)):
+            _note(f"{label}: {snapshot} linked to something else than its blob; linked it to its blob again")
+        return
+    if not snapshot.is_file():
+        return  # nothing there, or a folder, which linking refuses
+    try:
+        _, matches = identity.verified(snapshot, etag)
+    except (OSError, FileChanged) as err:
+        raise CacheError(f"{label}: cannot read {snapshot}: {err}") from err
+    if not matches:
+        import shlex
+
+        raise CacheError(
+            f"{label}: {snapshot} is a file of its own, not the link to its blob, and its bytes are not the Hub's "
+            "file; vitamin does not replace it",
+            hint=f"move it away if it is yours (mv {shlex.quote(str(snapshot))} DEST), or delete it; then pull again",
+        )
 
 
 def _back_to_partial(repo: RepoCache, etag: str, snapshot: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from vitamin_cli import report
 from vitamin_cli.checkpoints import identity
-from vitamin_cli.checkpoints.owners import ModelOwner, task_key
+from vitamin_cli.checkpoints.owners import ModelOwner, pull_command, task_key
 from vitamin_cli.checkpoints.store import Record, Store
 from vitamin_cli.errors import UnknownModelError, VitaminError
 from vitamin_cli.hub.cache import GONE, OUTSIDE, PRESENT
@@ -75,7 +75,8 @@ def verify(
     wanted = list(dict.fromkeys(canonical_name(registry, store, n) for n in names)) if names else []
     for name in wanted:
         if not any(r.name == name for r in records):
-            checks.append(Check(name, None, None, None, status="missing", problems=["not pulled"], damaged=True))
+            hint = f"`{pull_command(name)}` fetches it"
+            checks.append(Check(name, None, None, None, status="missing", problems=["not pulled"], hint=hint))
     for record in records:
         check = Check(record.name, str(record.path(store.root)), record.size_bytes, record.sha256 or None,
                       record=record)  # fmt: skip
@@ -174,10 +175,10 @@ def mend(checks: list[Check], store: Store, network: Network) -> list[str]:
             continue
         record = check.record
         if record is None:
-            report.warn(f"{check.name}: not pulled, so nothing to mend", hint=f"`vitamin pull {check.name}` it")
+            report.warn(f"{check.name}: not pulled, so nothing to mend", hint=check.hint)
             continue
         if not check.damaged:
-            report.warn(f"{check.name}: not downloading it again, the same file would come back")
+            report.warn(f"{check.name}: not downloading it again, the same file would come back", hint=check.hint)
             continue
         try:
             store.refetch(record, network)

@@ -469,3 +469,19 @@ def _expanded(value: Any) -> Any:
     if isinstance(value, list):
         return [_expanded(item) for item in value]
     return value
+
+
+def owner_name(registry: zoo.Zoo, store: Any, name: str) -> str:
+    """What `rm` and `verify` take: a model by any of its names, a task (`task:KEY`, a task vitamin knows or has
+    records of; another is a usage error), or a name recorded in the cache (pulled with another zoo file)."""
+    from vitamin_cli.checkpoints.owners import TaskOwner, task_key
+    from vitamin_cli.checkpoints.verify import canonical_name
+
+    key = task_key(name)
+    if key is None:
+        return canonical_name(registry, store, name)
+    from vitamin_cli.eval import tasks
+
+    if key not in {t.key for t in tasks.load().tasks} and name not in store.recorded_names():
+        raise UsageError(f"unknown task {key[:80]!r}", hint="`vitamin tasks` lists the task keys")
+    return TaskOwner.name_of(key)

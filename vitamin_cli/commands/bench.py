@@ -113,7 +113,7 @@ def bench_command(
     results = _shown_live(found, bench_results.ResultsLog(out))
     results = bench_sweep.in_table_order(results, models)
     sink.write_rows(chosen, results, COLUMNS, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
-    _exit_if_failed(results)
+    _exit_if_failed(results, weights)
 
 
 def _saved(out: Path | None) -> dict[str, BenchResult]:
@@ -163,17 +163,14 @@ def _settings(
     return settings
 
 
-def _exit_if_failed(results: list[BenchResult]) -> None:
+def _exit_if_failed(results: list[BenchResult], weights: bool) -> None:
     """Each failed tower's error on stderr, with the command that shows why, then exit 1."""
     failed = [r for r in results if r.error]
     for r in failed:
         typer.echo(f"error: {r.model} {r.tower}: {r.error}", err=True)
     if failed:
-        typer.echo(
-            f"hint: rerun one alone to see why, e.g. `VITAMIN_DEBUG=1 vitamin bench {failed[0].model} "
-            f"--tower {failed[0].tower} --device {failed[0].device}`",
-            err=True,
-        )
+        again = f"{failed[0].model} --tower {failed[0].tower} --device {failed[0].device}" + " --weights" * weights
+        typer.echo(f"hint: rerun one alone to see why, e.g. `VITAMIN_DEBUG=1 vitamin bench {again}`", err=True)
         raise typer.Exit(EXIT_FAILURE)
 
 

@@ -14,14 +14,14 @@ from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError, VitaminError
 
 if TYPE_CHECKING:
-    from vitamin_cli.checkpoints.store import Record, Removal, Store
+    from vitamin_cli.checkpoints.store import Record, Removal
 
 EXAMPLES = """
 Examples:
 
   vitamin rm ViTamin-L            # asks first
   vitamin rm ViTamin-L ViTamin-S --yes
-  vitamin rm task:vtab/cifar10 --yes
+  vitamin rm task:cifar10 --yes   # a task's data
 """
 
 
@@ -48,14 +48,15 @@ def rm_command(
     registry = zoo.load(zoo_path)
     store = Store(cache_dir)
     every = store.records([ModelOwner(m) for m in registry.models if m.released], everything=True)
-    wanted = list(dict.fromkeys(_canonical(registry, store, name) for name in names))
+    wanted = list(dict.fromkeys(opt.owner_name(registry, store, name) for name in names))
     records = [r for r in every if r.name in wanted]
     refused = _refused(records)
     ours = {n: [r for r in records if r.name == n and r.recorded and not r.adopted] for n in wanted}
     found = {n: [r for r in records if r.name == n and not (r.recorded and not r.adopted)] for n in wanted}
     partials = {n: [p for p in store.partials() if n in p.names] for n in wanted}
-    present = [n for n in wanted if (ours[n] or partials[n]) and n not in refused]
-    missing = [n for n in wanted if not ours[n] and not found[n] and not partials[n]]
+    downloading = store.downloading()
+    present = [n for n in wanted if (ours[n] or n in downloading) and n not in refused]
+    missing = [n for n in wanted if not ours[n] and not found[n] and n not in downloading]
     for name in missing:
         print(f"{name} is not pulled into {store.root}; nothing to delete", file=sys.stderr)
     if present and not yes:
@@ -73,22 +74,6 @@ def rm_command(
             _left_in_place(name, kept, every, store.root, cache_dir is not None)
     if missing or refused or any(found.values()):
         raise typer.Exit(EXIT_FAILURE)
-
-
-def _canonical(registry: zoo.Zoo, store: Store, name: str) -> str:
-    """A model by any of its names, a task (`task:KEY`, which must be a task vitamin knows or has records of),
-    or a name recorded in the cache (pulled with another zoo file)."""
-    from vitamin_cli.checkpoints.owners import TaskOwner, task_key
-    from vitamin_cli.checkpoints.verify import canonical_name
-
-    key = task_key(name)
-    if key is None:
-        return canonical_name(registry, store, name)
-    from vitamin_cli.eval import tasks
-
-    if key not in {t.key for t in tasks.load().tasks} and name not in store.recorded_names():
-        raise UsageError(f"unknown task {key!r}", hint="`vitamin tasks` lists the task keys")
-    return TaskOwner.name_of(key)
 
 
 def _refused(records: list[Record]) -> set[str]:

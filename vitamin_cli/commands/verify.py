@@ -76,7 +76,7 @@ def verify_command(
             _deep(registry, checks, store.root)
         return checks
 
-    checks = check_all(list(names or ()))
+    checks = check_all(list(dict.fromkeys(opt.owner_name(registry, store, name) for name in names or ())))
     if network is not None:
         mended = verify.mend(checks, store, network)
         if mended:

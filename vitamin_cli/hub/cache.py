@@ -143,7 +143,7 @@ class Look:
     commit: str
     snapshot: Path
     state: str  # PRESENT, GONE, OUTSIDE or UNLINKED
-    etag: str | None = None  # the blob it links to, when PRESENT
+    etag: str | None = None  # the blob of the repo it links to (PRESENT; GONE when that blob is gone)
     problem: CacheError | None = None  # when OUTSIDE: the folder on its way that leads out of the cache
 
 
@@ -204,9 +204,9 @@ class RepoCache:
         etag = Path(os.readlink(snapshot)).name
         blob = self.blob(etag) if ids.is_etag(etag) else None
         if blob is None or not points_at(snapshot, blob):
-            return Look(commit, snapshot, UNLINKED if snapshot.exists() else GONE)
+            return Look(commit, snapshot, UNLINKED)  # a link to something else, there or not
         if blob.is_symlink() or not blob.is_file():
-            return Look(commit, snapshot, UNLINKED if blob.is_symlink() or blob.exists() else GONE)
+            return Look(commit, snapshot, UNLINKED if blob.is_symlink() or blob.exists() else GONE, etag)
         return Look(commit, snapshot, PRESENT, etag)
 
     def look_at(self, revision: str, filename: str) -> Look | None:
@@ -230,11 +230,16 @@ class RepoCache:
         snapshot = confined(self.root, self.snapshot(commit, filename))
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         target = os.path.relpath(self.blob(etag), snapshot.parent)
+        if snapshot.is_dir() and not snapshot.is_symlink():
+            raise _not_a_file(snapshot, "the link to the file's blob")
         if not (snapshot.is_symlink() and os.readlink(snapshot) == target):
             tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(target)
-            os.replace(tmp, snapshot)  # replaces a link or file at `snapshot`, never what it points to
+            try:
+                os.replace(tmp, snapshot)  # replaces a link or file at `snapshot`, never what it points to
+            finally:
+                tmp.unlink(missing_ok=True)
         if revision != commit and self.commit_for(revision) != commit:
             write_atomic(confined(self.root, self.ref(revision)), commit)
         return snapshot
@@ -260,15 +265,33 @@ class RepoCache:
         if stat.S_ISLNK(info.st_mode):
             raise cache_failure(OSError(errno.ELOOP, "symbolic link", str(partial)), f"use {partial}")
         if not stat.S_ISREG(info.st_mode):
-            kind = "folder" if stat.S_ISDIR(info.st_mode) else "pipe" if stat.S_ISFIFO(info.st_mode) else "special file"
-            import shlex
-
-            remove = "rm -r" if kind == "folder" else "rm"
-            raise CacheError(
-                f"{partial} is a {kind}, where vitamin keeps the partial download of {self.repo}",
-                hint=f"remove it ({remove} {shlex.quote(str(partial))}) and pull again",
-            )
+            raise _not_a_file(partial, f"the partial download of {self.repo}")
+        if info.st_nlink > 1:  # written, it would change the file of the same bytes under its other name too
+            raise _not_a_file(partial, f"the partial download of {self.repo}", "a file with other names (hard links)")
         return partial
+
+
+def kind_of(path: Path) -> str:
+    """What a path that should be a plain file is instead, in words."""
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode):
+        return "a folder"
+    if stat.S_ISFIFO(info.st_mode):
+        return "a pipe"
+    return "a file" if stat.S_ISREG(info.st_mode) else "a special file"
+
+
+def _not_a_file(path: Path, belongs: str, kind: str | None = None) -> CacheError:
+    """The error for something else than vitamin's own file where `belongs` goes, with the command that
+    removes it."""
+    import shlex
+
+    kind = kind or kind_of(path)
+    remove = "rm -r" if kind == "a folder" else "rm"
+    return CacheError(
+        f"{path} is {kind}, where vitamin keeps {belongs}; vitamin does not write into it or delete it",
+        hint=f"remove it ({remove} {shlex.quote(str(path))}) if nothing else needs it, and pull again",
+    )
 
 
 def _checked(name: str, ok: bool, what: str) -> str:

@@ -101,7 +101,7 @@ def download(
     try:
         _fetch_all(parts, remote.url, headers, network, deadline)
         if parts.missing():
-            raise Incomplete(f"got {human_bytes(parts.done)} of {human_bytes(size)}")
+            raise Incomplete("the server sent less than the whole file")
     except Exception as err:  # noqa: BLE001 - every failure becomes one message naming what failed
         raise _explain(err, parts.done, partial, size, wanted, remote.url, label) from err
     finally:
@@ -111,9 +111,14 @@ def download(
     if got != remote.etag:
         partial.unlink()
         kind = "sha256" if is_sha256(remote.etag) else "git blob id"
+        blame = (
+            "the bytes an interrupted pull left on disk may be what was damaged"
+            if have
+            else "if it repeats, the server or a proxy is corrupting the file"
+        )
         raise PullError(
             f"{label}: {kind} mismatch: expected {remote.etag} (the Hub's ETag), got {got}; removed the file",
-            hint="run the pull again; if it repeats, the server or a proxy is corrupting the file",
+            hint=f"run the pull again; {blame}",
         )
     ranges_record(partial).unlink(missing_ok=True)
     os.replace(partial, target)
@@ -440,7 +445,7 @@ def _more_connections_help(parts: _Parts, first: Any) -> bool:
 
 def _explain(err: Exception, done: int, path: Path, size: int, wanted: HubFile, url: str, label: str) -> VitaminError:
     """A failed download as one message: the server's, the network's, the disk's or the clock's."""
-    got = f" after {human_bytes(done)} of {human_bytes(size)}"
+    got = _after(done, size)
     again = "run the same pull again: it continues from the bytes already on disk"
     if status_of(err) is not None:  # huggingface_hub's HTTP errors are OSErrors too: the server's, not the disk's
         return failure(err, wanted, url, label, got)
@@ -460,6 +465,14 @@ def _explain(err: Exception, done: int, path: Path, size: int, wanted: HubFile, 
     if isinstance(err, Incomplete):
         return PullError(f"{label}: download failed{got}: {err}", hint=again)
     return failure(err, wanted, url, label, got)
+
+
+def _after(done: int, size: int) -> str:
+    """How far a download came, in words that never round a short file up to a whole one."""
+    have, whole = human_bytes(done), human_bytes(size)
+    if have == whole and done != size:
+        have, whole = f"{done:,} bytes", f"{size:,}"
+    return f" after {have} of {whole}"
 
 
 def _is_network(err: OSError) -> bool:

@@ -293,6 +293,12 @@ def failure(err: Exception, wanted: HubFile, url: str, label: str, got: str = ""
         return _http_failure(status, host, wanted, label, got, elsewhere=origin(failed_url)[1] != origin(url)[1])
     if isinstance(err, OfflineModeIsEnabled):
         return PullError(f"{label}: offline mode is on and the file is not cached", hint="unset HF_HUB_OFFLINE")
+    if got:  # the server was reached, and its answer broke off
+        return PullError(
+            f"{label}: download failed{got}: {describe(err)}",
+            hint="run the same pull again: it continues where this one stopped; if it repeats, check the network, "
+            "or HF_ENDPOINT if you use a mirror",
+        )
     return PullError(
         f"{label}: cannot reach {host}{got}: {describe(err)}",
         hint="check the network, or HF_ENDPOINT if you use a mirror; without a network, HF_HUB_OFFLINE=1 uses the "

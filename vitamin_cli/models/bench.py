@@ -319,13 +319,23 @@ def measure(job: BenchJob, progress: Progress | None = None) -> Outcome:
         with on_device(settings.device):
             _measure(result, arch.config(registry, model), job.tower, settings, job.checkpoint, progress=progress)
     except Exception as err:  # noqa: BLE001 - recorded; the sweep goes on
-        result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+        result.error = _said(err)
     if settings.compile:
         torch.compiler.reset()  # each model compiles afresh, never against a recompile limit
     empty_cache(settings.device)
     _add_flops(result, job.gflops_per_item, roof)
     result.key, result.environment = key, env
     return Outcome(result, env, key)
+
+
+def _said(err: Exception) -> str:
+    """A failed measurement in one line: vitamin's own message, or the library's error with its kind (torch's
+    `OutOfMemoryError: ...`)."""
+    from vitamin_cli.errors import VitaminError
+
+    if isinstance(err, VitaminError):
+        return err.message[:300]
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
 
 
 def _identity(registry: Zoo, model: Model, checkpoint: str | None) -> str:

@@ -233,7 +233,7 @@ def deep_check(registry: Zoo, check: Check, hub_root: Path) -> None:
         model, _, tokenizer = load(registry, check.name, checkpoint=check.record.path(hub_root))
     except VitaminError as err:
         check.status = "corrupt"
-        check.problems.append(err.message)
+        check.problems.append(err.message.removeprefix(f"{check.name}: "))  # verify names the model itself
         return
     image_params = sum(p.numel() for p in model.visual.parameters()) / 1e6
     text_params = sum(p.numel() for p in model.parameters()) / 1e6 - image_params
