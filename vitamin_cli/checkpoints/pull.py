@@ -17,7 +17,19 @@ from vitamin_cli.hub.hashing import sha256_file
 from vitamin_cli.hub.remote import Network, PullError, check_revision
 from vitamin_cli.zoo import Model
 
-__all__ = ["Network", "PullError", "check_revision", "network_settings"]
+__all__ = [
+    "Network",
+    "PullError",
+    "PullResult",
+    "check_local_dir",
+    "check_revision",
+    "checkpoint",
+    "copy_to",
+    "ensure_checkpoint",
+    "network_settings",
+    "pull",
+    "pulled_models",
+]
 
 
 def network_settings(connections: int | None = None) -> Network:

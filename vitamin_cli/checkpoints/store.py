@@ -49,7 +49,7 @@ from vitamin_cli.hub.cache import (
 )
 from vitamin_cli.hub.hashing import FileChanged, Hashed, stat_key
 
-__all__ = ["FIX_HINT", "Damaged", "Fetched", "NotPulled", "Partial", "Record", "Removal", "Store"]
+__all__ = ["FIX_HINT", "Damaged", "Fetched", "NotPulled", "Partial", "Record", "Removal", "Store", "leading_out"]
 
 if TYPE_CHECKING:  # the server and the downloader are loaded by the calls that pull, not by those that look
     from vitamin_cli.hub.download import ProgressCallback
@@ -117,6 +117,16 @@ class Removal:
     kept: list[tuple[Path, str]] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)  # snapshot files of the same repos that no entry records
     freed_bytes: int = 0
+
+
+def leading_out(records: Iterable[Record]) -> list[CacheError]:
+    """The folders these records' paths lead out of the cache through, each once (several files may share one):
+    the message every command gives about them."""
+    found: dict[str, CacheError] = {}
+    for record in records:
+        if record.problem is not None:
+            found.setdefault(record.problem.message, record.problem)
+    return list(found.values())
 
 
 def _note(message: str) -> None:
@@ -283,11 +293,8 @@ class Store:
         return NotPulled(f"{owner.label} is not pulled{why}", hint=f"run `vitamin pull {owner.label}` first")
 
     def _report_outside(self, records: list[Record]) -> None:
-        shown = set()
-        for record in records:
-            if record.state == OUTSIDE and record.problem is not None and record.problem.message not in shown:
-                shown.add(record.problem.message)
-                warning(record.problem.message, record.problem.hint)
+        for problem in leading_out(records):
+            warning(problem.message, problem.hint)
 
     # -----------------------------------------------------------------------------------------------
     # Pulling
@@ -391,6 +398,7 @@ class Store:
 
         from vitamin_cli.hub.download import download
 
+        label = owner.label_for(wanted.filename)
         lock = confined(self.root, repo.lock(remote.etag))
         lock.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock), mode=lock_mode()):
@@ -398,7 +406,7 @@ class Store:
             sha256 = None if force else _intact(blob, remote)
             status = "cached"
             if sha256 is None and not force and blob.is_file() and not blob.is_symlink():
-                _note(f"{owner.label_for(wanted.filename)}: {blob} is damaged; downloading it again")
+                _note(f"{label}: {blob} is damaged; downloading it again")
             if sha256 is None:  # absent, or damaged: downloaded anew, put in its place only once it checks out
                 partial = repo.partial_path(remote.etag)
                 # huggingface_hub's cache scanner expects every repo folder to have one, even while a file comes
@@ -406,17 +414,17 @@ class Store:
                 started = self._started(owner, wanted, remote)
                 try:
                     done = download(wanted, remote, partial, blob, token=token, progress=progress, network=network,
-                                    label=owner.label_for(wanted.filename))  # fmt: skip
+                                    label=label)  # fmt: skip
                 except Exception:
                     if not partial.exists():  # failed, with nothing kept: no download to remember
                         self._forget(started)
                     raise
                 status, sha256 = done.status, done.sha256
                 identity.remember(blob, Hashed(sha256, stat_key(blob.stat())), wrote_it=True)
-            _check_pin(wanted, sha256, repo, blob, status, owner.label_for(wanted.filename))
+            _check_pin(wanted, sha256, repo, blob, status, label)
             record = self._record_for(owner, repo, remote.commit, wanted.filename, remote.etag, remote.size, sha256)
             try:
-                _make_way(repo, record.path(self.root), remote.etag, owner.label_for(wanted.filename))
+                _make_way(repo, record.path(self.root), remote.etag, label)
                 repo.link(remote.commit, wanted.filename, remote.etag, wanted.revision)
                 self._record(record, status)
             except (CacheError, OSError):
@@ -487,7 +495,7 @@ class Store:
         started = Started(owner.name, wanted.repo, wanted.repo_type, wanted.filename, remote.etag, now())
         try:
             with updating(self.root) as manifest:
-                if not any(_same_start(s, started) and s.name == started.name for s in manifest.started):
+                if not any(_same_owner_start(s, started) for s in manifest.started):
                     manifest.started.append(started)
         except CacheError:
             pass  # the download can go on; only `rm` would not know the partial file as the owner's
@@ -496,9 +504,7 @@ class Store:
     def _forget(self, started: Started) -> None:
         try:
             with updating(self.root) as manifest:
-                manifest.started = [
-                    s for s in manifest.started if not (_same_start(s, started) and s.name == started.name)
-                ]
+                manifest.started = [s for s in manifest.started if not _same_owner_start(s, started)]
         except CacheError:
             pass
 
@@ -705,6 +711,10 @@ def _same_download(started: Started, record: Record) -> bool:
 
 def _same_start(one: Started, other: Started) -> bool:
     return (one.repo_type, one.repo, one.etag) == (other.repo_type, other.repo, other.etag)
+
+
+def _same_owner_start(one: Started, other: Started) -> bool:
+    return one.name == other.name and _same_start(one, other)
 
 
 def _superseded_by(started: Started, record: Record) -> bool:

@@ -438,11 +438,7 @@ def selecting(with_all: bool) -> Callable[[Command], Command]:
                 )
             command(selection=Selection(**values), **given)
 
-        parameters = [*added, *own]
-        del run.__wrapped__  # typer reads the signature below, not the command's own
-        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        run.__annotations__ = {p.name: p.annotation for p in parameters}
-        return typing.cast(Command, run)
+        return _with_parameters(typing.cast(Command, run), [*added, *own])
 
     return decorate
 
@@ -457,10 +453,15 @@ def expanding_paths(command: Command) -> Command:
     def run(**given: Any) -> None:
         command(**{name: _expanded(value) for name, value in given.items()})
 
-    del run.__wrapped__  # typer reads the signature below, not the command's own
+    return _with_parameters(typing.cast(Command, run), parameters)
+
+
+def _with_parameters(run: Command, parameters: list[inspect.Parameter]) -> Command:
+    """A wrapper of a command that typer reads by these parameters (resolved annotations), not the command's own."""
+    del run.__wrapped__  # type: ignore[attr-defined]
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in parameters}
-    return typing.cast(Command, run)
+    return run
 
 
 def _expanded(value: Any) -> Any:

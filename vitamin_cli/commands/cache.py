@@ -100,8 +100,7 @@ def _partial_row(partial: Partial) -> list[Cell]:
 
 def _problems(records: list[Record]) -> None:
     """Folders that lead out of the cache, each said once on stderr with what to do."""
-    shown = set()
-    for record in records:
-        if record.problem is not None and record.problem.message not in shown:
-            shown.add(record.problem.message)
-            console.report_error(record.problem)
+    from vitamin_cli.checkpoints.store import leading_out
+
+    for problem in leading_out(records):
+        console.report_error(problem)

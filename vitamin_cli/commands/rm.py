@@ -53,7 +53,7 @@ def rm_command(
     refused = _refused(records)
     ours = {n: [r for r in records if r.name == n and r.recorded and not r.adopted] for n in wanted}
     found = {n: [r for r in records if r.name == n and not (r.recorded and not r.adopted)] for n in wanted}
-    partials = {n: [p for p in store.partials() if n in p.names] for n in wanted}
+    partials = store.partials()
     downloading = store.downloading()
     present = [n for n in wanted if (ours[n] or n in downloading) and n not in refused]
     missing = [n for n in wanted if not ours[n] and not found[n] and n not in downloading]
@@ -62,9 +62,8 @@ def rm_command(
     if present and not yes:
         if not sys.stdin.isatty():
             raise UsageError("not deleting without confirmation: pass --yes")
-        size = sum(r.size_bytes for n in present for r in ours[n]) + sum(
-            p.size_bytes for n in present for p in partials[n]
-        )
+        size = sum(r.size_bytes for n in present for r in ours[n])
+        size += sum(p.size_bytes for p in partials if set(p.names) & set(present))
         typer.confirm(f"Delete {', '.join(present)} (up to {console.human_bytes(size)}) from {store.root}?", abort=True)
     for name in present:
         _show(name, store.remove(name), store.root)
@@ -78,15 +77,11 @@ def rm_command(
 
 def _refused(records: list[Record]) -> set[str]:
     """Names whose files sit behind a folder that leads out of the cache: reported, and nothing of them deleted."""
-    refused = set()
-    shown = set()
-    for record in records:
-        if record.problem is not None:
-            refused.add(record.name)
-            if record.problem.message not in shown:
-                shown.add(record.problem.message)
-                console.report_error(record.problem)
-    return refused
+    from vitamin_cli.checkpoints.store import leading_out
+
+    for problem in leading_out(records):
+        console.report_error(problem)
+    return {r.name for r in records if r.problem is not None}
 
 
 def _show(name: str, removal: Removal, root: Path) -> None:

@@ -15,6 +15,7 @@ from vitamin_cli.views import sink
 from vitamin_cli.views.sink import Column, OutputFormat
 
 if TYPE_CHECKING:
+    from vitamin_cli.checkpoints.store import Record
     from vitamin_cli.checkpoints.verify import Check
 
 FORMATS = (OutputFormat.table, OutputFormat.json)
@@ -62,13 +63,14 @@ def verify_command(
     registry = zoo.load(zoo_path)
     store = Store(cache_dir)
     network = network_settings() if fix else None  # a bad setting is a usage error before anything is checked
-    if not names and not verify.records_to_check(registry, store):
+    wanted = list(dict.fromkeys(opt.owner_name(registry, store, name) for name in names or ()))
+    records = verify.records_to_check(registry, store, wanted)
+    if not wanted and not records:
         print(f"nothing pulled into {store.root} yet; `vitamin pull NAME` fetches a checkpoint", file=sys.stderr)
         sink.write(chosen, json=lambda: [], table=lambda: None)
         return
 
-    def check_all(names: list[str]) -> list[Check]:
-        records = verify.records_to_check(registry, store, names, warn=False)
+    def check_all(names: list[str], records: list[Record]) -> list[Check]:
         total = sum(r.size_bytes for r in records)
         with byte_progress("hashing", total, enabled=chosen == OutputFormat.table) as on_bytes:
             checks = verify.verify(registry, store, records, names, on_bytes=on_bytes)
@@ -76,11 +78,12 @@ def verify_command(
             _deep(registry, checks, store.root)
         return checks
 
-    checks = check_all(list(dict.fromkeys(opt.owner_name(registry, store, name) for name in names or ())))
+    checks = check_all(wanted, records)
     if network is not None:
         mended = verify.mend(checks, store, network)
         if mended:
-            again = {(c.name, c.path): c for c in check_all(mended)}
+            again_records = verify.records_to_check(registry, store, mended, warn=False)
+            again = {(c.name, c.path): c for c in check_all(mended, again_records)}
             checks = [again.get((c.name, c.path), c) for c in checks]
     sink.write_rows(chosen, checks, COLUMNS, record=lambda c: c.to_json(), after=lambda: _summary(checks, fix))
     if any(c.status != "ok" for c in checks):

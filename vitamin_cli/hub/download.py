@@ -37,7 +37,7 @@ from typing import Any
 from vitamin_cli import interrupts
 from vitamin_cli.console import human_bytes
 from vitamin_cli.errors import VitaminError
-from vitamin_cli.hub.cache import CacheError, cache_failure, prefix_of, ranges_record, read_record
+from vitamin_cli.hub.cache import CacheError, cache_failure, prefix_of, present_bytes, ranges_record, read_record
 from vitamin_cli.hub.hashing import content_id
 from vitamin_cli.hub.ids import is_sha256
 from vitamin_cli.hub.remote import (
@@ -130,8 +130,7 @@ def _start(partial: Path, size: int, label: str) -> int:
     """The bytes on disk to continue from (a partial file longer than the file is dropped), once the disk is
     checked to have room for the rest."""
     partial.parent.mkdir(parents=True, exist_ok=True)
-    parts = read_record(partial, size)
-    have = sum(p[2] for p in parts) if parts is not None else partial.stat().st_size if partial.exists() else 0
+    have = present_bytes(partial)
     if have > size or (partial.exists() and partial.stat().st_size > size):
         partial.unlink()
         ranges_record(partial).unlink(missing_ok=True)
