@@ -30,6 +30,10 @@ class VitaminError(Exception):
         self.message = message
         self.hint = hint
 
+    def one_line(self) -> str:
+        """The error as a result or a table carries it: the message, and what to do about it."""
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
     def __str__(self) -> str:
         # what a traceback shows a user of the library: the hint too, on a line of its own
         return self.message + (f"\nhint: {self.hint}" if self.hint else "")

@@ -24,6 +24,10 @@ from vitamin_cli.errors import UsageError, VitaminError
 from vitamin_cli.eval.tasks import Task
 
 MAX_TEXT_BYTES = 64 * 2**20  # class names, templates, nshards.txt, a retrieval task's CSV
+# An image's bytes (a file, a zip or tar member) and its decoded size (PIL's own bound on pixels, enforced
+# rather than warned about): larger is refused before it is read or decoded, naming the image and the bound.
+MAX_IMAGE_BYTES = 64 * 2**20
+MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: about 268 MB of RGB
 
 
 class DataError(VitaminError):
@@ -35,23 +39,68 @@ ImageSource = Path | tuple[Path, str]
 
 
 def read_image(source: ImageSource) -> bytes | None:
-    """An image's bytes, from its file or its zip (kept open per process); None when they cannot be read."""
+    """An image's bytes, from its file or its zip (kept open per process); None when they cannot be read. One
+    over MAX_IMAGE_BYTES, or an encrypted or oddly compressed zip member, is a DataError naming it."""
     import zipfile
 
     try:
         if isinstance(source, Path):
-            return source.read_bytes()
+            with source.open("rb") as file:
+                return _bounded(file, os.fstat(file.fileno()).st_size, str(source))
         archive, member = source
-        data: bytes = _open_zip(archive).read(member)
-        return data
+        info = open_zip(archive).getinfo(member)
+        check_member(archive, info)
+        with open_zip(archive).open(info) as stream:
+            return _bounded(stream, info.file_size, f"{archive.name}: member {member!r}")
     except (OSError, KeyError, zipfile.BadZipFile, RuntimeError):
         return None
+
+
+def _bounded(stream: Any, size: int, what: str) -> bytes:
+    """At most MAX_IMAGE_BYTES of a stream that says it holds `size` bytes; more is a DataError."""
+    if size <= MAX_IMAGE_BYTES:
+        data: bytes = stream.read(MAX_IMAGE_BYTES + 1)
+        if len(data) <= MAX_IMAGE_BYTES:
+            return data
+        size = max(size, len(data))
+    raise too_large(what, size)
+
+
+def too_large(what: str, size: int) -> DataError:
+    return DataError(f"{what} is {size_text(size)}, over the {size_text(MAX_IMAGE_BYTES)} an image may be; refused")
+
+
+def size_text(count: int) -> str:
+    """A size as a bound's message says it: `1.6 GiB`, `64 MiB`, `101 bytes`."""
+    if count >= 2**30:
+        return f"{count / 2**30:.1f} GiB"
+    return f"{count / 2**20:.0f} MiB" if count >= 2**20 else f"{count} bytes"
+
+
+def check_member(archive: Path, info: Any) -> None:
+    """A zip member vitamin can read as an image: not encrypted, compressed as zipfile can read, of at most
+    MAX_IMAGE_BYTES once inflated (a zip bomb is refused before a byte of it is inflated)."""
+    import zipfile
+
+    where = f"{archive.name}: member {info.filename[:200]!r}"
+    if info.flag_bits & 0x1:
+        raise DataError(f"{where} is encrypted; vitamin reads no passwords", hint="zip the images without one")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        raise DataError(f"{where} is compressed with method {info.compress_type}, which Python cannot read",
+                        hint="zip the images again with deflate")  # fmt: skip
+    if info.file_size > MAX_IMAGE_BYTES:
+        raise too_large(where, info.file_size)
+
+
+def source_name(source: ImageSource) -> str:
+    """An image as a message names it: its path, or its zip's name and the member."""
+    return str(source) if isinstance(source, Path) else f"{source[0].name}: member {source[1]!r}"
 
 
 _zips: dict[tuple[int, Path], Any] = {}
 
 
-def _open_zip(path: Path) -> Any:
+def open_zip(path: Path) -> Any:
     """A zip kept open by the process that reads it: a DataLoader worker forked from a process that had it open
     opens its own (a shared file offset would mix the two processes' reads)."""
     import zipfile
@@ -104,7 +153,7 @@ def batches(dataset: Any, batch_size: int, workers: int) -> Iterator[Any]:
     try:
         yield from loaded
     except DataError as err:  # from a worker, torch puts the worker's traceback into the message
-        raise DataError(_worker_message(err.message)) from None
+        raise _worker_message(err) from None
     finally:
         # The workers stop now (torch's own shutdown, which its finalizer calls): a task that fails leaves the
         # loader in a reference cycle, and the collector's shutdown of it stalls a later step for 5 s.
@@ -125,7 +174,7 @@ class Images:
     def __getitem__(self, index: int) -> Sample:
         source, label = self.images[index]
         data = read_image(source)
-        return Sample(None if data is None else decode(data, self.transform), label)
+        return Sample(None if data is None else decode(data, self.transform, source_name(source)), label)
 
 
 @dataclass
@@ -203,23 +252,36 @@ class Sample:
     metadata: Any = None  # a WILDS or fairness task's metadata array
 
 
-def decode(data: bytes, transform: Callable[[Any], Any]) -> Any:
-    """An image's bytes through the model's preprocessing; None when they are not an image PIL can read."""
+def decode(data: bytes, transform: Callable[[Any], Any], name: str = "an image") -> Any:
+    """An image's bytes through the model's preprocessing; None when they are not an image PIL can read. One of
+    more than MAX_IMAGE_PIXELS is a DataError naming it, refused before its pixels are decoded."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return transform(image.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, not warned about
+            with Image.open(io.BytesIO(data)) as image:
+                pixels = image.width * image.height
+                if pixels <= MAX_IMAGE_PIXELS:
+                    return transform(image.convert("RGB"))
+    except Image.DecompressionBombError:
+        pixels = MAX_IMAGE_PIXELS * 2 + 1  # PIL's own refusal, above twice its bound
     except Exception:  # noqa: BLE001 - a broken image is counted and reported, never a crash
         return None
+    raise DataError(f"{name} is {pixels / 1e6:.0f} million pixels, over the {MAX_IMAGE_PIXELS / 1e6:.0f} million "
+                    "an image may be decoded at; refused")  # fmt: skip
 
 
-def _worker_message(message: str) -> str:
-    """A worker's error as it was raised there: the last line of the traceback torch wraps it in."""
-    if "Original Traceback" not in message:
-        return message
-    last = message.rstrip().split("\n")[-1]
-    return last.partition(": ")[2] or last
+def _worker_message(err: DataError) -> DataError:
+    """A worker's error as it was raised there, its hint too: the end of the traceback torch wraps it in."""
+    message, marker = err.message, "DataError: "
+    if "Original Traceback" not in message or marker not in message:
+        return err
+    text = message[message.rindex(marker) + len(marker) :].rstrip()
+    said, _, hint = text.partition("\nhint: ")
+    return DataError(said, hint=hint or None)
 
 
 def _one_thread(_: int) -> None:

@@ -92,7 +92,7 @@ def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None 
         architecture = _architecture(job)
     except VitaminError as err:
         return TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric,
-                          status="failed", error=_why(err))  # fmt: skip
+                          status="failed", error=err.one_line())  # fmt: skip
     result = started(job.model, weights, architecture, data, job.settings)
     if result.key() in job.done:
         result.status = "done"
@@ -105,7 +105,7 @@ def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None 
     try:
         loaded = reuse.loaded((job.zoo_path, job.model, weights.path, weights.sha256, job.settings.device), load)
     except VitaminError as err:
-        result.status, result.error = "failed", _why(err)
+        result.status, result.error = "failed", err.one_line()
         return result
     if weights.changed():
         result.status, result.error = "failed", f"{weights.path} changed while it was being loaded; run it again"
@@ -230,11 +230,6 @@ def _architecture(job: EvalJob) -> str:
 
     registry = zoo.load(job.zoo_path)
     return arch.fingerprint(arch.config(registry, registry.get(job.model)))
-
-
-def _why(err: VitaminError) -> str:
-    """A failure as a result carries it: the message, and what to do about it."""
-    return f"{err.message} (hint: {err.hint})" if err.hint else err.message
 
 
 def _host() -> str:

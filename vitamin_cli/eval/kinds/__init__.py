@@ -64,5 +64,5 @@ def run_task(
     try:
         module(data.task.kind).measure(result, loaded, data, settings, progress)
     except VitaminError as err:
-        result.status, result.error = "failed", err.message
+        result.status, result.error = "failed", err.one_line()
     return result
