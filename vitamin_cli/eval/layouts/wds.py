@@ -1,11 +1,21 @@
 """The webdataset layout of the Hub's task repos (shared/EVAL.md), and of `wds:PATH`: `classnames.txt`,
 `zeroshot_classification_templates.txt`, `test/nshards.txt` and `test/0.tar ... test/N-1.tar`, each tar holding
-samples by key: an image (`jpg`, `png`, `webp`, ...), `cls` (the label) and, for WILDS and fairness tasks,
-`npy` (a metadata array, never unpickled)."""
+samples by key: an image, `cls` (the label) and, for WILDS and fairness tasks, `npy` (a metadata array, never
+unpickled).
+
+A tar is read as webdataset (1.0.2) reads it: only regular files, the names it skips skipped (`__meta__`,
+`__x__/...`); a member's key is its FULL name up to the first dot of its base name (`cat/0001.b.jpg`: key
+`cat/0001`, extension `b.jpg`, lower-cased), a name with no dot in its base name or nothing before it skipped;
+the consecutive members of one key are a sample, never across shards. The image is the first present of `webp`,
+`png`, `jpg`, `jpeg`, as CLIP_benchmark takes it. What webdataset would refuse or read wrongly is a DataError
+naming the shard and the key: an extension twice in a sample, a key whose members are not next to each other
+(read as two samples), an extension naming one of webdataset's own fields, a sample without an image; so is a
+member over MAX_MEMBER_BYTES, before it is read."""
 
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -16,6 +26,7 @@ import torch
 
 from vitamin_cli.errors import UsageError
 from vitamin_cli.eval.data import (
+    MAX_IMAGE_BYTES,
     DataError,
     Sample,
     TaskData,
@@ -25,6 +36,7 @@ from vitamin_cli.eval.data import (
     default_templates,
     fetcher,
     lines,
+    size_text,
 )
 from vitamin_cli.eval.tasks import Task, fingerprint
 
@@ -32,7 +44,19 @@ CLASSNAMES = "classnames.txt"
 TEMPLATES = "zeroshot_classification_templates.txt"
 NSHARDS = "test/nshards.txt"
 MAX_SHARDS = 100_000
-WDS_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+# The image of a sample: the first present of these, as CLIP_benchmark's `.to_tuple(["webp", "png", "jpg", "jpeg"],
+# "cls")` takes it (DataComp's evaluation reads the tasks with CLIP_benchmark).
+WDS_IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
+# A member's bytes are read whole (a sample's parts are the members of one key, so a sample holds at most a
+# few of them); a larger member is refused before it is read, naming it and this bound (an image's).
+MAX_MEMBER_BYTES = MAX_IMAGE_BYTES
+# webdataset's `base_plus_ext`: the key (the full name, folders included, up to the first dot of the base
+# name) and the extension (the rest); a name it does not match is skipped.
+KEY_AND_EXTENSION = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+SKIPPED = re.compile(r"__[^/]*__($|/)")  # webdataset's tar_file_iterator skips these names (its `skip_meta`)
+# The fields webdataset adds to each sample: a member with one of these extensions raises there, or is
+# overwritten, or (`__bad__`) drops the sample without a word.
+RESERVED_EXTENSIONS = frozenset({"__key__", "__url__", "__local_path__", "__bad__"})
 
 
 def check_local(task: Task) -> None:
@@ -119,9 +143,10 @@ def wds_samples(
     classes: int,
     columns: int | None = None,
 ) -> Generator[Sample, None, None]:
-    """The samples of these shards, in order: each key's image, `cls` and `npy` members. A shard that is cut
-    short, a sample without a class number below `classes`, or (`with_metadata`) without a metadata row of
-    `columns` numbers (of any length when None), is a DataError naming the shard and the sample."""
+    """The samples of these shards, in order (`records`): each key's image, `cls` and `npy` members. A shard
+    that is cut short, or that webdataset would refuse or read wrongly, a sample without an image, without a
+    class number below `classes`, or (`with_metadata`) without a metadata row of `columns` numbers (of any
+    length when None), is a DataError naming the shard and the sample."""
     for shard in shards:
         try:
             with tarfile.open(shard, mode="r|") as tar:  # a plain tar, as the layout says: sizes are on-disk
@@ -140,25 +165,74 @@ def _grouped(
     classes: int,
     columns: int | None,
 ) -> Iterator[Sample]:
-    current: str | None = None
-    parts: dict[str, bytes] = {}
-    for member in tar:
-        if not member.isfile():
-            continue
-        key, _, extension = member.name.rpartition("/")[2].partition(".")
-        stream = tar.extractfile(member)
-        data = stream.read() if stream is not None else b""
-        if len(data) != member.size:
-            raise DataError(f"{member.name} is cut short ({len(data)} of {member.size} bytes)")
-        if key != current and current is not None:
-            yield _sample(current, parts, transform, with_metadata, classes, columns)
-            parts = {}
-        current = key
-        parts[extension.lower()] = data
+    for key, parts in records(tar):
+        yield _sample(key, parts, transform, with_metadata, classes, columns)
     if size < tar.offset + 2 * tarfile.BLOCKSIZE:  # the end-of-archive blocks start at tar.offset
         raise DataError("cut short: it ends without a tar's end-of-archive blocks")
-    if current is not None:
-        yield _sample(current, parts, transform, with_metadata, classes, columns)
+
+
+def records(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The samples of one open tar as webdataset groups them, each as its key and its members' bytes by
+    (lower-cased) extension. What webdataset would refuse or split is a DataError naming the key: an extension
+    twice in a sample, an extension webdataset keeps for its own fields, a key whose members are not next to
+    each other; so is a member over MAX_MEMBER_BYTES (before it is read) or cut short."""
+    seen: set[str] = set()  # the keys of this tar so far: one coming back would be a second sample
+    key: str | None = None
+    parts: dict[str, bytes] = {}
+    for member in tar:
+        tar.members = []  # type: ignore[attr-defined]  # as webdataset does: the headers read are not kept
+        named = _key_and_extension(member)
+        if named is None:
+            continue
+        if named[0] != key:
+            if key is not None:
+                yield key, parts
+            key, parts = _new_key(named[0], seen), {}
+        extension = _new_extension(key, named[1], parts, member.name)
+        parts[extension] = _read(tar, member)
+    if key is not None:
+        yield key, parts
+
+
+def _key_and_extension(member: tarfile.TarInfo) -> tuple[str, str] | None:
+    """A member's key and lower-cased extension, or None where webdataset skips the member."""
+    name = member.name
+    if not member.isreg() or ("/" not in name and name.startswith("__") and name.endswith("__")):
+        return None
+    match = None if SKIPPED.match(name) else KEY_AND_EXTENSION.match(name)
+    return None if match is None else (match.group(1), match.group(2).lower())
+
+
+def _new_key(key: str, seen: set[str]) -> str:
+    if key in seen:
+        raise DataError(
+            f"sample {key[:80]!r}: its members are not next to each other (another sample's come between), so "
+            "webdataset would read it as two samples; write each sample's members together"
+        )
+    seen.add(key)
+    return key
+
+
+def _new_extension(key: str, extension: str, parts: dict[str, bytes], name: str) -> str:
+    if extension in RESERVED_EXTENSIONS:
+        raise DataError(f"sample {key[:80]!r} has the member {name[:200]!r}: {extension!r} names a field webdataset "
+                        "adds to each sample, so it would refuse or lose the sample")  # fmt: skip
+    if extension in parts:
+        raise DataError(f"sample {key[:80]!r} has two {extension!r} members ({name[:200]!r} is the second), "
+                        "which webdataset refuses")  # fmt: skip
+    return extension
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A member's bytes: refused unread over MAX_MEMBER_BYTES, a DataError when they are cut short."""
+    if member.size > MAX_MEMBER_BYTES:
+        raise DataError(f"member {member.name[:200]!r} is {size_text(member.size)}, over the "
+                        f"{size_text(MAX_MEMBER_BYTES)} a member may be; refused")  # fmt: skip
+    stream = tar.extractfile(member)
+    data = stream.read() if stream is not None else b""
+    if len(data) != member.size:
+        raise DataError(f"{member.name} is cut short ({len(data)} of {member.size} bytes)")
+    return data
 
 
 def _sample(
@@ -174,8 +248,12 @@ def _sample(
         found = "no cls" if "cls" not in parts else f"cls {text[:20]!r}"
         raise DataError(f"sample {key[:80]!r} has {found}; a label is a class number from 0 to {classes - 1}")
     image = next((parts[e] for e in WDS_IMAGE_EXTENSIONS if e in parts), None)
+    if image is None:
+        found = ", ".join(sorted(parts)[:8])[:200]
+        raise DataError(f"sample {key[:80]!r} has no image: none of {', '.join(WDS_IMAGE_EXTENSIONS)} among its "
+                        f"members ({found})")  # fmt: skip
     metadata = _metadata(key, parts, columns) if with_metadata else None
-    return Sample(decode(image, transform) if image is not None else None, int(text), metadata)
+    return Sample(decode(image, transform, f"sample {key[:80]!r}"), int(text), metadata)
 
 
 def _metadata(key: str, parts: dict[str, bytes], columns: int | None) -> Any:
