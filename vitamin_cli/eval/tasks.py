@@ -212,12 +212,17 @@ class _Parser(Reader):
         return Registry(tuple(tasks))
 
 
+# The rules by which the layouts read local data; bumped when they change (2: keys, class folders and CSV names
+# by full path), so that results saved under a revision of the old rules are measured again.
+READER_RULES = 2
+
+
 def fingerprint(root: Path, files: Iterable[Path], classnames: Iterable[str] = ()) -> str:
-    """A local data folder's revision: a hash of the files a task reads (names, sizes and modification times,
-    through any links) and its class names."""
+    """A local data folder's revision: a hash of the rules it is read by, the files a task reads (names, sizes
+    and modification times, through any links) and its class names."""
     import hashlib
 
-    digest = hashlib.sha256("\0".join(classnames).encode() + b"\n")
+    digest = hashlib.sha256(f"rules {READER_RULES}\n".encode() + "\0".join(classnames).encode() + b"\n")
     for file in sorted(files):
         try:
             stat = file.stat()

@@ -17,8 +17,10 @@ from vitamin_cli.eval.data import (
     ImageSource,
     TaskData,
     batches,
+    check_member,
     csv_rows,
     fetch_named,
+    open_zip,
     string_list,
     zip_members,
 )
@@ -67,10 +69,15 @@ def prepare(
     find = _zip_finder(images) if images.is_file() else _folder_finder(images)
     sources: list[tuple[ImageSource, int]] = []
     captions: list[list[str]] = []
+    lines: dict[ImageSource, int] = {}
     for number, (name, texts) in enumerate(rows, 2):  # line 1 is the header
         source = find(name)
         if source is None:
             raise DataError(f"{table.name}, line {number}: image {name[:120]!r} is not in {images.name}")
+        if source in lines:
+            raise DataError(f"{table.name}: rows name the same image, {name[:120]!r}, on lines {lines[source]} and "
+                            f"{number}", hint="give each image one row, with all its captions")  # fmt: skip
+        lines[source] = number
         sources.append((source, len(sources)))
         captions.append(texts)
     if len(sources) < 2:
@@ -84,33 +91,74 @@ def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, wor
 
 
 def read_rows(table: Path) -> list[tuple[str, list[str]]]:
-    """(file name, captions) of each row of a retrieval CSV; a missing column, or a caption list that is not a
-    non-empty list of strings, is a DataError naming the line."""
+    """(file name, captions) of each row of a retrieval CSV; a missing column or cell, or a caption list that is
+    not a non-empty list of strings, is a DataError naming the line."""
     rows = []
     for line, row in csv_rows(table, COLUMNS):
-        captions = string_list(row["raw"])
+        name, raw = row.get("filename"), row.get("raw")
+        where = f"{table.name}, line {line}"
+        if not name or raw is None:
+            missing = "filename" if not name else "raw"
+            raise DataError(f"{where} has no {missing} cell", hint=f"give every row a {missing}, as the header says")
+        captions = string_list(raw)
         if captions is None:
-            raise DataError(f"{table.name}, line {line}: the captions are not a list of strings ({row['raw'][:80]!r})")
-        rows.append((row["filename"] or "", captions))
+            raise DataError(f"{where}: the captions are not a list of strings ({raw[:80]!r})",
+                            hint='write them as a list, e.g. ["a dog.", "a dog running."]')  # fmt: skip
+        rows.append((name, captions))
     return rows
 
 
-def _zip_finder(archive: Path) -> Callable[[str], ImageSource | None]:
-    """Images by base name among the zip's members (zip_members refuses one that leads outside)."""
-    members = zip_members(archive)
+def finder(
+    files: dict[str, ImageSource], where: str, *, also: dict[str, str] | None = None
+) -> Callable[[str], ImageSource | None]:
+    """`find(name)`: the image a CSV row names, among `files` (by their path relative to the images' folder).
+    A name with a `/` is that relative path (or, through `also`, another path of the same file); a bare name is
+    a base name, which must then be unique; a name leading outside the folder is refused."""
+    by_base: dict[str, list[str]] = {}
+    for path in files:
+        by_base.setdefault(PurePosixPath(path).name, []).append(path)
+    also = also or {}
 
     def find(wanted: str) -> ImageSource | None:
-        found = members.get(PurePosixPath(wanted).name, [])
+        path = PurePosixPath(wanted)
+        if path.is_absolute() or ".." in path.parts:
+            raise DataError(f"image {wanted[:120]!r} leads outside {where}; refused")
+        if "/" in wanted:
+            exact = path.as_posix()
+            return files.get(exact) or files.get(also.get(exact, ""))
+        found = by_base.get(path.name, [])
         if len(found) > 1:
-            raise DataError(f"{archive.name}: image {wanted[:120]!r} matches both {found[0]!r} and {found[1]!r}")
-        return (archive, found[0]) if found else None
+            raise DataError(f"{where}: image {wanted[:120]!r} matches both {found[0]!r} and {found[1]!r}",
+                            hint="name the image by its path in the CSV, e.g. " + repr(found[0]))  # fmt: skip
+        return files[found[0]] if found else None
 
     return find
 
 
+def _zip_finder(archive: Path) -> Callable[[str], ImageSource | None]:
+    """Images among the zip's files, by path from the zip's top folder when all its files are under one (as
+    the Hub's zips keep them), else from the zip's root; a member a row names is checked before anything runs
+    (zip_members refuses one that leads outside; check_member an encrypted one or a bomb)."""
+    names = sorted(
+        {name for named in zip_members(archive).values() for name in named if not name.startswith("__MACOSX/")}
+    )
+    tops = {name.split("/")[0] for name in names}
+    top = f"{tops.pop()}/" if len(tops) == 1 and all("/" in name for name in names) else ""
+    files: dict[str, ImageSource] = {name[len(top) :]: (archive, name) for name in names}
+    find = finder(files, archive.name, also={name: name[len(top) :] for name in names} if top else None)
+    members = open_zip(archive)
+
+    def checked(wanted: str) -> ImageSource | None:
+        found = find(wanted)
+        if isinstance(found, tuple):
+            check_member(archive, members.getinfo(found[1]))
+        return found
+
+    return checked
+
+
 def _folder_finder(folder: Path) -> Callable[[str], ImageSource | None]:
-    files = {p.name: p for p in _image_files(folder)}
-    return lambda wanted: files.get(PurePosixPath(wanted).name)
+    return finder({p.relative_to(folder).as_posix(): p for p in _image_files(folder)}, folder.name)
 
 
 def _image_files(folder: Path) -> list[Path]:
