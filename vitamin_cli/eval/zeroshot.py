@@ -135,12 +135,12 @@ def image_features(
 ) -> tuple[Any, list[int]]:
     """Every image of the task through the image tower, normalised, in the order of `data.images` (a retrieval
     or WinoGAViL task labels each image with its position), and the positions of those that did not decode
-    (then no features). Embeddings that are not finite fail the task."""
+    (then no features). Embeddings that are not finite or collapsed fail the task (`Embeddings`)."""
     import torch
 
     from vitamin_cli.eval import layouts
 
-    encode = Encoder(model, settings)
+    encode, checked = Encoder(model, settings), Embeddings(data.task.key, "image", settings)
     found: dict[int, Any] = {}
     done, begin = 0, time.perf_counter()
     for images, labels, _, undecodable in layouts.loader(data, preprocess, settings.start_batch, settings.workers):
@@ -148,11 +148,11 @@ def image_features(
         if len(labels):
             with torch.inference_mode(), autocast(settings):
                 features = encode(images.to(settings.device, non_blocking=True))
-            normalised = _finite(torch.nn.functional.normalize(features.float(), dim=-1).cpu(), data, "image")
-            found.update(zip(labels.tolist(), normalised, strict=True))
+            found.update(zip(labels.tolist(), checked.add(features).cpu(), strict=True))
         done += len(labels) + undecodable
         if progress is not None:
             progress(done, len(data.images), time.perf_counter() - begin)
+    checked.done()
     missing = [label for _, label in data.images if label not in found]
     if missing:
         return None, missing
@@ -161,25 +161,67 @@ def image_features(
 
 def text_features(model: Any, tokenizer: Any, texts: list[str], settings: EvalSettings, data: TaskData) -> Any:
     """Texts through the text tower, normalised, in order, in batches of the eval's batch size. Embeddings that
-    are not finite fail the task."""
+    are not finite or collapsed fail the task (`Embeddings`)."""
     import torch
 
-    batch = settings.start_batch
+    batch, checked = settings.start_batch, Embeddings(data.task.key, "text", settings)
     parts = []
     for start in range(0, len(texts), batch):
         interrupts.check()
         tokens = tokenizer(texts[start : start + batch]).to(settings.device)
         with torch.inference_mode(), autocast(settings):
             encoded = model.encode_text(tokens)
-        parts.append(_finite(torch.nn.functional.normalize(encoded.float(), dim=-1).cpu(), data, "text"))
+        parts.append(checked.add(encoded).cpu())
+    checked.done()
     return torch.cat(parts)
 
 
-def _finite(features: Any, data: TaskData, tower: str) -> Any:
-    import torch
+class Embeddings:
+    """One tower's embeddings over a whole task, checked as they come: every row finite and of a norm above
+    zero, and, once the task is done, not every row the same vector (a collapsed tower gives every input one
+    embedding, and the metrics then rank by position: chance, reported as a number). The rows are compared
+    over the whole task, never per batch, where a last batch of one row is trivially all equal."""
 
-    from vitamin_cli.errors import VitaminError
+    ZERO_NORM = 1e-6  # no CLIP embedding is this short; the norm of a collapsed one is 0
+    SAME = 1e-4  # the largest difference between two normalised rows still counted as the same vector
 
-    if not bool(torch.isfinite(features).all()):
-        raise VitaminError(f"{data.task.key}: the {tower} tower's embeddings are not finite (NaN or inf)")
-    return features
+    def __init__(self, task: str, tower: str, settings: EvalSettings) -> None:
+        self.task, self.tower, self.dtype = task, tower, settings.dtype
+        self.first: Any = None
+        self.rows, self.apart = 0, 0.0
+
+    def add(self, features: Any) -> Any:
+        """A batch of embeddings, checked, normalised (float32, on the device they were computed on)."""
+        import torch
+
+        features = features.float()
+        norms = features.norm(dim=-1)
+        normalised = features / norms.clamp_min(self.ZERO_NORM).unsqueeze(-1)
+        if self.first is None:
+            self.first = normalised[0]
+        # One transfer from the device for all three: every value and norm finite (a norm of finite values can
+        # overflow), the shortest row, the farthest apart from the task's first row
+        finite, shortest, apart = torch.stack(
+            [torch.isfinite(norms).all().float(), norms.min(), (normalised - self.first).abs().max()]
+        ).tolist()
+        if not finite:
+            self._fail("are not finite (NaN or inf)")
+        if shortest <= self.ZERO_NORM:
+            self._fail("are zero (a vector of norm 0)")
+        self.rows, self.apart = self.rows + len(features), max(self.apart, apart)
+        return normalised
+
+    def done(self) -> None:
+        """The whole task seen: every row the same vector fails it."""
+        if self.rows > 1 and self.apart <= self.SAME:
+            self._fail(f"are all the same vector over the task's {self.rows} {self.tower}s (collapsed)")
+
+    def _fail(self, what: str) -> None:
+        from vitamin_cli.errors import VitaminError
+
+        hint = (
+            f"try `--dtype fp32`: the model's numbers may not fit in {self.dtype}"
+            if self.dtype != "fp32"
+            else "check the weights: `vitamin verify` for a pulled checkpoint, or another checkpoint of your own"
+        )
+        raise VitaminError(f"{self.task}: the {self.tower} tower's embeddings in {self.dtype} {what}", hint=hint)

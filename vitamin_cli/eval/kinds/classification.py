@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vitamin_cli import interrupts
 from vitamin_cli.errors import VitaminError
-from vitamin_cli.eval.zeroshot import Encoder, EvalSettings, Progress, autocast
+from vitamin_cli.eval.zeroshot import Embeddings, Encoder, EvalSettings, Progress, autocast
 
 if TYPE_CHECKING:
     from vitamin_cli.eval.data import TaskData
@@ -45,7 +45,7 @@ def measure(
     tops, labels, metadata = [], [], []
     total = len(data.images) or (data.task.examples or 0)
     begin = time.perf_counter()
-    encode = Encoder(model, settings)
+    encode, checked = Encoder(model, settings), Embeddings(data.task.key, "image", settings)
     for images, batch_labels, batch_metadata, undecodable in layouts.loader(
         data, preprocess, settings.start_batch, settings.workers
     ):
@@ -54,7 +54,7 @@ def measure(
         if len(batch_labels):
             with torch.inference_mode(), autocast(settings):
                 features = encode(images.to(settings.device, non_blocking=True))
-            logits = 100 * torch.nn.functional.normalize(features.float(), dim=-1) @ weights
+            logits = 100 * checked.add(features) @ weights
             tops.append(logits.topk(top_k, dim=-1).indices.cpu().numpy())
             labels.append(batch_labels.numpy())
             if batch_metadata is not None:
@@ -62,6 +62,7 @@ def measure(
         result.samples += len(batch_labels)
         if progress is not None:
             progress(result.samples + result.undecodable, total, time.perf_counter() - begin)
+    checked.done()
     result.seconds = time.perf_counter() - begin
     result.images_per_s = result.samples / result.seconds if result.seconds else None
     if not result.samples:
@@ -97,14 +98,26 @@ def classifier(
     if kept is not None:
         return kept.to(settings.device), True
     templates = [functools.partial(_fill, template) for template in data.templates]
+    checked = _CheckedText(model, Embeddings(data.task.key, "text", settings))
     with torch.inference_mode(), autocast(settings):
         weights = build_zero_shot_classifier(
-            model, tokenizer, data.classnames, templates, num_classes_per_batch=10, device=settings.device
+            checked, tokenizer, data.classnames, templates, num_classes_per_batch=10, device=settings.device
         ).float()
-    if not bool(torch.isfinite(weights).all()):
-        raise VitaminError(f"{data.task.key}: the text tower's embeddings are not finite (NaN or inf)")
+    checked.embeddings.done()
     _keep_classifier(path, identity, weights)
     return weights, False
+
+
+class _CheckedText:
+    """The model as open_clip's classifier builder sees it: its text tower, each batch of embeddings checked
+    (`Embeddings`) before the builder averages them, where a zero or collapsed one would no longer show."""
+
+    def __init__(self, model: Any, embeddings: Embeddings) -> None:
+        self.model, self.embeddings = model, embeddings
+
+    def encode_text(self, texts: Any, normalize: bool = False) -> Any:
+        encoded = self.model.encode_text(texts)
+        return self.embeddings.add(encoded) if normalize else encoded
 
 
 def _digest(identity: str, weights: Any) -> str:
