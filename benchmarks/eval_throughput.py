@@ -50,7 +50,9 @@ def write_shards(folder: Path, images: int, classes: int, shards: int, seed: int
                     tar.addfile(info, io.BytesIO(data))
 
 
-def write_pairs(folder: Path, images: int, captions: int = 5, seed: int = 0) -> None:
+def write_pairs(folder: Path, images: int, captions: int = 5, seed: int = 0, grain: int = 0) -> None:
+    """A CSV of `captions` captions per image beside a zip of smooth 500x375 JPEGs (about 25 KB each; with
+    `grain`, random noise of that amplitude on top: 40 gives about 100 KB)."""
     import csv
     import zipfile
 
@@ -64,8 +66,10 @@ def write_pairs(folder: Path, images: int, captions: int = 5, seed: int = 0) -> 
         writer.writerow(["filename", "raw"])
         for index in range(images):
             coarse = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+            pixels = np.asarray(Image.fromarray(coarse).resize((500, 375), Image.BICUBIC), dtype=np.int16)
+            pixels += rng.integers(-grain, grain + 1, size=pixels.shape, dtype=np.int16) if grain else 0
             buffer = io.BytesIO()
-            Image.fromarray(coarse).resize((500, 375), Image.BICUBIC).save(buffer, "JPEG", quality=90)
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
             archive.writestr(f"images/{index:08d}.jpg", buffer.getvalue())
             texts = [f"photo number {index}, caption {c}, of a smooth pattern of colours" for c in range(captions)]
             writer.writerow([f"{index:08d}.jpg", json.dumps(texts)])
