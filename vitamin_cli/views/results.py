@@ -61,7 +61,7 @@ BENCH_COLUMNS: list[Column[BenchResult]] = [
 def _state(r: TaskResult) -> Cell:
     state = r.status if r.status != "ok" else ""
     if r.error:
-        return (state + ": " + short(r.error)), "yellow"
+        return (state + ": " + short(_why(r))), "yellow"
     if r.undecodable:
         return f"{r.undecodable:,} image{'s' * (r.undecodable > 1)} did not decode, not counted", "yellow"
     return state, ""
@@ -94,7 +94,7 @@ def eval_notes(results: Sequence[TaskResult], out: Path | None) -> list[str]:
     notes = []
     for r in results:
         if r.status == "failed":
-            notes.append(f"{r.model} {r.task}: {r.error}")
+            notes.append(f"{r.model} {r.task}: {_why(r)}")
         elif r.undecodable and not r.resumed:
             notes.append(f"{r.model} {r.task}: {r.undecodable} image(s) did not decode and were left out")
     skipped = sum(r.resumed for r in results)
@@ -102,6 +102,11 @@ def eval_notes(results: Sequence[TaskResult], out: Path | None) -> list[str]:
         notes.append(f"skipped {skipped} task{'s' * (skipped != 1)} already in {out} (status ok, same key); "
                      "delete their lines to measure again")  # fmt: skip
     return notes
+
+
+def _why(r: TaskResult) -> str:
+    """A failure's reason beside its task's key, which the reason itself may begin with."""
+    return (r.error or "").removeprefix(f"{r.task}: ")
 
 
 def eval_finished_row(result: TaskResult) -> list[Cell]:
