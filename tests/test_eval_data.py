@@ -193,11 +193,12 @@ def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(monkeypatch
     data = image_bytes(random.Random(0), size=(40, 30), kind="PNG")
     assert eval_data.decode(data, lambda image: image.size) == (40, 30)
     monkeypatch.setattr(eval_data, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(VitaminError, match="photo.png is 0 million pixels, over the 0 million"):
+    with pytest.raises(VitaminError, match=r"photo.png is 0.0 million pixels, over the 0.0 million"):
         eval_data.decode(data, lambda image: image.size, "photo.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL's own refusal, past twice its bound
-    with pytest.raises(VitaminError, match="refused"):
-        eval_data.decode(data, lambda image: image.size)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # PIL's own refusal, past twice its bound
+    large = image_bytes(random.Random(0), size=(2000, 1500), kind="PNG")
+    with pytest.raises(VitaminError, match=r"an image is 3.0 million pixels, over the 0.0 million"):
+        eval_data.decode(large, lambda image: image.size)
 
 
 class Failing(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -241,7 +242,9 @@ def test_embeddings_are_checked_over_the_whole_task() -> None:
     )
     assert "are zero" in (check([rows[:4], torch.zeros(2, 8)]) or "")
     same = rows[0].repeat(5, 1)
-    assert "all the same vector over the task's 10 images (collapsed)" in (check([same * 3, same + 1e-6]) or "")
+    assert "all the same vector over the task's 10 images: the tower collapsed, or the images are all alike" in (
+        check([same * 3, same + 1e-6]) or ""
+    )
     assert check([same, same + torch.randn(5, 8) * 0.01]) is None  # apart by more than the tolerance
     assert check([rows[:1]]) is None  # one row: nothing to compare
 
@@ -275,3 +278,50 @@ def test_a_broken_tower_fails_classification_and_retrieval(
         code, data, stderr = evaluate(run, "Tiny-s1M", "--checkpoint", str(broken), "--task", task)
         assert code == 1 and said in data["results"][0]["error"], (task, data)
         assert said in stderr and "hint: check the weights" in stderr
+
+
+def test_lines_are_the_files_own_and_odd_names_are_found(tmp_path: Path) -> None:
+    """A CSV's line numbers count blank lines and captions of several lines; a member named `12:30.png` is no
+    drive letter; a name written with `\\` (on Windows, in the CSV or the zip) reads as `/`."""
+    root = tmp_path / "pairs"
+    write_pairs(root, ["12:30.png", "sub/b.png"], [], as_zip=True, top="photos\\")
+    (root / "pairs.csv").write_text(
+        'filename,raw\n\n12:30.png,"[""one"",\n""two""]"\nsub\\b.png,["x"]\n\nc.png,["y"]\n'
+    )
+    with pytest.raises(VitaminError, match=r"pairs.csv, line 7: image 'c.png' is not in images.zip"):
+        prepared(root)
+    (root / "pairs.csv").write_text((root / "pairs.csv").read_text().replace("c.png", "sub/b.png"))
+    with pytest.raises(VitaminError, match=r"rows name the same image, 'sub/b.png', on lines 5 and 7"):
+        prepared(root)
+    (root / "pairs.csv").write_text('filename,raw\n\n12:30.png,"[""one"",\n""two""]"\nsub\\b.png,["x"]\n')
+    assert [read_back(source) for source, _ in prepared(root).images] == ["12:30.png", "sub/b.png"]
+
+
+def test_a_class_folder_that_cannot_be_read_fails_the_task_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    folder = image_folder(tmp_path / "photos", ["cat", "dog"], 2)
+    scandir = os.scandir
+
+    def refusing(path: str) -> object:  # as `chmod 000 dog` does for anyone but root
+        if str(path).endswith("dog"):
+            raise PermissionError(13, "Permission denied")
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    task = tasks.load().resolve([f"folder:{folder}"], [])[0]
+    with pytest.raises(VitaminError, match=r"dog' cannot be read \(Permission denied\)"):
+        layouts.prepare(task, tmp_path / "hub")
+
+
+def test_a_colon_in_a_members_name_is_no_drive_letter(tmp_path: Path) -> None:
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("12:30.png", b"x")
+    assert eval_data.zip_members(archive)["12:30.png"] == ["12:30.png"]
+    with zipfile.ZipFile(archive, "a") as out:
+        out.writestr("C:/windows.png", b"x")
+    with pytest.raises(VitaminError, match="member 'C:/windows.png' leads outside the zip's folder"):
+        eval_data.zip_members(archive)

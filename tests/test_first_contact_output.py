@@ -112,7 +112,7 @@ def test_a_bench_rows_reason_is_cut_at_a_word() -> None:
 
     reason = "CUDA out of memory while allocating the activations of the image tower at batch 256"
     bench_cell = BENCH_COLUMNS[3].cell(SimpleNamespace(error=reason, throughput=0.0))  # type: ignore[arg-type]
-    eval_cell = EVAL_COLUMNS[-1].cell(SimpleNamespace(error=reason, status="failed"))  # type: ignore[arg-type]
+    eval_cell = EVAL_COLUMNS[-1].cell(SimpleNamespace(error=reason, status="failed", task="vtab/cifar100"))  # type: ignore[arg-type]
     for cell in (bench_cell, eval_cell):
         text = cell[0] if isinstance(cell, tuple) else cell
         assert text.endswith("...") and len(text) <= 70

@@ -302,3 +302,34 @@ def test_an_undecodable_image_is_counted_not_refused(tmp_path: Path) -> None:
     shard = shard_of(tmp_path / "0.tar", [("a.cls", b"1"), ("a.jpg", b"not an image")])
     (sample,) = wds.wds_samples([shard], lambda image: image, False, 2)
     assert sample.image is None and sample.label == 1
+
+
+def test_a_damaged_header_or_a_second_tar_after_the_first_is_refused_not_read_as_fewer_samples(tmp_path: Path) -> None:
+    """tarfile (and so webdataset) stops without a word at a damaged header, or at the end of the first of two
+    tars written one after the other: every sample after it would be lost."""
+    members = [(f"{key}.{ext}", data) for key in "abcd" for ext, data in (("cls", b"1"), ("png", b"image"))]
+    whole = shard_of(tmp_path / "whole.tar", members).read_bytes()
+    damaged = bytearray(whole)
+    damaged[512 * 4 + 150] ^= 0xFF  # the checksum of b.cls's header (each member: a header and a block)
+    (tmp_path / "damaged.tar").write_bytes(bytes(damaged))
+    (tmp_path / "two.tar").write_bytes(whole + whole)
+    assert len(read(tmp_path / "whole.tar")) == 4
+    for name in ("damaged.tar", "two.tar"):
+        with pytest.raises(DataError, match=rf"{name}: its members stop at byte [\d,]+, where a damaged header"):
+            read(tmp_path / name)
+
+
+def test_a_compressed_shard_is_refused_naming_how_to_read_it(tmp_path: Path) -> None:
+    import gzip
+
+    plain = shard_of(tmp_path / "plain.tar", [("a.cls", b"1"), ("a.png", b"image")])
+    (tmp_path / "0.tar").write_bytes(gzip.compress(plain.read_bytes()))
+    with pytest.raises(DataError, match=r"0.tar: is gzip-compressed; the layout's shards are plain tars") as refused:
+        read(tmp_path / "0.tar")
+    assert refused.value.hint is not None and "gzip -d" in refused.value.hint
+
+
+def test_members_no_sample_uses_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wds, "MAX_MEMBER_BYTES", 100)
+    shard = shard_of(tmp_path / "0.tar", [("a.cls", b"1"), ("a.json", bytes(1000)), ("a.png", b"image")])
+    assert read(shard) == [(1, b"image")]  # the 1,000-byte json is over the bound, and skipped unread

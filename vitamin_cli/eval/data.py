@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,7 @@ def check_member(archive: Path, info: Any) -> None:
 
 def source_name(source: ImageSource) -> str:
     """An image as a message names it: its path, or its zip's name and the member."""
-    return str(source) if isinstance(source, Path) else f"{source[0].name}: member {source[1]!r}"
+    return repr(str(source)) if isinstance(source, Path) else f"{source[0].name}: member {source[1]!r}"
 
 
 _zips: dict[tuple[int, Path], Any] = {}
@@ -266,11 +267,11 @@ def decode(data: bytes, transform: Callable[[Any], Any], name: str = "an image")
                 pixels = image.width * image.height
                 if pixels <= MAX_IMAGE_PIXELS:
                     return transform(image.convert("RGB"))
-    except Image.DecompressionBombError:
-        pixels = MAX_IMAGE_PIXELS * 2 + 1  # PIL's own refusal, above twice its bound
+    except Image.DecompressionBombError as err:  # PIL's own refusal, above twice its bound: its size in pixels
+        pixels = int(next(iter(re.findall(r"\((\d+) pixels\)", str(err))), MAX_IMAGE_PIXELS * 2 + 1))
     except Exception:  # noqa: BLE001 - a broken image is counted and reported, never a crash
         return None
-    raise DataError(f"{name} is {pixels / 1e6:.0f} million pixels, over the {MAX_IMAGE_PIXELS / 1e6:.0f} million "
+    raise DataError(f"{name} is {pixels / 1e6:,.1f} million pixels, over the {MAX_IMAGE_PIXELS / 1e6:.1f} million "
                     "an image may be decoded at; refused")  # fmt: skip
 
 
@@ -280,7 +281,7 @@ def _worker_message(err: DataError) -> DataError:
     if "Original Traceback" not in message or marker not in message:
         return err
     text = message[message.rindex(marker) + len(marker) :].rstrip()
-    said, _, hint = text.partition("\nhint: ")
+    said, _, hint = text.rpartition("\nhint: ") if "\nhint: " in text else (text, "", "")
     return DataError(said, hint=hint or None)
 
 
@@ -336,7 +337,7 @@ def zip_members(path: Path) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for name in names:
         parts = name.replace("\\", "/").split("/")
-        if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        if name.startswith(("/", "\\")) or ".." in parts or re.fullmatch(r"[A-Za-z]:", parts[0]):
             raise DataError(f"{path.name}: member {name[:200]!r} leads outside the zip's folder; refused")
         base = parts[-1]
         stem, dot, extension = base.rpartition(".")
@@ -347,8 +348,8 @@ def zip_members(path: Path) -> dict[str, list[str]]:
 
 
 def csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) of a CSV file that a task reads: UTF-8, at most MAX_TEXT_BYTES, with the `required`
-    columns (a missing one is a DataError listing the columns the file has)."""
+    """(line number in the file, row) of a CSV file that a task reads: UTF-8, at most MAX_TEXT_BYTES, with the
+    `required` columns (a missing one is a DataError listing the columns the file has)."""
     import csv
 
     if not path.is_file():
@@ -367,7 +368,8 @@ def csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[
         if missing:
             shown = ", ".join(columns[:20]) or "none"
             raise DataError(f"{path.name} has no {' or '.join(missing)} column (its columns: {shown})")
-        for line, row in enumerate(reader, 2):  # line 1 is the header
+        for row in reader:
+            line = reader.line_num  # the row's last line: blank lines and cells of several lines counted
             yield line, row
     except csv.Error as err:
         raise DataError(f"{path.name} is not a readable CSV after line {line}: {err}") from None

@@ -214,7 +214,8 @@ class Embeddings:
     def done(self) -> None:
         """The whole task seen: every row the same vector fails it."""
         if self.rows > 1 and self.apart <= self.SAME:
-            self._fail(f"are all the same vector over the task's {self.rows} {self.tower}s (collapsed)")
+            self._fail(f"are all the same vector over the task's {self.rows} {self.tower}s: the tower collapsed, "
+                       f"or the {self.tower}s are all alike")  # fmt: skip
 
     def _fail(self, what: str) -> None:
         from vitamin_cli.errors import VitaminError
@@ -222,6 +223,6 @@ class Embeddings:
         hint = (
             f"try `--dtype fp32`: the model's numbers may not fit in {self.dtype}"
             if self.dtype != "fp32"
-            else "check the weights: `vitamin verify` for a pulled checkpoint, or another checkpoint of your own"
+            else "check the weights (`vitamin verify` for a pulled checkpoint) and, if they all look alike, the data"
         )
         raise VitaminError(f"{self.task}: the {self.tower} tower's embeddings in {self.dtype} {what}", hint=hint)

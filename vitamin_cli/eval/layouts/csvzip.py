@@ -70,7 +70,7 @@ def prepare(
     sources: list[tuple[ImageSource, int]] = []
     captions: list[list[str]] = []
     lines: dict[ImageSource, int] = {}
-    for number, (name, texts) in enumerate(rows, 2):  # line 1 is the header
+    for number, name, texts in rows:
         source = find(name)
         if source is None:
             raise DataError(f"{table.name}, line {number}: image {name[:120]!r} is not in {images.name}")
@@ -81,7 +81,8 @@ def prepare(
         sources.append((source, len(sources)))
         captions.append(texts)
     if len(sources) < 2:
-        raise DataError(f"{table.name} holds {len(sources)} image; retrieval needs at least 2")
+        raise DataError(f"{table.name} holds {len(sources)} image{'s' * (len(sources) != 1)}; retrieval needs at "
+                        "least 2")  # fmt: skip
     return TaskData(task, [], [], "none", revision, images=sources, captions=captions)
 
 
@@ -90,8 +91,8 @@ def loader(data: TaskData, transform: Callable[[Any], Any], batch_size: int, wor
     return batches(Images(data.images, transform), batch_size, workers)
 
 
-def read_rows(table: Path) -> list[tuple[str, list[str]]]:
-    """(file name, captions) of each row of a retrieval CSV; a missing column or cell, or a caption list that is
+def read_rows(table: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, file name, captions) of each row of a retrieval CSV; a missing column or cell, or a caption list that is
     not a non-empty list of strings, is a DataError naming the line."""
     rows = []
     for line, row in csv_rows(table, COLUMNS):
@@ -104,7 +105,7 @@ def read_rows(table: Path) -> list[tuple[str, list[str]]]:
         if captions is None:
             raise DataError(f"{where}: the captions are not a list of strings ({raw[:80]!r})",
                             hint='write them as a list, e.g. ["a dog.", "a dog running."]')  # fmt: skip
-        rows.append((name, captions))
+        rows.append((line, name, captions))
     return rows
 
 
@@ -120,6 +121,7 @@ def finder(
     also = also or {}
 
     def find(wanted: str) -> ImageSource | None:
+        wanted = wanted.replace("\\", "/")  # a name written on Windows
         path = PurePosixPath(wanted)
         if path.is_absolute() or ".." in path.parts:
             raise DataError(f"image {wanted[:120]!r} leads outside {where}; refused")
@@ -142,10 +144,11 @@ def _zip_finder(archive: Path) -> Callable[[str], ImageSource | None]:
     names = sorted(
         {name for named in zip_members(archive).values() for name in named if not name.startswith("__MACOSX/")}
     )
-    tops = {name.split("/")[0] for name in names}
-    top = f"{tops.pop()}/" if len(tops) == 1 and all("/" in name for name in names) else ""
-    files: dict[str, ImageSource] = {name[len(top) :]: (archive, name) for name in names}
-    find = finder(files, archive.name, also={name: name[len(top) :] for name in names} if top else None)
+    paths = {name: name.replace("\\", "/") for name in names}  # a zip made on Windows may hold `top\\a.png`
+    tops = {path.split("/")[0] for path in paths.values()}
+    top = f"{tops.pop()}/" if len(tops) == 1 and all("/" in path for path in paths.values()) else ""
+    files: dict[str, ImageSource] = {path[len(top) :]: (archive, name) for name, path in paths.items()}
+    find = finder(files, archive.name, also={path: path[len(top) :] for path in paths.values()} if top else None)
     members = open_zip(archive)
 
     def checked(wanted: str) -> ImageSource | None:

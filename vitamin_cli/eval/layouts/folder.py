@@ -11,6 +11,7 @@ name. Where it differs from `ImageFolder`:
   class whose name starts with `.` (macOS's `._x.jpg`, `.thumbnails/`) is not read;
 - a link back to the task's folder or to a folder the walk is already inside (a cycle) is not followed, so each
   folder on the way down is walked once (`ImageFolder` walks such a loop until the path grows too long);
+- a folder that cannot be read fails the task naming it (`os.walk` skips it without a word);
 - only regular files, once links are followed, are images: a broken link or a pipe named `x.jpg` is skipped
   (`ImageFolder` lists it, then fails on it or, for a pipe, waits forever when it opens it);
 - a class folder without images is still a class (the classifier holds it, a model can predict it), where
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vitamin_cli.errors import UsageError
-from vitamin_cli.eval.data import Images, TaskData, batches, default_templates
+from vitamin_cli.eval.data import DataError, Images, TaskData, batches, default_templates
 from vitamin_cli.eval.tasks import Task, fingerprint, label_of
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (a test holds them equal)
@@ -148,8 +149,8 @@ def _walk(root: Path, name: str) -> Iterator[tuple[str, list[str]]]:
                         stack.append((entry.path, inside))
                     elif entry.name.lower().endswith(IMG_EXTENSIONS) and _is_regular(entry):
                         files.append(entry.name)
-        except OSError:
-            continue  # a folder that cannot be read holds nothing, as for `os.walk`
+        except OSError as err:  # `os.walk` would skip it: its images would be left out without a word
+            raise DataError(f"{folder!r} cannot be read ({err.strerror})", hint="check its permissions") from None
         yield folder, files
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Container, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ MAX_SHARDS = 100_000
 # The image of a sample: the first present of these, as CLIP_benchmark's `.to_tuple(["webp", "png", "jpg", "jpeg"],
 # "cls")` takes it (DataComp's evaluation reads the tasks with CLIP_benchmark).
 WDS_IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
+WANTED = frozenset({*WDS_IMAGE_EXTENSIONS, "cls", "npy"})  # the members read; a sample's others are skipped
 # A member's bytes are read whole (a sample's parts are the members of one key, so a sample holds at most a
 # few of them); a larger member is refused before it is read, naming it and this bound (an image's).
 MAX_MEMBER_BYTES = MAX_IMAGE_BYTES
@@ -110,7 +111,8 @@ def prepare(
         revision = fingerprint(task.path, [*root_files.values(), *shards])
     classnames = lines(root_files[CLASSNAMES])
     if len(classnames) < 2:
-        raise DataError(f"{task.key}: {CLASSNAMES} names {len(classnames)} classes; zero-shot needs at least 2")
+        count = f"{len(classnames)} class{'es' * (len(classnames) != 1)}"
+        raise DataError(f"{task.key}: {CLASSNAMES} names {count}; zero-shot needs at least 2")
     if override is not None:
         templates, source = override, str(templates_file)
     elif root_files[TEMPLATES].is_file():
@@ -149,33 +151,62 @@ def wds_samples(
     length when None), is a DataError naming the shard and the sample."""
     for shard in shards:
         try:
+            _plain(shard)
             with tarfile.open(shard, mode="r|") as tar:  # a plain tar, as the layout says: sizes are on-disk
-                yield from _grouped(tar, shard.stat().st_size, transform, with_metadata, classes, columns)
+                yield from _grouped(tar, shard, transform, with_metadata, classes, columns)
         except (tarfile.TarError, OSError) as err:
             raise DataError(f"{shard} is not a readable tar file: {err}") from None
         except DataError as err:
-            raise DataError(f"{shard}: {err.message}") from None
+            raise DataError(f"{shard}: {err.message}", hint=err.hint) from None
 
 
 def _grouped(
     tar: tarfile.TarFile,
-    size: int,
+    shard: Path,
     transform: Callable[[Any], Any],
     with_metadata: bool,
     classes: int,
     columns: int | None,
 ) -> Iterator[Sample]:
-    for key, parts in records(tar):
+    for key, parts in records(tar, wanted=WANTED):
         yield _sample(key, parts, transform, with_metadata, classes, columns)
-    if size < tar.offset + 2 * tarfile.BLOCKSIZE:  # the end-of-archive blocks start at tar.offset
+    _ends_well(shard, tar.offset)
+
+
+def _plain(shard: Path) -> None:
+    """A shard compressed (gzip, bzip2, xz) is refused by name: read as a plain tar it would be garbage."""
+    with shard.open("rb") as file:
+        start = file.read(6)
+    for magic, kind in ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz")):
+        if start.startswith(magic):
+            raise DataError(f"is {kind}-compressed; the layout's shards are plain tars",
+                            hint=f"decompress it (`{kind} -d`) and name it .tar")  # fmt: skip
+
+
+def _ends_well(shard: Path, offset: int) -> None:
+    """Everything after the last member (`offset`, where tarfile stopped) must be the end-of-archive blocks and
+    zeros: tarfile also stops without a word at a damaged header, or between two tars written one after the
+    other, and every sample after it would be lost."""
+    with shard.open("rb") as file:
+        file.seek(offset)
+        zeros = 0
+        while chunk := file.read(1 << 20):
+            if chunk.count(0) != len(chunk):
+                at = offset + zeros + next(i for i, byte in enumerate(chunk) if byte)
+                raise DataError(f"its members stop at byte {offset:,}, where a damaged header or a second tar "
+                                f"begins (byte {at:,} is not zero); the samples after it would be lost",
+                                hint="write the shard again")  # fmt: skip
+            zeros += len(chunk)
+    if zeros < 2 * tarfile.BLOCKSIZE:
         raise DataError("cut short: it ends without a tar's end-of-archive blocks")
 
 
-def records(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
+def records(tar: tarfile.TarFile, wanted: Container[str] | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
     """The samples of one open tar as webdataset groups them, each as its key and its members' bytes by
-    (lower-cased) extension. What webdataset would refuse or split is a DataError naming the key: an extension
-    twice in a sample, an extension webdataset keeps for its own fields, a key whose members are not next to
-    each other; so is a member over MAX_MEMBER_BYTES (before it is read) or cut short."""
+    (lower-cased) extension (only those of the `wanted` extensions are read, the others kept as b""). What
+    webdataset would refuse or split is a DataError naming the key: an extension twice in a sample, an
+    extension webdataset keeps for its own fields, a key whose members are not next to each other; so is a
+    member over MAX_MEMBER_BYTES (before it is read) or cut short."""
     seen: set[str] = set()  # the keys of this tar so far: one coming back would be a second sample
     key: str | None = None
     parts: dict[str, bytes] = {}
@@ -189,7 +220,7 @@ def records(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
                 yield key, parts
             key, parts = _new_key(named[0], seen), {}
         extension = _new_extension(key, named[1], parts, member.name)
-        parts[extension] = _read(tar, member)
+        parts[extension] = _read(tar, member) if wanted is None or extension in wanted else b""
     if key is not None:
         yield key, parts
 

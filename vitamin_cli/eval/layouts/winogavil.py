@@ -118,8 +118,8 @@ def _files(task: Task) -> tuple[str, str]:
 
 def _rows(path: Path) -> Iterator[tuple[str, list[str], list[str]]]:
     """Each instance of the annotations CSV as (cue, candidates, associations), checked."""
-    for line, record in csv_rows(path, REQUIRED):
-        yield _instance(record, f"{path.name} row {line - 1}")
+    for row, (_, record) in enumerate(csv_rows(path, REQUIRED), 1):
+        yield _instance(record, f"{path.name} row {row}")
 
 
 def _instance(record: dict[str, Any], where: str) -> tuple[str, list[str], list[str]]:
