@@ -17,7 +17,8 @@ BENCH_KEYS = [
     "model", "aliases", "architecture", "tower", "device", "gpu_name", "node", "node_id", "dtype", "amp", "compile",
     "channels_last",
     "batch_size", "throughput", "throughput_min", "throughput_max", "latency_ms", "peak_memory_gib",
-    "gflops_per_item", "tflops", "mfu", "warmup_s", "error",
+    "gflops_per_item", "tflops", "mfu", "warmup_s", "spread", "runs", "noisy", "noise", "busy_share",
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "error",
 ]  # fmt: skip
 
 BROKEN_ARCHITECTURE = """\

@@ -44,6 +44,14 @@ class BenchResult:
     tflops: float | None = None
     mfu: float | None = None
     warmup_s: float | None = None
+    spread: float | None = None  # the runs' interquartile range over their median (0.03: 3%)
+    runs: int | None = None  # timed runs made: until the spread was under its target, or the budget spent
+    noisy: bool = False  # not to be believed as it is: the machine was busy, the spread stayed wide, or MFU > 100%
+    noise: str | None = None  # why it is noisy, in words
+    busy_share: float | None = None  # the share of this process's CPUs other processes used in the timed runs
+    latency_p50_ms: float | None = None  # --latency: one item (batch 1), percentiles of single calls
+    latency_p90_ms: float | None = None
+    latency_p99_ms: float | None = None
     error: str | None = None
     tried: list[dict[str, Any]] = field(default_factory=list, repr=False, metadata=APART)  # --tune's attempts
     resumed: bool = field(default=False, repr=False, metadata=APART)  # read back from -o FILE, not measured now
