@@ -4,6 +4,7 @@ one measurement per architecture, the JSON contract, and refusals; on the CPU, w
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -56,13 +57,13 @@ def test_warmup_is_timed_apart_and_runs_are_repeated() -> None:
         time.sleep(0.3 if len(calls) == 1 else 0.01)  # the first call is slow, as compilation is
 
     timing = bench.time_batches(step, bench.BenchSettings(device="cpu", warmup=2, iters=3, repeats=4), batch_size=8)
-    assert len(calls) == 2 + 3 * 4
+    assert 4 <= len(timing.runs_s) <= 8  # until the spread decides, at most twice the runs asked for
+    assert len(calls) == 2 + 3 * len(timing.runs_s)
     assert timing.warmup_s >= 0.3
-    assert len(timing.runs_s) == 4
     assert all(0.03 <= run < 0.2 for run in timing.runs_s)  # 3 batches of 10 ms, the slow call not among them
     rates = timing.rates()
     assert rates == sorted(8 * 3 / run for run in timing.runs_s)
-    assert timing.throughput() == pytest.approx((rates[1] + rates[2]) / 2)  # the median of four
+    assert timing.throughput() == pytest.approx(statistics.median(rates))
 
 
 def test_out_of_memory_backs_the_batch_off() -> None:
@@ -130,7 +131,7 @@ def test_one_measurement_per_architecture_and_errors_recorded(
         "_measure",
         lambda result, cfg, tower, s, c=None, **kw: measured.append(tower) or real(result, cfg, tower, s, c, **kw),
     )
-    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype: 1.0)
+    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype, fresh=False: bench.Roof(1.0))
     results = bench_sweep.in_table_order(list(bench_sweep.sweep(tiny_zoo, tiny_zoo.models, FAST)), tiny_zoo.models)
     assert [(r.model, r.tower) for r in results] == [(m.name, t) for m in tiny_zoo.models for t in ("image", "text")]
     assert measured == ["image", "text", "image", "text"]  # Tiny once, Broken once: not 8 times
@@ -209,7 +210,7 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
         ]  # fmt: skip
 
     monkeypatch.setattr(bench_sweep, "sweep", fake_sweep)
-    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype: 1.0)
+    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype, fresh=False: bench.Roof(1.0))
     results = bench_sweep.tune(tiny_zoo, tiny_zoo.models[:1], FAST, ("image",))
     (best,) = results
     # eager in both dtypes with the batch searched, then compiled in the eager winner's dtype and batch only

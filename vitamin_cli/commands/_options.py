@@ -255,7 +255,13 @@ ChannelsLast = Annotated[
 ]
 Warmup = Annotated[int | None, typer.Option(min=0, help="Warm-up batches, not timed.")]
 Iters = Annotated[int | None, typer.Option(min=1, help="Batches per timed run.")]
-Repeats = Annotated[int | None, typer.Option(min=1, help="Timed runs; the median is reported.")]
+Repeats = Annotated[
+    int | None,
+    typer.Option(min=1, help="The fewest timed runs; more, up to twice, until they spread under 5%. Median reported."),
+]
+Latency = Annotated[
+    bool, typer.Option("--latency", help="Also time one item at a time (batch 1): p50, p90 and p99 milliseconds.")
+]
 Tune = Annotated[bool, typer.Option("--tune", help="Search dtype, compile and batch size; report the fastest.")]
 Weights = Annotated[bool, typer.Option("--weights", help="Use the pulled checkpoint, not random weights.")]
 BenchOutput = Annotated[

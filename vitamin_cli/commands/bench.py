@@ -15,6 +15,7 @@ from vitamin_cli.errors import EXIT_FAILURE, UsageError
 from vitamin_cli.files import check_writable
 from vitamin_cli.views import sink
 from vitamin_cli.views.results import BENCH_COLUMNS as COLUMNS
+from vitamin_cli.views.results import bench_notes
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def bench_command(
     warmup: opt.Warmup = None,
     iters: opt.Iters = None,
     repeats: opt.Repeats = None,
+    latency: opt.Latency = False,
     tune: opt.Tune = False,
     weights: opt.Weights = False,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
@@ -97,6 +99,7 @@ def bench_command(
         warmup=warmup,
         iters=iters,
         repeats=repeats,
+        latency=latency,
     )
     towers = bench.TOWERS if tower == "both" else (tower,)
     _announce(registry, models, towers, settings.device, hub_root)
@@ -112,7 +115,10 @@ def bench_command(
 
     results = _shown_live(found, bench_results.ResultsLog(out))
     results = bench_sweep.in_table_order(results, models)
-    sink.write_rows(chosen, results, COLUMNS, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
+    columns = COLUMNS if latency else [c for c in COLUMNS if not c.title.startswith("1-item")]
+    sink.write_rows(chosen, results, columns, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
+    for note in bench_notes(results, out):
+        print(note, file=sys.stderr)
     _exit_if_failed(results, weights)
 
 
@@ -140,6 +146,7 @@ def _settings(
     warmup: int | None,
     iters: int | None,
     repeats: int | None,
+    latency: bool,
 ) -> BenchSettings:
     """The settings the options ask for, the defaults of the device (the runner's by default) filling the rest,
     checked against the devices the runner has."""
@@ -158,6 +165,7 @@ def _settings(
         warmup=warmup,
         iters=iters,
         repeats=repeats,
+        latency=latency or None,
     )
     devices.check_for(runner, settings.device, settings.dtype, settings.amp)
     return settings

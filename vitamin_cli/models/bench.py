@@ -51,7 +51,8 @@ class BenchSettings:
     channels_last: bool = False  # image towers only
     warmup: int = 3
     iters: int = 10
-    repeats: int = 3
+    repeats: int = 3  # the fewest timed runs; more until their spread is under SPREAD_TARGET (`enough_runs`)
+    latency: bool = False  # also time single items (batch 1), call by call
 
 
 def default_settings(device: str, **given: Any) -> BenchSettings:
@@ -80,6 +81,11 @@ def default_batch(settings: BenchSettings, tower: str) -> int:
 # One measurement
 
 
+SPREAD_TARGET = 0.05  # timed runs go on until their spread (IQR over median) is under this...
+MAX_RUNS_FACTOR = 2  # ...or `repeats` times this many runs were made...
+BUDGET_S = {"cuda": 15.0, "cpu": 60.0}  # ...or this many seconds of timed runs were spent, per batch size
+
+
 @dataclass
 class Timing:
     batch_size: int
@@ -87,6 +93,7 @@ class Timing:
     runs_s: list[float]  # seconds per run of `iters` batches
     warmup_s: float
     peak_memory_gib: float | None
+    busy_share: float | None = None  # other processes' share of this process's CPUs in the timed runs
 
     def rates(self) -> list[float]:
         """Items per second of each run, slowest first."""
@@ -95,13 +102,44 @@ class Timing:
     def throughput(self) -> float:
         return statistics.median(self.rates())
 
+    def spread(self) -> float:
+        return relative_spread(self.rates())
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """The interquartile range of `values` over their median (0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0
+    low, _, high = statistics.quantiles(values, n=4, method="inclusive")
+    return (high - low) / statistics.median(values)
+
+
+def enough_runs(runs_s: Sequence[float], settings: BenchSettings) -> bool:
+    """Whether timed runs of these durations decide: at least `repeats` of them, and their spread under
+    SPREAD_TARGET, or MAX_RUNS_FACTOR times `repeats` made, or the device's budget of seconds spent."""
+    if len(runs_s) < settings.repeats:
+        return False
+    budget = BUDGET_S["cuda" if settings.device.startswith("cuda") else "cpu"]
+    return (
+        relative_spread([1 / s for s in runs_s]) <= SPREAD_TARGET
+        or len(runs_s) >= settings.repeats * MAX_RUNS_FACTOR
+        or sum(runs_s) >= budget
+    )
+
 
 def time_batches(
-    step: Callable[[], Any], settings: BenchSettings, batch_size: int, progress: Progress | None = None
+    step: Callable[[], Any],
+    settings: BenchSettings,
+    batch_size: int,
+    progress: Progress | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Timing:
-    """Warm up, then time `repeats` runs of `iters` calls of `step` (one batch each); `progress` is told of the
-    warm-up and of each run before it starts, outside the timed window."""
+    """Warm up, then time runs of `iters` calls of `step` (one batch each) until they decide (`enough_runs`),
+    watching what other processes took of the CPUs meanwhile; `progress` is told of the warm-up and of each
+    run before it starts, outside the timed window."""
     import torch
+
+    from vitamin_cli.models.machine import Watch
 
     cuda = settings.device.startswith("cuda")
     if cuda:
@@ -118,18 +156,20 @@ def time_batches(
         step()
     sync()
     warmup_s = time.perf_counter() - start
-    runs = []
-    for run in range(settings.repeats):
+    runs: list[float] = []
+    watch = Watch()
+    while not enough_runs(runs, settings):
         interrupts.check()  # compiling starts worker processes, which can swallow a Ctrl-C
         if progress is not None:  # before the window opens: the last one was closed by a sync
             batches = f"{settings.iters} batch{'es' * (settings.iters != 1)}"
-            progress(f"batch size {batch_size}: timed run {run + 1}/{settings.repeats} ({batches})")
-        runs.append(_timed_run(step, settings))
+            progress(f"batch size {batch_size}: timed run {len(runs) + 1} ({batches})")
+        with watch:
+            runs.append(_timed_run(step, settings, clock or time.perf_counter))
     peak = torch.cuda.max_memory_allocated(settings.device) / 2**30 if cuda else None
-    return Timing(batch_size, settings.iters, runs, warmup_s, peak)
+    return Timing(batch_size, settings.iters, runs, warmup_s, peak, watch.others_share())
 
 
-def _timed_run(step: Callable[[], Any], settings: BenchSettings) -> float:
+def _timed_run(step: Callable[[], Any], settings: BenchSettings, clock: Callable[[], float]) -> float:
     """Seconds for `iters` calls of `step`: between CUDA events on a GPU, which time the queued work rather than
     its launch; by the clock on the CPU."""
     import torch
@@ -143,10 +183,10 @@ def _timed_run(step: Callable[[], Any], settings: BenchSettings) -> float:
         end.record()
         torch.cuda.synchronize(settings.device)
         return float(begin.elapsed_time(end)) / 1e3  # milliseconds, typed Any
-    begin_s = time.perf_counter()
+    begin_s = clock()
     for _ in range(settings.iters):
         step()
-    return time.perf_counter() - begin_s
+    return clock() - begin_s
 
 
 def largest_useful_batch(attempt: Callable[[int], Timing], settings: BenchSettings, start: int) -> Timing:
@@ -237,8 +277,35 @@ def prepare(cfg: dict[str, Any], tower: str, settings: BenchSettings, checkpoint
 # The job
 
 
-def matmul_roof_tflops(device: str, dtype: str) -> float:
-    """Dense matmul throughput of this device and dtype, TFLOP/s: the 100% of MFU."""
+# Published dense peaks, TFLOP/s, of GPUs vitamin knows (the vendor's data sheets, without sparsity): a roof is
+# never below them, so that a matmul measured on a busy GPU cannot make an MFU above 100%.
+PUBLISHED_TFLOPS = {
+    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "fp32": 51.0},
+    "H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
+    "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
+    "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},
+}
+
+
+@dataclass(frozen=True)
+class Roof:
+    """The 100% of MFU: the best dense matmul throughput measured on this device and dtype (or a GPU's
+    published peak, when larger), and whether the measurement it comes from was noisy."""
+
+    tflops: float
+    noisy: bool = False
+
+
+def published_tflops(gpu: str | None, dtype: str) -> float:
+    for name, peaks in PUBLISHED_TFLOPS.items():
+        if gpu is not None and all(word in gpu for word in name.split()):
+            return peaks.get(dtype, 0.0)
+    return 0.0
+
+
+def matmul_roof(device: str, dtype: str) -> tuple[float, Timing]:
+    """Dense matmul throughput of this device and dtype, TFLOP/s: the best of runs timed by the same rules as a
+    tower's, and the timing (its spread and busy share say whether to trust it)."""
     import torch
 
     cuda = device.startswith("cuda")
@@ -246,16 +313,86 @@ def matmul_roof_tflops(device: str, dtype: str) -> float:
     with on_device(device):
         a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
         b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
-        settings = BenchSettings(device=device, warmup=2, iters=10 if cuda else 3, repeats=3)
+        settings = BenchSettings(device=device, warmup=2, iters=10 if cuda else 3, repeats=5)
         with torch.inference_mode():
             timing = time_batches(lambda: a @ b, settings, 1)
-    return 2 * n**3 * max(timing.rates()) / 1e12
+    return 2 * n**3 * max(timing.rates()) / 1e12, timing
 
 
 @functools.lru_cache(maxsize=8)
-def roof_tflops(device: str, dtype: str) -> float:
-    """The roof of a device and dtype, measured once per process (a second of GPU time each)."""
-    return matmul_roof_tflops(device, dtype)
+def roof_tflops(device: str, dtype: str, fresh: bool = False) -> Roof:
+    """The roof of a device, dtype and thread count: kept in vitamin's memo once measured on a quiet machine
+    (`fresh` measures again, and keeps the larger), else measured here, once per process."""
+    import torch
+
+    from vitamin_cli.models.machine import BUSY_LIMIT
+
+    key = f"{device_model(device)}|{dtype}|{torch.get_num_threads()} threads"
+    kept = _kept_roofs().get(key)
+    if kept is not None and not fresh:
+        return Roof(kept)
+    measured, timing = matmul_roof(device, dtype)
+    noisy = (timing.busy_share or 0.0) > BUSY_LIMIT or timing.spread() > SPREAD_TARGET
+    best = max(measured, kept or 0.0, published_tflops(gpu_name(device), dtype))
+    if not noisy:
+        _keep_roof(key, best)
+    return Roof(best, noisy)
+
+
+def device_model(device: str) -> str:
+    """The GPU's name, or the CPU's model (Linux's /proc/cpuinfo; the platform's word elsewhere)."""
+    import platform
+
+    gpu = gpu_name(device)
+    if gpu is not None:
+        return gpu
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _roofs_path() -> Path:
+    from vitamin_cli.files import memo_dir
+
+    return memo_dir() / "roofs.json"
+
+
+def _kept_roofs() -> dict[str, float]:
+    import json
+
+    from vitamin_cli.files import read_memo
+
+    data = read_memo(_roofs_path(), limit=1 << 20)
+    try:
+        found = json.loads(data) if data is not None else {}
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and 0 < v < 1e7}
+
+
+def _keep_roof(key: str, tflops: float) -> None:
+    """Best effort: a memo that cannot be written only costs the next run a measurement."""
+    import json
+    import os
+    import tempfile
+
+    path = _roofs_path()
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".roofs-", suffix=".tmp")
+        with os.fdopen(fd, "w") as out:
+            json.dump({**_kept_roofs(), key: tflops}, out)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -294,7 +431,7 @@ def measure(job: BenchJob, progress: Progress | None = None) -> Outcome:
     settings = job.settings
     check(settings.device, settings.dtype, settings.amp)
     roof = roof_tflops(settings.device, settings.dtype)
-    env = environment(settings, roof)
+    env = environment(settings, roof.tflops)
     versions = (env["torch"], env["open_clip"], env["timm"])
     key = result_key(_identity(registry, model, job.checkpoint), job.tower, env["gpu_name"], settings, versions)
     if key in job.done:
@@ -324,6 +461,8 @@ def measure(job: BenchJob, progress: Progress | None = None) -> Outcome:
         torch.compiler.reset()  # each model compiles afresh, never against a recompile limit
     empty_cache(settings.device)
     _add_flops(result, job.gflops_per_item, roof)
+    if settings.device.startswith("cuda") and result.error is None:
+        env["gpu_checked"] = _check_gpu(result, settings.device)
     result.key, result.environment = key, env
     return Outcome(result, env, key)
 
@@ -355,7 +494,8 @@ def result_key(
     on another GPU, or after an upgrade, it measures again."""
     import json
 
-    return json.dumps([measured, tower, gpu or "cpu", sorted(vars(settings).items()), list(versions)], sort_keys=True)
+    chosen = [(k, v) for k, v in sorted(vars(settings).items()) if k != "latency" or v]  # keys saved before stay
+    return json.dumps([measured, tower, gpu or "cpu", chosen, list(versions)], sort_keys=True)
 
 
 def _measure(
@@ -366,6 +506,9 @@ def _measure(
     checkpoint: Any = None,
     progress: Progress | None = None,
 ) -> None:
+    from vitamin_cli.models import machine
+
+    cpu_memory = settings.device == "cpu" and machine.reset_peak_memory()
     model = prepare(cfg, tower, settings, checkpoint)
     for_batch = tower_step(model, cfg, tower, settings)
     settings = replace(settings, channels_last=settings.channels_last and tower == "image")
@@ -380,17 +523,77 @@ def _measure(
     result.throughput = timing.throughput()
     result.throughput_min, result.throughput_max = rates[0], rates[-1]
     result.latency_ms = statistics.median(timing.runs_s) / settings.iters * 1e3
-    result.peak_memory_gib = timing.peak_memory_gib
+    result.peak_memory_gib = machine.peak_memory_gib() if cpu_memory else timing.peak_memory_gib
     result.warmup_s = timing.warmup_s
+    result.spread, result.runs, result.busy_share = timing.spread(), len(timing.runs_s), timing.busy_share
+    _mark(result, machine.busy_reason(timing.busy_share))
+    if timing.spread() > SPREAD_TARGET:
+        _mark(result, f"the timed runs spread {timing.spread():.0%} (target {SPREAD_TARGET:.0%}) after "
+                      f"{len(timing.runs_s)} runs")  # fmt: skip
+    if settings.latency:
+        _latency(result, for_batch(1), settings, progress)
 
 
-def _add_flops(result: BenchResult, gflops: float | None, roof: float | None) -> None:
+def _mark(result: BenchResult, reason: str | None) -> None:
+    """The result is noisy, for this reason (added to any other)."""
+    if reason is not None and reason not in (result.noise or ""):
+        result.noisy, result.noise = True, reason if result.noise is None else f"{result.noise}; {reason}"
+
+
+LATENCY_CALLS = 10  # single calls per timed run of --latency
+
+
+def _latency(result: BenchResult, step: Callable[[], Any], settings: BenchSettings, progress: Progress | None) -> None:
+    """--latency: one item at a time, each call timed alone (synchronized on a GPU), in runs of LATENCY_CALLS
+    until the runs' medians decide (`enough_runs`); the percentiles of every call."""
+    from vitamin_cli.models import machine
+
+    one = replace(settings, iters=1)
+    if progress is not None:
+        progress("batch size 1: latency")
+    for _ in range(max(settings.warmup, 1)):
+        step()
+    calls: list[float] = []
+    medians: list[float] = []
+    watch = machine.Watch()
+    while not enough_runs(medians, settings):
+        interrupts.check()
+        with watch:
+            times = [_timed_run(step, one, time.perf_counter) for _ in range(LATENCY_CALLS)]
+        calls += times
+        medians.append(statistics.median(times))
+    p = statistics.quantiles(calls, n=100, method="inclusive")
+    result.latency_p50_ms, result.latency_p90_ms, result.latency_p99_ms = p[49] * 1e3, p[89] * 1e3, p[98] * 1e3
+    _mark(result, machine.busy_reason(watch.others_share()))
+
+
+def _check_gpu(result: BenchResult, device: str) -> bool:
+    """Mark the result when NVML says other processes used the GPU or its clocks were held back; whether NVML
+    could say (the command notes once when it could not)."""
+    import torch
+
+    from vitamin_cli.models import machine
+
+    reason, checked = machine.gpu_reason(torch.device(device).index or 0)
+    _mark(result, reason)
+    return checked
+
+
+def _add_flops(result: BenchResult, gflops: float | None, roof: Roof) -> None:
+    """TFLOP/s and MFU. An MFU above 100% is impossible: the roof is measured again, once; still above, the MFU
+    is left out (null, "-") and the result marked noisy, never shown capped."""
     if gflops is None or result.throughput is None:
         return
     result.gflops_per_item = gflops
     result.tflops = gflops * result.throughput / 1e3
-    if roof:
-        result.mfu = result.tflops / roof
+    if result.tflops > roof.tflops:
+        roof = roof_tflops(result.device, result.dtype, fresh=True)
+    if result.tflops <= roof.tflops:
+        result.mfu = result.tflops / roof.tflops
+        return
+    how = "measured on a busy machine" if roof.noisy else "measured twice"
+    _mark(result, f"{result.tflops:.3g} TFLOP/s is above the matmul roof of {roof.tflops:.3g} TFLOP/s ({how}), "
+                  "which cannot be; MFU left out")  # fmt: skip
 
 
 def environment(settings: BenchSettings, roof: float | None) -> dict[str, Any]:

@@ -88,35 +88,63 @@ class ResultsLog:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """One identity of a model's throughput: the rate of each tower measured under it, and its settings in
+    words (`settings_text`)."""
+
+    settings: str
+    rates: Mapping[str, float]  # tower -> items/s
+
+
+@dataclass(frozen=True)
 class Speeds:
-    """Measured throughput (items per second) by model and tower: for each, the settings measured last (`get`),
-    and every setting measured (`measured`), never mixed."""
+    """Measured throughput (items per second) by model and tower: for each model, the rates of its newest
+    identity (`get`), and every identity measured (`measured`), never mixed (`read_bench` says what one is)."""
 
     by_model: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # lower-case name -> tower -> rate
-    settings: Mapping[str, Sequence[tuple[str, str, float]]] = field(
-        default_factory=dict
-    )  # name -> (tower, settings, rate)
+    identities: Mapping[str, Sequence[Measured]] = field(default_factory=dict)  # lower-case name -> newest first
 
     def get(self, model: Model, tower: str) -> float | None:
         return self.by_model.get(model.name.lower(), {}).get(tower)
 
     def others(self, model: Model) -> int:
-        """How many measurements under other settings there are besides those `get` shows."""
-        return max(0, len(self.settings.get(model.name.lower(), ())) - len(self.by_model.get(model.name.lower(), {})))
+        """How many identities there are besides the one `get` shows."""
+        return max(0, len(self.identities.get(model.name.lower(), ())) - 1)
 
-    def measured(self, model: Model) -> Sequence[tuple[str, str, float]]:
-        """(tower, settings, rate) of every setting this model was measured with, the newest first."""
-        return self.settings.get(model.name.lower(), ())
+    def measured(self, model: Model) -> Sequence[Measured]:
+        """Every identity this model was measured under, the newest first."""
+        return self.identities.get(model.name.lower(), ())
 
 
+# What a throughput depends on besides the architecture and the device. The first three are one identity's for
+# both towers; each tower has its own batch size, and channels last applies to the image tower only.
 SETTINGS_KEYS = ("dtype", "amp", "compile", "channels_last", "batch_size")
+SHARED_KEYS = ("dtype", "amp", "compile")
 
 
-def settings_text(row: Mapping[str, Any]) -> str:
-    """What a throughput depends on besides the architecture and the device, in words."""
-    parts = [str(row.get("dtype")), f"batch {row.get('batch_size')}"]
-    parts += [name.replace("_", " ") for name in ("amp", "compile", "channels_last") if row.get(name) is True]
-    return ", ".join(parts)
+def tower_keys(tower: str) -> tuple[str, ...]:
+    """The settings of one tower within an identity (a text row's channels_last means nothing)."""
+    return ("channels_last", "batch_size") if tower == "image" else ("batch_size",)
+
+
+TOWER_WORDS = {"image": "images", "text": "texts"}
+
+
+def settings_text(*rows: Mapping[str, Any]) -> str:
+    """What a throughput depends on besides the architecture and the device, in words: the rows of one identity,
+    one per tower (`fp32, batch 8`; `bf16, batch 256 images / 1024 texts, channels last` when the towers'
+    batches differ). Settings a row does not record (files of earlier versions) are left out."""
+    first = rows[0] if rows else {}
+    batches = {str(r.get("tower")): str(r["batch_size"]) for r in rows if r.get("batch_size") is not None}
+    parts = [] if first.get("dtype") is None else [str(first["dtype"])]
+    if len(batches) == len(rows) and len(set(batches.values())) == 1:
+        parts.append(f"batch {next(iter(batches.values()))}")
+    elif batches:
+        parts.append("batch " + " / ".join(f"{b} {TOWER_WORDS.get(t, t)}" for t, b in batches.items()))
+    parts += [name for name in ("amp", "compile") if first.get(name) is True]
+    if any(r.get("tower") == "image" and r.get("channels_last") is True for r in rows):
+        parts.append("channels last")
+    return ", ".join(parts) or "settings not recorded"
 
 
 def bench_rows(path: Path) -> list[dict[str, Any]]:
@@ -155,8 +183,17 @@ def bench_speeds(path: Path | None, gpu: str | None) -> Speeds | None:
 
 def read_bench(path: Path, gpu: str | None = None) -> Speeds:
     """The throughput of each model and tower in a bench file. Results of different GPUs are never mixed: a
-    file that holds several needs `gpu` to say which. Results of other settings (dtype, batch size, amp,
-    compile, channels last) are kept apart: the newest of each tower is shown, the others listed."""
+    file that holds several needs `gpu` to say which.
+
+    A model's results form identities, never mixed: one device (the file's, or `gpu`'s), one dtype, amp and
+    compile setting, and for each tower one batch size (the towers' may differ) and, for the image tower, one
+    channels-last setting. A tower measured again under the same settings counts once, its newest row. The
+    pairing: rows are grouped by dtype, amp and compile; within a group, the k-th newest setting of the image
+    tower (batch size, channels last) and the k-th newest batch size of the text tower make the k-th identity,
+    and a tower with fewer settings has no rate in the identities past its last. A rerun that changes only the
+    image batch (the text tower resumed, not written again) is thus one identity with the text tower measured
+    before, and the older image batch an identity of its own. Identities are ordered by their newest row, the
+    newest first; `get` gives the newest."""
     rows = [
         r
         for r in bench_rows(path)
@@ -172,16 +209,34 @@ def read_bench(path: Path, gpu: str | None = None) -> Speeds:
             f"{path} holds results of {len(gpus)} devices ({', '.join(gpus)}), which are never mixed",
             hint="choose one with --gpu NAME",
         )
-    newest: dict[tuple[str, str, tuple[Any, ...]], tuple[int, float, str]] = {}
+    identities = {name: [m for _, m in found] for name, found in _identities(rows).items()}
+    speeds = {name: dict(found[0].rates) for name, found in identities.items()}
+    return Speeds(speeds, identities)
+
+
+def _key(row: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, ...]:
+    return tuple(json.dumps(row.get(k), sort_keys=True) for k in keys)
+
+
+def _identities(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, Measured]]]:
+    """Each model's identities (`read_bench`), with the file position of the newest row of each, newest first."""
+    # model -> shared settings -> tower -> the tower's settings -> (position, row) of its newest row
+    settings: dict[str, dict[tuple[str, ...], dict[str, dict[tuple[str, ...], tuple[int, Mapping[str, Any]]]]]] = {}
     for index, row in enumerate(rows):
-        identity = tuple(json.dumps(row.get(k)) for k in SETTINGS_KEYS)
-        newest[(row["model"].lower(), row["tower"], identity)] = (index, float(row["throughput"]), settings_text(row))
-    speeds: dict[str, dict[str, float]] = {}
-    settings: dict[str, list[tuple[str, str, float]]] = {}
-    for (name, tower, _), (_, rate, text) in sorted(newest.items(), key=lambda item: -item[1][0]):
-        speeds.setdefault(name, {}).setdefault(tower, rate)  # the newest settings of each tower
-        settings.setdefault(name, []).append((tower, text, rate))
-    return Speeds(speeds, settings)
+        towers = settings.setdefault(row["model"].lower(), {}).setdefault(_key(row, SHARED_KEYS), {})
+        towers.setdefault(row["tower"], {})[_key(row, tower_keys(row["tower"]))] = (index, row)
+    found: dict[str, list[tuple[int, Measured]]] = {}
+    for name, groups in settings.items():
+        for towers in groups.values():
+            ranked = {t: sorted(kept.values(), key=lambda newest: -newest[0]) for t, kept in towers.items()}
+            ordered = sorted(ranked, key=lambda t: (t != "image", t != "text", t))  # image, text, any other
+            for k in range(max(len(r) for r in ranked.values())):
+                paired = [ranked[t][k] for t in ordered if k < len(ranked[t])]
+                rates = {row["tower"]: float(row["throughput"]) for _, row in paired}
+                newest = max(index for index, _ in paired)
+                found.setdefault(name, []).append((newest, Measured(settings_text(*(r for _, r in paired)), rates)))
+        found[name].sort(key=lambda item: -item[0])
+    return found
 
 
 def check_results_file(path: Path) -> None:

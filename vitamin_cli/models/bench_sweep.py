@@ -153,7 +153,7 @@ def tune(
 
     cuda = settings.device.startswith("cuda")
     dtypes = ("bf16", "fp16") if cuda else ("fp32", "bf16")
-    roofs = {dtype: roof_tflops(settings.device, dtype) for dtype in dtypes}
+    roofs = {dtype: roof_tflops(settings.device, dtype).tflops for dtype in dtypes}
     best: dict[tuple[str, str], BenchResult] = {}
     tried: dict[tuple[str, str], list[dict[str, Any]]] = {}
 

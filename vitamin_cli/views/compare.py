@@ -23,8 +23,8 @@ METRIC_LABELS = {
 
 @dataclass(frozen=True)
 class Entry:
-    """One column of the comparison: a model, with one identity of its measured accuracy and one setting of its
-    measured throughput (each None when not measured)."""
+    """One column of the comparison: a model, with one identity of its measured accuracy and one identity of its
+    measured throughput, both towers (each None when not measured)."""
 
     model: Model
     accuracy: Mapping[str, float] | None = None
@@ -93,18 +93,19 @@ class Row:
 
 def entries(models: Sequence[Model], speeds: Speeds | None = None, accuracy: Accuracy | None = None) -> list[Entry]:
     """A column per model, or per identity of a model measured under several: each accuracy identity with each
-    throughput setting, the newest first. A column's label is the model's name, numbered when it repeats."""
+    throughput identity (both towers of one bench run in one column: `read_bench`), the newest first. A
+    column's label is the model's name, numbered when it repeats."""
     found = []
     for model in models:
         identities: list[tuple[Mapping[str, float] | None, str | None]] = [
             (dict(m.columns), m.identity.describe()) for m in (accuracy.measured(model) if accuracy else ())
         ] or [(None, None)]
-        settings: dict[str | None, dict[str, float]] = {}
-        for tower, words, rate in speeds.measured(model) if speeds else ():
-            settings.setdefault(words, {}).setdefault(tower, rate)
-        if speeds is not None and not settings and speeds.by_model.get(model.name.lower()):
-            settings[None] = dict(speeds.by_model[model.name.lower()])
-        groups: list[tuple[str | None, Mapping[str, float] | None]] = list(settings.items()) or [(None, None)]
+        groups: list[tuple[str | None, Mapping[str, float] | None]] = [
+            (m.settings, m.rates) for m in (speeds.measured(model) if speeds else ())
+        ]
+        if speeds is not None and not groups and speeds.by_model.get(model.name.lower()):
+            groups = [(None, speeds.by_model[model.name.lower()])]
+        groups = groups or [(None, None)]
         combined = [(a, i, rates, text) for a, i in identities for text, rates in groups]
         for index, (columns, identity, rates, text) in enumerate(combined):
             label = model.name if len(combined) == 1 else f"{model.name} ({index + 1})"

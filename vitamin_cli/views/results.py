@@ -40,17 +40,57 @@ def rate(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 99.95 else f"{value:,.0f}"
 
 
+NOISY = "~"  # beside a throughput that is not to be believed as it is (`bench_notes` says why)
+
+
 def _spread(r: BenchResult) -> str:
-    return f"{rate(r.throughput_min)}-{rate(r.throughput_max)}"
+    """The runs' spread as a percentage of the median (IQR over median), or the slowest-fastest range for a
+    result saved before spreads were."""
+    if r.spread is None:
+        return f"{rate(r.throughput_min)}-{rate(r.throughput_max)}"
+    return f"{r.spread:.0%}" if r.spread >= 0.005 else "<1%"
+
+
+def _items(r: BenchResult) -> Cell:
+    if r.error:
+        return short(r.error), "red"
+    return (f"{NOISY}{rate(r.throughput)}", "yellow") if r.noisy else rate(r.throughput)
+
+
+def _latency(r: BenchResult) -> str:
+    if r.latency_p50_ms is None:
+        return ""
+    return f"{r.latency_p50_ms:.3g}/{r.latency_p90_ms or 0:.3g}/{r.latency_p99_ms or 0:.3g}"
+
+
+def bench_notes(results: Sequence[BenchResult], out: Path | None) -> list[str]:
+    """What stderr says after `vitamin bench`: the legend of the noisy mark and why each marked row is noisy,
+    that clocks and other processes on a GPU went unchecked (once), and how many results a rerun took from
+    `-o FILE` instead of measuring them again."""
+    notes = []
+    noisy = [r for r in results if r.noisy and not r.error]
+    if noisy:
+        notes.append(f"{NOISY} marks a number not to be believed as it is:")
+        notes += [f"  {r.model} {r.tower}: {r.noise}" for r in noisy]
+        notes.append("  rerun on a quiet machine (a wide spread alone: or with more --iters)")
+    if any(r.environment.get("gpu_checked") is False for r in results):
+        notes.append("note: the GPU's clocks and other processes on it were not checked: "
+                     "`pip install nvidia-ml-py` to have them checked")  # fmt: skip
+    reused = sum(r.resumed for r in results)
+    if out is not None and reused:
+        notes.append(f"skipped {reused} result{'s' * (reused != 1)} already in {out} (same key); "
+                     "delete their lines to measure again")  # fmt: skip
+    return notes
 
 
 BENCH_COLUMNS: list[Column[BenchResult]] = [
     Column("Model", lambda r: r.model),
     Column("Tower", lambda r: r.tower),
     Column("Batch", lambda r: str(r.batch_size or "-"), right=True),
-    Column("Items/s", lambda r: (short(r.error), "red") if r.error else rate(r.throughput), right=True),
+    Column("Items/s", _items, right=True),
     Column("Spread", lambda r: "" if r.error else _spread(r), right=True),
     Column("ms/batch", lambda r: "" if r.latency_ms is None else f"{r.latency_ms:.1f}", right=True),
+    Column("1-item ms p50/90/99", _latency, right=True),
     Column("GiB", lambda r: "-" if r.peak_memory_gib is None else f"{r.peak_memory_gib:.1f}", right=True),
     Column("TFLOP/s", lambda r: "-" if r.tflops is None else f"{r.tflops:.3g}", right=True),
     Column("MFU", lambda r: "-" if r.mfu is None else f"{r.mfu:.0%}", right=True),
