@@ -24,10 +24,12 @@ FIXED_S = {"build and move the tower": 2.0, "matmul roof": 0.5, "warm-up, cuDNN 
 
 def task_times(import_s: float, worker_s: float) -> list[float]:
     from vitamin_cli import zoo
-    from vitamin_cli.models import audit, bench, bench_sweep
+    from vitamin_cli.bench import measure
+    from vitamin_cli.bench import sweep as bench_sweep
+    from vitamin_cli.models import audit
 
     registry = zoo.load()
-    jobs, _ = bench_sweep.plan(registry, registry.models, bench.default_settings("cuda"))
+    jobs, _ = bench_sweep.plan(registry, registry.models, measure.default_settings("cuda"))
     rows = {r.model: r for r in audit.audit(registry, registry.models)}
     fixed = import_s + worker_s + sum(FIXED_S.values())
     times = []

@@ -12,7 +12,10 @@ import pytest
 from conftest import TINY_ARCHITECTURE, Run, tiny_model, tiny_zoo_text
 
 from vitamin_cli import runners, zoo
-from vitamin_cli.models import batching, bench, bench_results, bench_sweep
+from vitamin_cli.bench import measure
+from vitamin_cli.bench import results as bench_results
+from vitamin_cli.bench import sweep as bench_sweep
+from vitamin_cli.models import batching
 
 BENCH_KEYS = [
     "model", "aliases", "architecture", "tower", "device", "gpu_name", "node", "node_id", "dtype", "amp", "compile",
@@ -38,7 +41,7 @@ TINY_ZOO = tiny_zoo_text(
     architectures=TINY_ARCHITECTURE + BROKEN_ARCHITECTURE,
 )
 
-FAST = bench.BenchSettings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)
+FAST = measure.BenchSettings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def test_warmup_is_timed_apart_and_runs_are_repeated() -> None:
         calls.append(time.perf_counter())
         time.sleep(0.3 if len(calls) == 1 else 0.01)  # the first call is slow, as compilation is
 
-    timing = bench.time_batches(step, bench.BenchSettings(device="cpu", warmup=2, iters=3, repeats=4), batch_size=8)
+    timing = measure.time_batches(step, measure.BenchSettings(device="cpu", warmup=2, iters=3, repeats=4), batch_size=8)
     assert 4 <= len(timing.runs_s) <= 8  # until the spread decides, at most twice the runs asked for
     assert len(calls) == 2 + 3 * len(timing.runs_s)
     assert timing.warmup_s >= 0.3
@@ -71,21 +74,21 @@ def test_out_of_memory_backs_the_batch_off() -> None:
 
     tried = []
 
-    def attempt(batch: int) -> bench.Timing:
+    def attempt(batch: int) -> measure.Timing:
         tried.append(batch)
         if batch > 96:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return bench.Timing(batch, 1, [1.0], 0.0, None)
+        return measure.Timing(batch, 1, [1.0], 0.0, None)
 
     assert batching.with_backoff(attempt, 256)[0].batch_size == 96
     assert tried == [256, 192, 128, 96]
 
 
 def test_32_bit_indexing_failures_back_off_too() -> None:
-    def attempt(batch: int) -> bench.Timing:
+    def attempt(batch: int) -> measure.Timing:
         if batch > 128:
             raise RuntimeError("Expected canUse32BitIndexMath(input) to be true, but got false.")
-        return bench.Timing(batch, 1, [1.0], 0.0, None)
+        return measure.Timing(batch, 1, [1.0], 0.0, None)
 
     assert batching.with_backoff(attempt, 256)[0].batch_size == 128
 
@@ -93,7 +96,7 @@ def test_32_bit_indexing_failures_back_off_too() -> None:
 def test_other_errors_are_not_retried() -> None:
     tried = []
 
-    def attempt(batch: int) -> bench.Timing:
+    def attempt(batch: int) -> measure.Timing:
         tried.append(batch)
         raise ValueError("a bug")
 
@@ -103,35 +106,35 @@ def test_other_errors_are_not_retried() -> None:
 
 
 def test_auto_batch_stops_when_a_larger_batch_no_longer_helps() -> None:
-    def attempt(batch: int) -> bench.Timing:
+    def attempt(batch: int) -> measure.Timing:
         seconds = batch / min(batch, 64) * 0.01  # throughput grows up to batch 64, then stays flat
-        return bench.Timing(batch, 1, [seconds], 0.0, None)
+        return measure.Timing(batch, 1, [seconds], 0.0, None)
 
-    assert bench.largest_useful_batch(attempt, FAST, 8).batch_size == 64
+    assert measure.largest_useful_batch(attempt, FAST, 8).batch_size == 64
 
 
 def test_auto_batch_stops_at_the_memory_limit() -> None:
     import torch
 
-    def attempt(batch: int) -> bench.Timing:
+    def attempt(batch: int) -> measure.Timing:
         if batch > 32:
             raise torch.cuda.OutOfMemoryError("out of memory")
-        return bench.Timing(batch, 1, [0.01], 0.0, None)
+        return measure.Timing(batch, 1, [0.01], 0.0, None)
 
-    assert bench.largest_useful_batch(attempt, FAST, 8).batch_size == 32
+    assert measure.largest_useful_batch(attempt, FAST, 8).batch_size == 32
 
 
 def test_one_measurement_per_architecture_and_errors_recorded(
     tiny_zoo: zoo.Zoo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     measured = []
-    real = bench._measure
+    real = measure._measure
     monkeypatch.setattr(
-        bench,
+        measure,
         "_measure",
         lambda result, cfg, tower, s, c=None, **kw: measured.append(tower) or real(result, cfg, tower, s, c, **kw),
     )
-    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype, fresh=False: bench.Roof(1.0))
+    monkeypatch.setattr(measure, "roof_tflops", lambda device, dtype, fresh=False: measure.Roof(1.0))
     results = bench_sweep.in_table_order(list(bench_sweep.sweep(tiny_zoo, tiny_zoo.models, FAST)), tiny_zoo.models)
     assert [(r.model, r.tower) for r in results] == [(m.name, t) for m in tiny_zoo.models for t in ("image", "text")]
     assert measured == ["image", "text", "image", "text"]  # Tiny once, Broken once: not 8 times
@@ -210,7 +213,7 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
         ]  # fmt: skip
 
     monkeypatch.setattr(bench_sweep, "sweep", fake_sweep)
-    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype, fresh=False: bench.Roof(1.0))
+    monkeypatch.setattr(measure, "roof_tflops", lambda device, dtype, fresh=False: measure.Roof(1.0))
     results = bench_sweep.tune(tiny_zoo, tiny_zoo.models[:1], FAST, ("image",))
     (best,) = results
     # eager in both dtypes with the batch searched, then compiled in the eager winner's dtype and batch only
@@ -411,7 +414,7 @@ def test_the_resume_key_is_the_architectures_config_not_its_name(tmp_path: Path)
         path = tmp_path / f"zoo{len(keys)}.yaml"
         path.write_text(tiny_zoo_text([tiny_model("Tiny-s128M")], architectures=text))
         registry = zoo.load(path)
-        keys.append(bench.result_key(bench._identity(registry, registry.models[0], None), "image", None, FAST))
+        keys.append(measure.result_key(measure._identity(registry, registry.models[0], None), "image", None, FAST))
     assert keys[0] != keys[1]
 
 

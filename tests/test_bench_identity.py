@@ -10,7 +10,7 @@ from typing import Any
 
 from conftest import Run
 
-from vitamin_cli.models.bench_results import read_bench, settings_text
+from vitamin_cli.bench.results import read_bench, settings_text
 
 VIT = "ViT-B-32-s128M"
 VITAMIN = "ViTamin-S-s1.28B"

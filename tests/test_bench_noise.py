@@ -13,9 +13,10 @@ import pytest
 from conftest import Run, tiny_model, tiny_zoo_text
 
 from vitamin_cli import zoo
-from vitamin_cli.models import bench, bench_sweep, machine
+from vitamin_cli.bench import machine, measure
+from vitamin_cli.bench import sweep as bench_sweep
 
-FAST = bench.BenchSettings(device="cpu", batch_size=2, warmup=1, iters=1, repeats=3)
+FAST = measure.BenchSettings(device="cpu", batch_size=2, warmup=1, iters=1, repeats=3)
 
 
 def fake_clock(durations: list[float]) -> Iterator[float]:
@@ -36,9 +37,9 @@ def fake_clock(durations: list[float]) -> Iterator[float]:
 )  # fmt: skip
 def test_timed_runs_go_on_until_they_agree_or_a_bound_is_reached(durations: list[float], runs: int) -> None:
     readings = fake_clock(durations)
-    timing = bench.time_batches(lambda: None, FAST, 2, clock=lambda: next(readings))
+    timing = measure.time_batches(lambda: None, FAST, 2, clock=lambda: next(readings))
     assert timing.runs_s == pytest.approx(durations[:runs])
-    assert timing.spread() == bench.relative_spread(timing.rates())
+    assert timing.spread() == measure.relative_spread(timing.rates())
 
 
 def test_the_share_other_processes_took_is_measured_from_the_cpus_counters(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,9 +62,9 @@ def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> zoo.Zoo:
     path.write_text(tiny_zoo_text([tiny_model("Tiny-s128M", samples="128M")]))
     monkeypatch.setenv("VITAMIN_ZOO", str(path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    bench.roof_tflops.cache_clear()
+    measure.roof_tflops.cache_clear()
     yield zoo.load(path)
-    bench.roof_tflops.cache_clear()
+    measure.roof_tflops.cache_clear()
 
 
 def busy_machine(monkeypatch: pytest.MonkeyPatch, share: float) -> None:
@@ -98,11 +99,11 @@ def roof_measured(monkeypatch: pytest.MonkeyPatch, tflops: float, share: float) 
     """The matmul roof measures `tflops`, with other processes taking `share` of the CPU; how often it ran."""
     calls: list[int] = []
 
-    def measured(device: str, dtype: str) -> tuple[float, bench.Timing]:
+    def measured(device: str, dtype: str) -> tuple[float, measure.Timing]:
         calls.append(1)
-        return tflops, bench.Timing(1, 1, [1.0, 1.0, 1.0], 0.0, None, share)
+        return tflops, measure.Timing(1, 1, [1.0, 1.0, 1.0], 0.0, None, share)
 
-    monkeypatch.setattr(bench, "matmul_roof", measured)
+    monkeypatch.setattr(measure, "matmul_roof", measured)
     return calls
 
 
@@ -117,12 +118,12 @@ def test_an_mfu_above_100_percent_is_never_shown_and_a_noisy_roof_is_not_kept(
     assert len(calls) == 2  # measured again once before the MFU was left out
     assert not (Path(tiny_zoo.path).parent / "xdg" / "vitamin" / "roofs.json").exists()
 
-    bench.roof_tflops.cache_clear()
+    measure.roof_tflops.cache_clear()
     calls = roof_measured(monkeypatch, 1e6, 0.0)  # a quiet roof: kept, and used by the next process
     (result,) = bench_sweep.sweep(tiny_zoo, tiny_zoo.models, FAST, ("image",))
     assert result.mfu is not None and 0 < result.mfu <= 1 and "roof" not in (result.noise or "")
-    bench.roof_tflops.cache_clear()
-    assert bench.roof_tflops("cpu", "fp32").tflops == 1e6 and len(calls) == 1
+    measure.roof_tflops.cache_clear()
+    assert measure.roof_tflops("cpu", "fp32").tflops == 1e6 and len(calls) == 1
 
 
 def test_latency_percentiles_and_a_rerun_says_what_it_reused(tiny_zoo: zoo.Zoo, run: Run, tmp_path: Path) -> None:

@@ -15,10 +15,11 @@ import pytest
 from conftest import Run, tiny_model, tiny_zoo_text
 
 from vitamin_cli import runners, zoo
-from vitamin_cli.models import bench, bench_sweep
+from vitamin_cli.bench import measure
+from vitamin_cli.bench import sweep as bench_sweep
 from vitamin_cli.views.progress import LiveTable
 
-FAST = bench.BenchSettings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)
+FAST = measure.BenchSettings(device="cpu", warmup=1, iters=2, repeats=3, batch_size=2)
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> zoo.Zoo:
     path.write_text(tiny_zoo_text([tiny_model("Tiny-s128M", samples="128M")]))
     monkeypatch.setenv("VITAMIN_ZOO", str(path))
     # no matmul timed but the towers'
-    monkeypatch.setattr(bench, "roof_tflops", lambda device, dtype, fresh=False: bench.Roof(1.0))
+    monkeypatch.setattr(measure, "roof_tflops", lambda device, dtype, fresh=False: measure.Roof(1.0))
     return zoo.load(path)
 
 
@@ -51,10 +52,10 @@ def test_a_tower_tells_each_step_before_its_result_and_never_inside_a_timed_wind
             log.append("clock")
             return time.perf_counter()
 
-    monkeypatch.setattr(bench, "time", Clock)
-    monkeypatch.setattr(bench, "enough_runs", lambda runs, settings: len(runs) >= settings.repeats)  # no more
+    monkeypatch.setattr(measure, "time", Clock)
+    monkeypatch.setattr(measure, "enough_runs", lambda runs, settings: len(runs) >= settings.repeats)  # no more
 
-    def progress(model: str, tower: str) -> bench.Progress:
+    def progress(model: str, tower: str) -> measure.Progress:
         return lambda text: log.append(f"{model} {tower}: {text}")
 
     for result in bench_sweep.sweep(tiny_zoo, tiny_zoo.models, FAST, progress=progress):
@@ -71,7 +72,7 @@ def test_a_tower_tells_each_step_before_its_result_and_never_inside_a_timed_wind
 
 def test_the_batch_size_search_tells_each_batch_it_tries(tiny_zoo: zoo.Zoo) -> None:
     told: list[str] = []
-    auto = bench.BenchSettings(device="cpu", warmup=1, iters=1, repeats=1, batch_size=1, auto_batch=True)
+    auto = measure.BenchSettings(device="cpu", warmup=1, iters=1, repeats=1, batch_size=1, auto_batch=True)
     (result,) = bench_sweep.sweep(tiny_zoo, tiny_zoo.models, auto, ("image",), progress=lambda m, t: told.append)
     tried = [text.split(":")[0] for text in told if text.endswith("warm-up")]
     assert tried[:2] == ["batch size 1", "batch size 2"]  # each batch it tries, each with its warm-up and run
@@ -91,14 +92,14 @@ class OnRay:
 
     def run(self, function, jobs, resources):  # type: ignore[no-untyped-def]
         for index, job in enumerate(jobs):
-            assert len(job) == 1 and isinstance(job[0], bench.BenchJob)
+            assert len(job) == 1 and isinstance(job[0], measure.BenchJob)
             yield runners.Finished(index, function(*job), node="node-a", node_id="id-a")
 
 
 def test_towers_on_ray_take_no_callback_and_still_measure(tiny_zoo: zoo.Zoo) -> None:
     asked: list[tuple[str, str]] = []
 
-    def progress(model: str, tower: str) -> bench.Progress:
+    def progress(model: str, tower: str) -> measure.Progress:
         asked.append((model, tower))
         return lambda text: None
 
@@ -119,7 +120,7 @@ def test_the_command_tells_the_live_table_and_prints_nothing_of_it_into_a_pipe(
         real(self, text, since)
 
     monkeypatch.setattr(LiveTable, "status", status)
-    monkeypatch.setattr(bench, "enough_runs", lambda runs, settings: len(runs) >= settings.repeats)  # no more
+    monkeypatch.setattr(measure, "enough_runs", lambda runs, settings: len(runs) >= settings.repeats)  # no more
     result = run("bench", "Tiny-s128M", "--device", "cpu", "--batch-size", "2", "--iters", "2", "--repeats", "3",
                  "--warmup", "1", "--json")  # fmt: skip
     assert result.exit_code == 0, result.stderr

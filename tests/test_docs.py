@@ -98,7 +98,7 @@ def test_json_page_lists_the_pull_and_verify_keys() -> None:
     from vitamin_cli.models.audit import AuditRow
 
     assert table_keys(page, "## `vitamin audit --json`") == [f.name for f in fields(AuditRow)]
-    from vitamin_cli.models.bench_results import BenchResult as Result
+    from vitamin_cli.bench.results import BenchResult as Result
 
     assert table_keys(page, "## `vitamin bench --json`") == [
         f.name for f in fields(Result) if not f.metadata.get("apart")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Run
 
-from vitamin_cli.models.bench_results import Speeds
+from vitamin_cli.bench.results import Speeds
 from vitamin_cli.views import plot
 from vitamin_cli.views.compare import compare
 from vitamin_cli.zoo import get, load

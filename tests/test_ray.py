@@ -55,14 +55,15 @@ def test_tasks_on_fake_gpus_get_gpus_of_their_own_on_both_nodes(cluster: object,
     """bench's own task function, asking for a whole GPU per task while it measures on the CPU (the seam:
     what a task asks of Ray is apart from the device it measures on)."""
     from vitamin_cli import runners, zoo
-    from vitamin_cli.models import bench, bench_sweep
+    from vitamin_cli.bench import measure
+    from vitamin_cli.bench import sweep as bench_sweep
 
     registry = zoo.load(two_archs)
-    settings = bench.BenchSettings(device="cpu", batch_size=2, iters=1, repeats=1, warmup=0)
+    settings = measure.BenchSettings(device="cpu", batch_size=2, iters=1, repeats=1, warmup=0)
     jobs, _ = bench_sweep.plan(registry, registry.models, settings)
     assert len(jobs) == 4  # two architectures, two towers; Tiny's two rows share
     resources = runners.Resources(num_gpus=1, fresh_worker=True)
-    finished = list(runners.RayRunner("auto").run(bench.measure, [(job,) for job in jobs], resources))
+    finished = list(runners.RayRunner("auto").run(measure.measure, [(job,) for job in jobs], resources))
     assert sorted(f.index for f in finished) == [0, 1, 2, 3]  # every task once
     assert all(f.error is None and f.value.result.throughput for f in finished)
     assert all(len(f.gpu_ids) == 1 for f in finished)

@@ -19,8 +19,8 @@ from vitamin_cli.views.results import bench_notes
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.models.bench import BenchSettings, Progress
-    from vitamin_cli.models.bench_results import BenchResult, ResultsLog
+    from vitamin_cli.bench.measure import BenchSettings, Progress
+    from vitamin_cli.bench.results import BenchResult, ResultsLog
     from vitamin_cli.runners import Runner
     from vitamin_cli.views.progress import LiveTable
     from vitamin_cli.zoo import Model, Zoo
@@ -71,9 +71,9 @@ def bench_command(
     With --ray, every tower is a Ray task on a GPU of its own, on this machine or a cluster (docs/scale.md).
     """
     from vitamin_cli import runners, zoo
-    from vitamin_cli.checkpoints.pull import pulled_models
-    from vitamin_cli.checkpoints.store import Store
-    from vitamin_cli.models import bench, bench_results, bench_sweep
+    from vitamin_cli.bench import measure as bench
+    from vitamin_cli.bench import results as bench_results
+    from vitamin_cli.bench import sweep as bench_sweep
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv)
     _refuse_conflicts(tower=tower, tune=tune, weights=weights, ray=ray)
@@ -81,11 +81,7 @@ def bench_command(
     opt.check_dtype(dtype)
     saved = _saved(out)
     registry = zoo.load(zoo_path)
-    models = selection.models(registry)
-    store = Store(cache_dir) if weights else None
-    hub_root = store.root if store is not None else None
-    if store is not None and not (selection.names or selection.filtered):
-        models = pulled_models(models, store)
+    models, hub_root = _selected(selection, registry, weights, cache_dir)
     runner = runners.make(ray)
     settings = _settings(
         runner,
@@ -122,9 +118,26 @@ def bench_command(
     _exit_if_failed(results, weights)
 
 
+def _selected(
+    selection: opt.Selection, registry: Zoo, weights: bool, cache_dir: Path | None
+) -> tuple[list[Model], Path | None]:
+    """The models to measure, and with --weights the hub cache their checkpoints are in: with no names or
+    filters, every pulled released model."""
+    from vitamin_cli.checkpoints.pull import pulled_models
+    from vitamin_cli.checkpoints.store import Store
+
+    models = selection.models(registry)
+    if not weights:
+        return models, None
+    store = Store(cache_dir)
+    if not (selection.names or selection.filtered):
+        models = pulled_models(models, store)
+    return models, store.root
+
+
 def _saved(out: Path | None) -> dict[str, BenchResult]:
     """The results a rerun skips: those already in -o FILE, once the file is known to take more."""
-    from vitamin_cli.models import bench_results
+    from vitamin_cli.bench import results as bench_results
 
     if out is None:
         return {}
@@ -150,7 +163,7 @@ def _settings(
 ) -> BenchSettings:
     """The settings the options ask for, the defaults of the device (the runner's by default) filling the rest,
     checked against the devices the runner has."""
-    from vitamin_cli.models import bench
+    from vitamin_cli.bench import measure as bench
     from vitamin_cli.models import device as devices
 
     settings = bench.default_settings(
@@ -205,7 +218,7 @@ def _check_compile_mode(compile_: bool, mode: str | None) -> None:
 
 def _announce(registry: Zoo, models: list[Model], towers: tuple[str, ...], device: str, hub_root: Path | None) -> None:
     """One line on stderr before the work starts: what is measured, and where (a model not pulled fails here)."""
-    from vitamin_cli.models import bench_sweep
+    from vitamin_cli.bench import sweep as bench_sweep
 
     distinct = len({bench_sweep.measured_as(registry, m, hub_root) for m in models})
     kind = "architecture" if hub_root is None else "checkpoint"
@@ -223,7 +236,8 @@ CPU_GMACS_PER_S = 100.0  # an assumed CPU rate, for `bench`'s estimate of the wh
 def _warn_cpu_zoo(registry: Zoo, models: list[Model], towers: tuple[str, ...], settings: BenchSettings) -> None:
     """Before the whole zoo is measured on the CPU: about how long it takes, and what to do instead (it still
     runs, asking nothing). The estimate is the zoo's MAC counts of each batch timed, at CPU_GMACS_PER_S."""
-    from vitamin_cli.models import bench, bench_sweep
+    from vitamin_cli.bench import measure as bench
+    from vitamin_cli.bench import sweep as bench_sweep
 
     seen: dict[str, Model] = {}
     for m in models:

@@ -42,8 +42,8 @@ def compare_command(
 ) -> None:
     """Show models side by side: metrics, params, MACs, weights; measured accuracy with --eval, throughput with
     --bench."""
+    from vitamin_cli.bench.results import bench_speeds
     from vitamin_cli.eval.results import read_accuracy
-    from vitamin_cli.models.bench_results import bench_speeds
     from vitamin_cli.views import compare
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_markdown=as_markdown)

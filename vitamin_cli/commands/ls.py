@@ -88,8 +88,8 @@ def ls_command(
         measured = _audit_counts(registry, models) if with_audit else None
         speeds = accuracy = None
         if bench_file or eval_file or gpu:  # reading results files costs a start-up what plain ls never needs
+            from vitamin_cli.bench.results import bench_speeds
             from vitamin_cli.eval.results import read_accuracy
-            from vitamin_cli.models.bench_results import bench_speeds
 
             speeds = bench_speeds(bench_file, gpu)
             accuracy = read_accuracy(eval_file, models) if eval_file else None

@@ -56,9 +56,9 @@ def plot_command(
 ) -> None:
     """Scatter the selected models (default: all 61), one colour per family, each encoder's data scales
     joined, the Pareto front drawn. Without -o, the plot is drawn in the terminal."""
+    from vitamin_cli.bench.results import bench_speeds
     from vitamin_cli.eval.results import read_accuracy
     from vitamin_cli.files import check_writable
-    from vitamin_cli.models.bench_results import bench_speeds
     from vitamin_cli.views import plot
 
     if out is not None:

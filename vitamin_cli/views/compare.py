@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vitamin_cli.bench.results import Speeds
 from vitamin_cli.eval.results import Accuracy
-from vitamin_cli.models.bench_results import Speeds
 from vitamin_cli.zoo import METRICS, Model
 
 METRIC_LABELS = {

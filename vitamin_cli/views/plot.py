@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from vitamin_cli.bench.results import Speeds
 from vitamin_cli.errors import UsageError
 from vitamin_cli.eval.results import Accuracy
-from vitamin_cli.models.bench_results import Speeds
 from vitamin_cli.zoo import METRICS, Model
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
+    from vitamin_cli.bench.results import Speeds
     from vitamin_cli.eval.results import Accuracy
-    from vitamin_cli.models.bench_results import Speeds
 
 METRIC_TITLES = {
     "imagenet": "ImageNet",

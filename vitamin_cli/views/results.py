@@ -11,9 +11,9 @@ from vitamin_cli import console
 from vitamin_cli.views.sink import Cell, Column, table
 
 if TYPE_CHECKING:
+    from vitamin_cli.bench.results import BenchResult
     from vitamin_cli.eval.results import Column as ZooColumn
     from vitamin_cli.eval.results import TaskResult
-    from vitamin_cli.models.bench_results import BenchResult
 
 
 REASON_WIDTH = 60  # a table row's reason, cut at a word; the whole reason is on stderr and in the JSON

@@ -7,7 +7,7 @@ out-of-memory error (or a kernel that cannot index the batch with 32 bits) backs
 (`vitamin_cli.models.batching`) and the batch actually used is recorded. FLOPs per item are the audit's full
 count (attention included); MFU is against a dense matmul roof the tool measures on the same device and dtype.
 
-`measure(job)` is the unit of work: a plain function of plain data, which `bench_sweep` runs in this process
+`measure(job)` is the unit of work: a plain function of plain data, which `bench.sweep` runs in this process
 or as a Ray task. In this process it can take a `Progress` callback, told what the tower is doing (building,
 warming up, each timed run) between the timed windows, never inside one.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from vitamin_cli import interrupts
+from vitamin_cli.bench.results import BenchResult
 from vitamin_cli.models.batching import is_batch_failure, with_backoff
-from vitamin_cli.models.bench_results import BenchResult
 from vitamin_cli.models.device import check, default_dtype, empty_cache, gpu_name, on_device, torch_dtype
 from vitamin_cli.zoo import Model, Zoo
 
@@ -139,7 +139,7 @@ def time_batches(
     run before it starts, outside the timed window."""
     import torch
 
-    from vitamin_cli.models.machine import Watch
+    from vitamin_cli.bench.machine import Watch
 
     cuda = settings.device.startswith("cuda")
     if cuda:
@@ -325,7 +325,7 @@ def roof_tflops(device: str, dtype: str, fresh: bool = False) -> Roof:
     (`fresh` measures again, and keeps the larger), else measured here, once per process."""
     import torch
 
-    from vitamin_cli.models.machine import BUSY_LIMIT
+    from vitamin_cli.bench.machine import BUSY_LIMIT
 
     key = f"{device_model(device)}|{dtype}|{torch.get_num_threads()} threads"
     kept = _kept_roofs().get(key)
@@ -506,7 +506,7 @@ def _measure(
     checkpoint: Any = None,
     progress: Progress | None = None,
 ) -> None:
-    from vitamin_cli.models import machine
+    from vitamin_cli.bench import machine
 
     cpu_memory = settings.device == "cpu" and machine.reset_peak_memory()
     model = prepare(cfg, tower, settings, checkpoint)
@@ -546,7 +546,7 @@ LATENCY_CALLS = 10  # single calls per timed run of --latency
 def _latency(result: BenchResult, step: Callable[[], Any], settings: BenchSettings, progress: Progress | None) -> None:
     """--latency: one item at a time, each call timed alone (synchronized on a GPU), in runs of LATENCY_CALLS
     until the runs' medians decide (`enough_runs`); the percentiles of every call."""
-    from vitamin_cli.models import machine
+    from vitamin_cli.bench import machine
 
     one = replace(settings, iters=1)
     if progress is not None:
@@ -572,7 +572,7 @@ def _check_gpu(result: BenchResult, device: str) -> bool:
     could say (the command notes once when it could not)."""
     import torch
 
-    from vitamin_cli.models import machine
+    from vitamin_cli.bench import machine
 
     reason, checked = machine.gpu_reason(torch.device(device).index or 0)
     _mark(result, reason)

@@ -3,13 +3,13 @@ with their weights, each pulled checkpoint) measured once, in this process or on
 results, each result yielded as it comes.
 
     from vitamin_cli import runners, zoo
-    from vitamin_cli.models import bench, bench_results, bench_sweep
+    from vitamin_cli.bench import measure, results, sweep
 
     registry = zoo.load()
-    settings = bench.default_settings("cuda")
-    saved = bench_results.read_saved(Path("h200.json"))   # what a rerun need not measure again
-    log = bench_results.ResultsLog(Path("h200.json"))
-    for result in bench_sweep.sweep(registry, registry.models, settings, saved=saved, runner=runners.make("auto")):
+    settings = measure.default_settings("cuda")
+    saved = results.read_saved(Path("h200.json"))   # what a rerun need not measure again
+    log = results.ResultsLog(Path("h200.json"))
+    for result in sweep.sweep(registry, registry.models, settings, saved=saved, runner=runners.make("auto")):
         log.add(result)
 """
 
@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.models.bench import TOWERS, BenchJob, BenchSettings, Outcome, Progress, default_batch, measure
-from vitamin_cli.models.bench_results import BenchResult
+from vitamin_cli.bench.measure import TOWERS, BenchJob, BenchSettings, Outcome, Progress, default_batch, measure
+from vitamin_cli.bench.results import BenchResult
 from vitamin_cli.runners import InProcess, Resources, Runner
 from vitamin_cli.zoo import Model, Zoo
 
@@ -149,7 +149,7 @@ def tune(
     winning dtype and batch (compiling costs tens of seconds per batch size, so it is not searched over).
     `progress` as for `sweep`.
     """
-    from vitamin_cli.models.bench import environment, roof_tflops
+    from vitamin_cli.bench.measure import environment, roof_tflops
 
     cuda = settings.device.startswith("cuda")
     dtypes = ("bf16", "fp16") if cuda else ("fp32", "bf16")
