@@ -166,8 +166,9 @@ def test_small_throughputs_keep_significant_digits() -> None:
     from vitamin_cli.views.results import BENCH_COLUMNS
 
     columns = {c.title: c for c in BENCH_COLUMNS}
-    slow = SimpleNamespace(error=None, throughput=2.43, throughput_min=2.12, throughput_max=2.61)
-    fast = SimpleNamespace(error=None, throughput=12345.6, throughput_min=12001.0, throughput_max=12999.0)
+    saved_before_spreads = {"error": None, "noisy": False, "spread": None}  # the range of the runs is shown
+    slow = SimpleNamespace(**saved_before_spreads, throughput=2.43, throughput_min=2.12, throughput_max=2.61)
+    fast = SimpleNamespace(**saved_before_spreads, throughput=12345.6, throughput_min=12001.0, throughput_max=12999.0)
     assert columns["Items/s"].cell(slow) == "2.43"  # type: ignore[arg-type]
     assert columns["Spread"].cell(slow) == "2.12-2.61"  # type: ignore[arg-type]
     assert columns["Items/s"].cell(fast) == "12,346"  # type: ignore[arg-type]
