@@ -3,6 +3,7 @@ one measurement per architecture, the JSON contract, and refusals; on the CPU, w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_ARCHITECTURE, Run, tiny_model, tiny_zoo_text
 
-from vitamin_cli import runners, zoo
+from vitamin_cli import runners, sweeps, zoo
 from vitamin_cli.bench import measure
 from vitamin_cli.bench import results as bench_results
 from vitamin_cli.bench import sweep as bench_sweep
@@ -206,9 +207,9 @@ def test_tune_keeps_the_fastest_setting(tiny_zoo: zoo.Zoo, monkeypatch: pytest.M
     def fake_sweep(z, models, settings, towers, progress=None):  # type: ignore[no-untyped-def]
         calls.append((settings.dtype, settings.compile, settings.auto_batch, settings.batch_size))
         return [
-            bench_results.BenchResult(m.name, [], m.arch, t, "cpu", None, None, None, settings.dtype, False,
-                                      settings.compile, False, batch_size=settings.batch_size or 16,
-                                      throughput=speeds[(settings.dtype, settings.compile)])
+            dataclasses.replace(bench_results.BenchResult.started(m, t, settings),
+                                batch_size=settings.batch_size or 16,
+                                throughput=speeds[(settings.dtype, settings.compile)])
             for m in models for t in towers
         ]  # fmt: skip
 
@@ -391,7 +392,8 @@ def test_a_task_whose_worker_died_is_saved_under_no_key_and_tried_again(tiny_zoo
     key of the job before it, and a rerun measures it again while the good result stands."""
     out = tmp_path / "bench.jsonl"
     tiny = [tiny_zoo.get("Tiny-s128M")]
-    log = bench_results.ResultsLog(out)
+    log, saved = sweeps.resume(bench_results.ROWS, out)
+    assert saved == {}
     results = bench_sweep.in_table_order(list(bench_sweep.sweep(tiny_zoo, tiny, FAST, runner=DiesOnText())), tiny)
     for result in results:
         log.add(result)
@@ -400,7 +402,7 @@ def test_a_task_whose_worker_died_is_saved_under_no_key_and_tried_again(tiny_zoo
     assert [(r["kind"], r.get("tower")) for r in rows] == [("environment", None), ("result", "image"),
                                                             ("result", "text")]  # fmt: skip
     assert isinstance(rows[1]["key"], str) and rows[2]["key"] is None
-    saved = bench_results.read_saved(out)
+    saved = sweeps.read_saved(bench_results.ROWS, out)
     assert list(saved) == [rows[1]["key"]] and saved[rows[1]["key"]].throughput == rows[1]["throughput"]
     again = list(bench_sweep.sweep(tiny_zoo, tiny, FAST, saved=saved))
     assert [r.resumed for r in again] == [True, False] and again[1].throughput

@@ -65,7 +65,7 @@ def test_tasks_on_fake_gpus_get_gpus_of_their_own_on_both_nodes(cluster: object,
     resources = runners.Resources(num_gpus=1, fresh_worker=True)
     finished = list(runners.RayRunner("auto").run(measure.measure, [(job,) for job in jobs], resources))
     assert sorted(f.index for f in finished) == [0, 1, 2, 3]  # every task once
-    assert all(f.error is None and f.value.result.throughput for f in finished)
+    assert all(f.error is None and f.value.throughput for f in finished)
     assert all(len(f.gpu_ids) == 1 for f in finished)
     for a in finished:
         for b in finished:

@@ -8,8 +8,8 @@ out-of-memory error (or a kernel that cannot index the batch with 32 bits) backs
 count (attention included); MFU is against a dense matmul roof the tool measures on the same device and dtype.
 
 `measure(job)` is the unit of work: a plain function of plain data, which `bench.sweep` runs in this process
-or as a Ray task. In this process it can take a `Progress` callback, told what the tower is doing (building,
-warming up, each timed run) between the timed windows, never inside one.
+or as a Ray task (bench's job kind of `vitamin_cli.sweeps`). In this process it can take a `Progress` callback,
+told what the tower is doing (building, warming up, each timed run) between the timed windows, never inside one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from vitamin_cli import interrupts
 from vitamin_cli.bench.results import BenchResult
 from vitamin_cli.models.batching import is_batch_failure, with_backoff
 from vitamin_cli.models.device import check, default_dtype, empty_cache, gpu_name, on_device, torch_dtype
+from vitamin_cli.sweeps import Saved, key_of
 from vitamin_cli.zoo import Model, Zoo
 
 TOWERS = ("image", "text")
@@ -409,18 +410,10 @@ class BenchJob:
     done: frozenset[str] = frozenset()  # keys of results a rerun with -o FILE skips
 
 
-@dataclass
-class Outcome:
-    """What `measure` gives back: the result (None when it was done before), the environment and the key."""
-
-    result: BenchResult | None
-    environment: dict[str, Any]
-    key: str
-
-
-def measure(job: BenchJob, progress: Progress | None = None) -> Outcome:
+def measure(job: BenchJob, progress: Progress | None = None) -> BenchResult | Saved:
     """Measure one tower: the device check, the matmul roof and the environment record are all made here,
-    on the machine that measures. `progress`, in this process only, is told what the tower is doing."""
+    on the machine that measures; a tower whose key is in `job.done` is not measured (`Saved`). `progress`, in
+    this process only, is told what the tower is doing."""
     import torch
 
     from vitamin_cli import zoo
@@ -435,21 +428,8 @@ def measure(job: BenchJob, progress: Progress | None = None) -> Outcome:
     versions = (env["torch"], env["open_clip"], env["timm"])
     key = result_key(_identity(registry, model, job.checkpoint), job.tower, env["gpu_name"], settings, versions)
     if key in job.done:
-        return Outcome(None, env, key)
-    result = BenchResult(
-        model.name,
-        list(model.aliases),
-        model.arch,
-        job.tower,
-        settings.device,
-        env["gpu_name"],
-        None,
-        None,
-        settings.dtype,
-        settings.amp,
-        settings.compile,
-        settings.channels_last and job.tower == "image",
-    )
+        return Saved(key)
+    result = BenchResult.started(model, job.tower, settings, env)
     try:
         if progress is not None:
             progress("loading the weights" if job.checkpoint else "building the tower")
@@ -464,7 +444,7 @@ def measure(job: BenchJob, progress: Progress | None = None) -> Outcome:
     if settings.device.startswith("cuda") and result.error is None:
         env["gpu_checked"] = _check_gpu(result, settings.device)
     result.key, result.environment = key, env
-    return Outcome(result, env, key)
+    return result
 
 
 def _said(err: Exception) -> str:
@@ -492,10 +472,8 @@ def result_key(
     """What makes two measurements the same: the network (or checkpoint), the tower, the GPU, the settings and
     the versions of torch, open_clip and timm that ran it. A rerun with the same -o FILE skips a key it holds;
     on another GPU, or after an upgrade, it measures again."""
-    import json
-
     chosen = [(k, v) for k, v in sorted(vars(settings).items()) if k != "latency" or v]  # keys saved before stay
-    return json.dumps([measured, tower, gpu or "cpu", chosen, list(versions)], sort_keys=True)
+    return key_of(measured, tower, gpu or "cpu", chosen, list(versions))
 
 
 def _measure(

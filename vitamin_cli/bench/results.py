@@ -11,11 +11,27 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from vitamin_cli import sweeps
 from vitamin_cli.errors import UsageError
-from vitamin_cli.jsonlines import APART, append_line, check_appendable, fits, from_row, read_text, records
+from vitamin_cli.jsonlines import APART, fits, from_row, read_text, records
 from vitamin_cli.zoo import Model
+
+
+class Settings(Protocol):
+    """What a result records of `measure.BenchSettings`."""
+
+    @property
+    def device(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def amp(self) -> bool: ...
+    @property
+    def compile(self) -> bool: ...
+    @property
+    def channels_last(self) -> bool: ...
 
 
 @dataclass
@@ -58,6 +74,25 @@ class BenchResult:
     key: str | None = field(default=None, repr=False, metadata=APART)  # what a rerun with -o FILE skips
     environment: dict[str, Any] = field(default_factory=dict, repr=False, metadata=APART)  # where it was measured
 
+    @classmethod
+    def started(cls, model: Model, tower: str, settings: Settings, env: Mapping[str, Any] | None = None) -> BenchResult:
+        """A result of one tower with what it is measured under filled in, and nothing measured yet: the model,
+        the settings (channels last is an image tower's only) and, from `env`, the GPU."""
+        return cls(
+            model=model.name,
+            aliases=list(model.aliases),
+            architecture=model.arch,
+            tower=tower,
+            device=settings.device,
+            gpu_name=(env or {}).get("gpu_name"),
+            node=None,
+            node_id=None,
+            dtype=settings.dtype,
+            amp=settings.amp,
+            compile=settings.compile,
+            channels_last=settings.channels_last and tower == "image",
+        )
+
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("apart")}
         if self.tried:
@@ -67,24 +102,6 @@ class BenchResult:
 
 # The keys of a result's JSON object (docs/json.md), and the columns of `vitamin bench --csv`.
 JSON_KEYS = tuple(f.name for f in fields(BenchResult) if not f.metadata.get("apart"))
-
-
-class ResultsLog:
-    """`-o FILE`: each result appended as it comes, after the environment line of where it was measured (once
-    per node and GPU); results read back from the file (resumed) are not written again."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.places: set[tuple[Any, Any]] = set()
-
-    def add(self, result: BenchResult) -> None:
-        if self.path is None or result.resumed:
-            return
-        env = result.environment
-        if env and (env.get("node"), env.get("gpu_name")) not in self.places:
-            self.places.add((env.get("node"), env.get("gpu_name")))
-            append_line(self.path, {"kind": "environment", **env})
-        append_line(self.path, {"kind": "result", "key": result.key, **result.to_json()})
 
 
 @dataclass(frozen=True)
@@ -239,19 +256,21 @@ def _identities(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, 
     return found
 
 
-def check_results_file(path: Path) -> None:
-    """`bench -o FILE`: a file to append results to (jsonlines.check_appendable)."""
-    check_appendable(path, "benchmark results", lambda r: r.get("kind") == "environment" or "tower" in r)
+def _read(row: Mapping[str, Any]) -> BenchResult | None:
+    """A result line back into a result, with the key it was saved under (none: an error row)."""
+    result = from_row(BenchResult, row)
+    if result is not None and isinstance(row.get("key"), str):
+        result.key = row["key"]
+    return result
 
 
-def read_saved(path: Path) -> dict[str, BenchResult]:
-    """Results a rerun of `vitamin bench -o FILE` need not measure again, by their key: those measured without
-    an error (a failure is tried again). A file that does not exist yet holds none."""
-    if not path.exists():
-        return {}
-    saved = {}
-    for row in _bench_rows(path):
-        result = from_row(BenchResult, row)
-        if isinstance(row.get("key"), str) and row["key"] and result is not None and result.error is None:
-            saved[row["key"]] = result
-    return saved
+# `bench -o FILE`'s lines (`sweeps`): an environment line per node and GPU, then each result with its key; a
+# result measured without an error is what a rerun skips.
+ROWS = sweeps.Rows(
+    what="benchmark results",
+    ours=lambda row: row.get("kind") == "environment" or "tower" in row,
+    read=_read,
+    key=lambda result: result.key if result.error is None and result.key else None,
+    line=lambda result: {"key": result.key, **result.to_json()},
+    environment=lambda result: result.environment,
+)

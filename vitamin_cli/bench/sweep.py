@@ -1,15 +1,16 @@
 """`vitamin bench` as one library call: every tower of the selected models, each distinct architecture (or,
 with their weights, each pulled checkpoint) measured once, in this process or on Ray, resumed from saved
-results, each result yielded as it comes.
+results, each result yielded as it comes. Bench's job kind of `vitamin_cli.sweeps`: `plan` makes the jobs,
+`measure.measure` runs one, `results.ROWS` keys and saves the results.
 
-    from vitamin_cli import runners, zoo
-    from vitamin_cli.bench import measure, results, sweep
+    from vitamin_cli import runners, sweeps, zoo
+    from vitamin_cli.bench import results, sweep
 
     registry = zoo.load()
-    settings = measure.default_settings("cuda")
-    saved = results.read_saved(Path("h200.json"))   # what a rerun need not measure again
-    log = results.ResultsLog(Path("h200.json"))
-    for result in sweep.sweep(registry, registry.models, settings, saved=saved, runner=runners.make("auto")):
+    runner = runners.make("auto")
+    settings = sweep.default_settings(runner)                        # cuda, bf16 where the cluster has GPUs
+    log, saved = sweeps.resume(results.ROWS, Path("h200.jsonl"))     # what a rerun need not measure again
+    for result in sweep.sweep(registry, registry.models, settings, saved=saved, runner=runner):
         log.add(result)
 """
 
@@ -20,10 +21,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vitamin_cli.bench.measure import TOWERS, BenchJob, BenchSettings, Outcome, Progress, default_batch, measure
+from vitamin_cli import sweeps
+from vitamin_cli.bench.measure import TOWERS, BenchJob, BenchSettings, Progress, default_batch, measure
+from vitamin_cli.bench.measure import default_settings as device_defaults
 from vitamin_cli.bench.results import BenchResult
 from vitamin_cli.runners import InProcess, Resources, Runner
 from vitamin_cli.zoo import Model, Zoo
+
+
+def default_settings(runner: Runner, device: str | None = None, **given: Any) -> BenchSettings:
+    """The settings of `vitamin bench` where the runner runs: its device (CUDA when it has a GPU) and that
+    device's defaults, with what the user gave on top (None: not given); checked before anything is built."""
+    from vitamin_cli.models import device as devices
+
+    settings = device_defaults(device or devices.default_device(runner), **given)
+    devices.check_for(runner, settings.device, settings.dtype, settings.amp)
+    return settings
 
 
 def plan(
@@ -57,6 +70,16 @@ def plan(
     return jobs, sharing
 
 
+def with_weights(models: Sequence[Model], cache_dir: Path | None, pulled_only: bool) -> tuple[list[Model], Path]:
+    """`--weights`: the models to measure with their pulled checkpoints (with `pulled_only`, those of `models`
+    that are pulled), and the hub cache they are in."""
+    from vitamin_cli.checkpoints.pull import pulled_models
+    from vitamin_cli.checkpoints.store import Store
+
+    store = Store(cache_dir)
+    return (pulled_models(list(models), store) if pulled_only else list(models)), store.root
+
+
 def measured_as(registry: Zoo, model: Model, hub_root: Path | None = None) -> str:
     """What a model's measurement is shared by: its architecture, or with `hub_root` its own pulled checkpoint."""
     from vitamin_cli.models import audit
@@ -64,6 +87,31 @@ def measured_as(registry: Zoo, model: Model, hub_root: Path | None = None) -> st
     if hub_root is None:
         return audit.architecture_id(registry, model)
     return model.name
+
+
+def distinct(registry: Zoo, models: Sequence[Model], hub_root: Path | None = None) -> int:
+    """How many measurements the models take per tower: one per architecture, or with `hub_root` per model."""
+    return len({measured_as(registry, m, hub_root) for m in models})
+
+
+CPU_GMACS_PER_S = 100.0  # an assumed CPU rate, for `cpu_estimate`
+
+
+def cpu_estimate(
+    registry: Zoo, models: Sequence[Model], towers: Sequence[str], settings: BenchSettings
+) -> tuple[float, int]:
+    """About how many seconds measuring the models' distinct architectures takes on the CPU, and the batches per
+    tower counted: the zoo's MAC counts of each batch timed, at CPU_GMACS_PER_S."""
+    seen: dict[str, Model] = {}
+    for m in models:
+        seen.setdefault(measured_as(registry, m), m)
+    batches = settings.warmup + settings.iters * settings.repeats
+    gmacs = 0.0
+    for m in seen.values():
+        for tower in towers:
+            per_item = m.macs_image_g if tower == "image" else m.macs_text_g
+            gmacs += float(per_item) * default_batch(settings, tower) * batches
+    return gmacs / CPU_GMACS_PER_S, batches
 
 
 def sweep(
@@ -88,25 +136,24 @@ def sweep(
     order = list(range(len(jobs)))
     if not runner.in_process:  # the longest first (by FLOPs in the timed batches): no GPU is left with one last
         order.sort(key=lambda i: -(jobs[i].gflops_per_item or 0) * default_batch(settings, jobs[i].tower))
-    calls = [
-        (jobs[i], progress(jobs[i].model, jobs[i].tower)) if progress and runner.in_process else (jobs[i],)
-        for i in order
-    ]
-    for finished in runner.run(measure, calls, resources(runner, settings)):
-        index = order[finished.index]
-        outcome: Outcome | None = finished.value
-        if outcome is not None and outcome.result is None:
-            base = replace(saved[outcome.key], resumed=True)  # measured before, and saved
-        elif outcome is not None and outcome.result is not None:
-            base = replace(outcome.result, node=finished.node, node_id=finished.node_id)
-        else:  # its worker died, twice
-            first = sharing[index][0]
-            base = BenchResult(
-                first.name, [], first.arch, jobs[index].tower, settings.device, None, None, None, settings.dtype,
-                settings.amp, settings.compile, settings.channels_last, error=finished.error,
-            )  # fmt: skip
-        for model in sharing[index]:
+
+    def here(job: BenchJob) -> tuple[Any, ...]:
+        return (progress(job.model, job.tower),) if progress is not None else ()
+
+    ordered = [jobs[i] for i in order]
+    for index, base in sweeps.run(KIND, ordered, runner, resources(runner, settings), saved, here):
+        for model in sharing[order[index]]:
             yield replace(base, model=model.name, aliases=list(model.aliases))
+
+
+def _failed(job: BenchJob, error: str) -> BenchResult:
+    """The row of a tower that was not measured: its worker died, twice."""
+    from vitamin_cli import zoo
+
+    return replace(BenchResult.started(zoo.load(job.zoo_path).get(job.model), job.tower, job.settings), error=error)
+
+
+KIND = sweeps.Kind(run=measure, failed=_failed)
 
 
 def resources(runner: Runner, settings: BenchSettings) -> Resources:

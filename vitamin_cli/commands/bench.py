@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,17 +11,15 @@ import typer
 
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, UsageError
-from vitamin_cli.files import check_writable
 from vitamin_cli.views import sink
 from vitamin_cli.views.results import BENCH_COLUMNS as COLUMNS
-from vitamin_cli.views.results import bench_notes
+from vitamin_cli.views.results import bench_notes, bench_progress
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.bench.measure import BenchSettings, Progress
-    from vitamin_cli.bench.results import BenchResult, ResultsLog
-    from vitamin_cli.runners import Runner
-    from vitamin_cli.views.progress import LiveTable
+    from vitamin_cli.bench.measure import Progress
+    from vitamin_cli.bench.results import BenchResult
+    from vitamin_cli.sweeps import ResultsFile
     from vitamin_cli.zoo import Model, Zoo
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv)
@@ -70,37 +67,31 @@ def bench_command(
     timed runs is reported with its spread, peak memory, TFLOP/s and MFU against a matmul roof measured here.
     With --ray, every tower is a Ray task on a GPU of its own, on this machine or a cluster (docs/scale.md).
     """
-    from vitamin_cli import runners, zoo
-    from vitamin_cli.bench import measure as bench
+    from vitamin_cli import runners, sweeps, zoo
     from vitamin_cli.bench import results as bench_results
     from vitamin_cli.bench import sweep as bench_sweep
+    from vitamin_cli.bench.measure import TOWERS
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv)
     _refuse_conflicts(tower=tower, tune=tune, weights=weights, ray=ray)
     _check_compile_mode(compile_, compile_mode)
     opt.check_dtype(dtype)
-    saved = _saved(out)
+    log, saved = sweeps.resume(bench_results.ROWS, out)
     registry = zoo.load(zoo_path)
-    models, hub_root = _selected(selection, registry, weights, cache_dir)
+    models, hub_root, whole = selection.models(registry), None, not (selection.names or selection.filtered)
+    if weights:  # the whole zoo: every pulled released model
+        models, hub_root = bench_sweep.with_weights(models, cache_dir, pulled_only=whole)
     runner = runners.make(ray)
-    settings = _settings(
-        runner,
-        device=device,
-        dtype=dtype,
-        amp=amp,
-        batch_size=batch_size,
-        compile_=compile_,
-        compile_mode=compile_mode,
-        channels_last=channels_last,
-        warmup=warmup,
-        iters=iters,
-        repeats=repeats,
-        latency=latency,
-    )
-    towers = bench.TOWERS if tower == "both" else (tower,)
+    auto = batch_size == "auto"
+    settings = bench_sweep.default_settings(
+        runner, device, dtype=dtype, amp=amp or None, batch_size=int(batch_size) if batch_size and not auto else None,
+        auto_batch=auto or None, compile=compile_ or None, compile_mode=compile_mode, channels_last=channels_last,
+        warmup=warmup, iters=iters, repeats=repeats, latency=latency or None,
+    )  # fmt: skip
+    towers = TOWERS if tower == "both" else (tower,)
     _announce(registry, models, towers, settings.device, hub_root)
-    if settings.device == "cpu" and hub_root is None and not (selection.names or selection.filtered):
-        _warn_cpu_zoo(registry, models, towers, settings)
+    if settings.device == "cpu" and hub_root is None and whole:
+        _warn_cpu_zoo(*bench_sweep.cpu_estimate(registry, models, towers, settings))
 
     def found(progress: Callable[[str, str], Progress]) -> Iterable[BenchResult]:
         if tune:
@@ -109,79 +100,12 @@ def bench_command(
             registry, models, settings, towers, hub_root=hub_root, saved=saved, runner=runner, progress=progress
         )
 
-    results = _shown_live(found, bench_results.ResultsLog(out))
-    results = bench_sweep.in_table_order(results, models)
+    results = bench_sweep.in_table_order(_shown_live(found, log), models)
     columns = COLUMNS if latency else [c for c in COLUMNS if not c.title.startswith("1-item")]
     sink.write_rows(chosen, results, columns, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
     for note in bench_notes(results, out):
         print(note, file=sys.stderr)
     _exit_if_failed(results, weights)
-
-
-def _selected(
-    selection: opt.Selection, registry: Zoo, weights: bool, cache_dir: Path | None
-) -> tuple[list[Model], Path | None]:
-    """The models to measure, and with --weights the hub cache their checkpoints are in: with no names or
-    filters, every pulled released model."""
-    from vitamin_cli.checkpoints.pull import pulled_models
-    from vitamin_cli.checkpoints.store import Store
-
-    models = selection.models(registry)
-    if not weights:
-        return models, None
-    store = Store(cache_dir)
-    if not (selection.names or selection.filtered):
-        models = pulled_models(models, store)
-    return models, store.root
-
-
-def _saved(out: Path | None) -> dict[str, BenchResult]:
-    """The results a rerun skips: those already in -o FILE, once the file is known to take more."""
-    from vitamin_cli.bench import results as bench_results
-
-    if out is None:
-        return {}
-    check_writable(out)
-    bench_results.check_results_file(out)
-    return bench_results.read_saved(out)
-
-
-def _settings(
-    runner: Runner,
-    *,
-    device: str | None,
-    dtype: str | None,
-    amp: bool,
-    batch_size: str | None,
-    compile_: bool,
-    compile_mode: str | None,
-    channels_last: bool | None,
-    warmup: int | None,
-    iters: int | None,
-    repeats: int | None,
-    latency: bool,
-) -> BenchSettings:
-    """The settings the options ask for, the defaults of the device (the runner's by default) filling the rest,
-    checked against the devices the runner has."""
-    from vitamin_cli.bench import measure as bench
-    from vitamin_cli.models import device as devices
-
-    settings = bench.default_settings(
-        device or devices.default_device(runner),
-        dtype=dtype,
-        amp=amp or None,
-        batch_size=int(batch_size) if batch_size and batch_size != "auto" else None,
-        auto_batch=batch_size == "auto" or None,
-        compile=compile_ or None,
-        compile_mode=compile_mode,
-        channels_last=channels_last,
-        warmup=warmup,
-        iters=iters,
-        repeats=repeats,
-        latency=latency or None,
-    )
-    devices.check_for(runner, settings.device, settings.dtype, settings.amp)
-    return settings
 
 
 def _exit_if_failed(results: list[BenchResult], weights: bool) -> None:
@@ -218,11 +142,10 @@ def _check_compile_mode(compile_: bool, mode: str | None) -> None:
 
 def _announce(registry: Zoo, models: list[Model], towers: tuple[str, ...], device: str, hub_root: Path | None) -> None:
     """One line on stderr before the work starts: what is measured, and where (a model not pulled fails here)."""
-    from vitamin_cli.bench import sweep as bench_sweep
+    from vitamin_cli.bench.sweep import distinct
 
-    distinct = len({bench_sweep.measured_as(registry, m, hub_root) for m in models})
     kind = "architecture" if hub_root is None else "checkpoint"
-    what = f"{_count(distinct, kind)} x {_count(len(towers), 'tower')}"
+    what = f"{_count(distinct(registry, models, hub_root), kind)} x {_count(len(towers), 'tower')}"
     print(f"measuring {what} ({_count(len(models), 'model')}) on {device}", file=sys.stderr)
 
 
@@ -230,25 +153,11 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' * (number != 1)}"
 
 
-CPU_GMACS_PER_S = 100.0  # an assumed CPU rate, for `bench`'s estimate of the whole zoo on the CPU
+def _warn_cpu_zoo(seconds: float, batches: int) -> None:
+    """Before the whole zoo is measured on the CPU: about how long it takes (`bench.sweep.cpu_estimate`), and
+    what to do instead (it still runs, asking nothing)."""
+    from vitamin_cli.bench.sweep import CPU_GMACS_PER_S
 
-
-def _warn_cpu_zoo(registry: Zoo, models: list[Model], towers: tuple[str, ...], settings: BenchSettings) -> None:
-    """Before the whole zoo is measured on the CPU: about how long it takes, and what to do instead (it still
-    runs, asking nothing). The estimate is the zoo's MAC counts of each batch timed, at CPU_GMACS_PER_S."""
-    from vitamin_cli.bench import measure as bench
-    from vitamin_cli.bench import sweep as bench_sweep
-
-    seen: dict[str, Model] = {}
-    for m in models:
-        seen.setdefault(bench_sweep.measured_as(registry, m), m)
-    batches = settings.warmup + settings.iters * settings.repeats
-    gmacs = 0.0
-    for m in seen.values():
-        for tower in towers:
-            per_item = m.macs_image_g if tower == "image" else m.macs_text_g
-            gmacs += float(per_item) * bench.default_batch(settings, tower) * batches
-    seconds = gmacs / CPU_GMACS_PER_S
     took = f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{max(seconds / 60, 1):.0f} minutes"
     print(
         f"note: the whole zoo on the CPU takes about {took} (the zoo's MAC counts of {batches} batches per tower, "
@@ -259,7 +168,7 @@ def _warn_cpu_zoo(registry: Zoo, models: list[Model], towers: tuple[str, ...], s
 
 
 def _shown_live(
-    found: Callable[[Callable[[str, str], Progress]], Iterable[BenchResult]], log: ResultsLog
+    found: Callable[[Callable[[str, str], Progress]], Iterable[BenchResult]], log: ResultsFile[BenchResult]
 ) -> list[BenchResult]:
     """Each result saved to the results file and added to the live table as it comes; under the table, what the
     tower in progress is doing (`found(progress)` gives the results, telling `progress` of each tower's steps)."""
@@ -267,24 +176,8 @@ def _shown_live(
 
     results: list[BenchResult] = []
     with LiveTable([c.title for c in COLUMNS], {c.title for c in COLUMNS if c.right}) as live:
-        for result in found(_progress_to(live)):
+        for result in found(bench_progress(live)):
             log.add(result)
             live.add([c.cell(result) for c in COLUMNS])
             results.append(result)
     return results
-
-
-def _progress_to(live: LiveTable) -> Callable[[str, str], Progress]:
-    """What each tower is doing, on the live table's status line, with the time since the tower began (its
-    first word); towers measured on Ray say nothing until their row."""
-
-    def for_tower(model: str, tower: str) -> Progress:
-        began: list[float] = []
-
-        def progress(text: str) -> None:
-            began[:] = began or [time.monotonic()]
-            live.status(f"{model} {tower} tower: {text}", since=began[0])
-
-        return progress
-
-    return for_tower

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,16 +11,14 @@ import typer
 from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import EXIT_FAILURE, VitaminError
-from vitamin_cli.files import check_writable
 from vitamin_cli.views import results as views
 from vitamin_cli.views import sink
 from vitamin_cli.views.sink import OutputFormat
 
 if TYPE_CHECKING:
-    from vitamin_cli.eval.results import Column, Identity, TaskResult
-    from vitamin_cli.eval.zeroshot import Progress
+    from vitamin_cli.eval.results import TaskResult
+    from vitamin_cli.sweeps import ResultsFile
     from vitamin_cli.views.progress import LiveTable
-    from vitamin_cli.zoo import Model
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv)
 EXAMPLES = """
@@ -63,8 +60,8 @@ def eval_command(
     --dtype fp32. Task data is fetched into the Hugging Face cache like checkpoints (`vitamin pull --task KEY`
     fetches it ahead). docs/eval.md.
     """
-    from vitamin_cli import runners
-    from vitamin_cli.eval import results as saved_results
+    from vitamin_cli import runners, sweeps
+    from vitamin_cli.eval import results as eval_results
     from vitamin_cli.eval import sweep, tasks
     from vitamin_cli.views.progress import LiveTable
 
@@ -73,9 +70,7 @@ def eval_command(
     opt.check_dtype(dtype)
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
-    if out is not None:
-        check_writable(out)
-        saved_results.check_results_file(out)
+    log, saved = sweeps.resume(eval_results.ROWS, out)
     wanted = tasks.load().resolve(task or [], suite or [])
     runner = runners.make(ray)
     settings = sweep.default_settings(
@@ -85,13 +80,12 @@ def eval_command(
         batch_size=int(batch_size) if batch_size and batch_size != "auto" else None,
         workers=workers,
     )
-    saved = saved_results.read_results(out) if out is not None else []
     with LiveTable(views.EVAL_PROGRESS_TITLES, views.EVAL_PROGRESS_RIGHT, enabled=chosen == OutputFormat.table) as live:
+        progress = views.eval_progress(live)
         found = sweep.sweep(registry, models, wanted, settings, checkpoint=checkpoint, templates=templates,
-                            cache_dir=cache_dir, saved=saved, runner=runner, progress=_progress_to(live))  # fmt: skip
-        results = _collected(found, out, live, explicit=selection.explicit)
-    measured = [r for r in results if r.task != "-"]
-    summaries = _newest_columns(models, measured)
+                            cache_dir=cache_dir, saved=saved, runner=runner, progress=progress)  # fmt: skip
+        results = _collected(found, log, live, explicit=selection.explicit)
+    summaries = eval_results.newest_columns(models, [r for r in results if r.task != "-"])
 
     def document(records: object) -> object:
         columns = [
@@ -108,42 +102,17 @@ def eval_command(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _progress_to(live: LiveTable) -> Callable[[str, str], Progress]:
-    """Each task's progress (images done, of how many, in how long) as the live table's bottom row."""
-
-    def progress(model: str, task_key: str) -> Progress:
-        return lambda done, total, seconds: live.update(views.eval_progress_row(model, task_key, done, total, seconds))
-
-    return progress
-
-
-def _collected(found: Iterable[TaskResult], out: Path | None, live: LiveTable, *, explicit: bool) -> list[TaskResult]:
+def _collected(
+    found: Iterable[TaskResult], log: ResultsFile[TaskResult], live: LiveTable, *, explicit: bool
+) -> list[TaskResult]:
     """Each result appended to the results file and shown as it comes; a model named but not evaluable said on
     stderr (picked by a filter, it is skipped quietly)."""
-    from vitamin_cli.eval.results import append_result
-
     results: list[TaskResult] = []
     for result in found:
         if result.task == "-" and explicit:
             console.report_error(VitaminError(result.error or ""))
-        if out is not None and result.status != "skipped" and not result.resumed:
-            append_result(out, result)
+        log.add(result)
         if result.status != "skipped":
             live.add(views.eval_finished_row(result))
         results.append(result)
     return results
-
-
-def _newest_columns(models: list[Model], measured: list[TaskResult]) -> dict[str, tuple[Identity | None, list[Column]]]:
-    """Each evaluated model's zoo columns, from its results of one identity (the newest): never a mean over
-    results of two checkpoints, architectures, dtypes or devices."""
-    from vitamin_cli.eval import tasks
-    from vitamin_cli.eval.results import by_identity, columns
-
-    found: dict[str, tuple[Identity | None, list[Column]]] = {}
-    for model in models:
-        if any(r.model == model.name for r in measured):
-            groups = by_identity(model, measured)
-            identity, group = groups[0] if groups else (None, [])
-            found[model.name] = (identity, columns(model, group, tasks.load().tasks))
-    return found

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vitamin_cli import report
+from vitamin_cli import report, sweeps
 from vitamin_cli.errors import UsageError
-from vitamin_cli.jsonlines import APART, append_line, check_appendable, from_row, read_text, records
+from vitamin_cli.jsonlines import APART, from_row
 from vitamin_cli.zoo import METRICS, Model
 
 if TYPE_CHECKING:
@@ -52,9 +52,14 @@ class TaskResult:
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("apart")}
 
-    def key(self) -> tuple[Any, ...]:
-        """Everything the result depends on: a rerun with the same `-o FILE` skips a result of the same key.
-        A result read from a file written before a part was recorded has None there, so it never matches."""
+    def key(self) -> str:
+        """Everything the result depends on (`key_parts`), as one key (`sweeps.key_of`): a rerun with the same
+        `-o FILE` skips a result of the same key."""
+        return sweeps.key_of(*self.key_parts())
+
+    def key_parts(self) -> tuple[Any, ...]:
+        """Everything the result depends on. A result read from a file written before a part was recorded has
+        None there, so it never matches."""
         return (
             self.model,
             self.checkpoint_sha256,
@@ -146,27 +151,46 @@ def by_identity(model: Model, results: Sequence[TaskResult]) -> list[tuple[Ident
     return [(identity, groups[identity]) for identity in sorted(groups, key=lambda i: -last[i])]
 
 
+def newest_columns(
+    models: Sequence[Model], measured: Sequence[TaskResult]
+) -> dict[str, tuple[Identity | None, list[Column]]]:
+    """Each evaluated model's zoo columns, from its results of one identity (the newest): never a mean over
+    results of two checkpoints, architectures, dtypes or devices."""
+    from vitamin_cli.eval import tasks
+
+    found: dict[str, tuple[Identity | None, list[Column]]] = {}
+    for model in models:
+        if any(r.model == model.name for r in measured):
+            groups = by_identity(model, measured)
+            identity, group = groups[0] if groups else (None, [])
+            found[model.name] = (identity, columns(model, group, tasks.load().tasks))
+    return found
+
+
 # ---------------------------------------------------------------------------------------------------
 # The results file: one JSON line per finished task, so an interrupted sweep loses at most one
+
+
+def _read(row: Mapping[str, Any]) -> TaskResult | None:
+    recorded_later = {"architecture_sha256": None, "classnames_sha256": None}  # absent from older files
+    return from_row(TaskResult, {**recorded_later, **row})
+
+
+# `eval -o FILE`'s lines (`sweeps`): each result but a skipped one, its key computed from its fields (no key is
+# saved); a result with status ok is what a rerun skips.
+ROWS = sweeps.Rows(
+    what="evaluation results",
+    ours=lambda row: row.get("kind") == "result" and "task" in row,
+    read=_read,
+    key=lambda result: result.key() if result.status == "ok" else None,
+    line=lambda result: None if result.status == "skipped" else result.to_json(),
+)
 
 
 def read_results(path: Path) -> list[TaskResult]:
     """The results in a file written by `vitamin eval -o FILE`; other lines (an environment record, a line cut
     short by a kill, a hand edit with wrong types) are left alone."""
-    if not path.exists():
-        return []
-    rows = [r for r in records(read_text(path, "evaluation results")) if r.get("kind") == "result"]
-    recorded_later = {"architecture_sha256": None, "classnames_sha256": None}  # absent from older files
-    return [r for r in (from_row(TaskResult, {**recorded_later, **row}) for row in rows) if r is not None]
-
-
-def check_results_file(path: Path) -> None:
-    """`eval -o FILE`: a file to append results to (jsonlines.check_appendable)."""
-    check_appendable(path, "evaluation results", lambda r: r.get("kind") == "result" and "task" in r)
-
-
-def append_result(path: Path, result: TaskResult) -> None:
-    append_line(path, {"kind": "result", **result.to_json()})
+    return sweeps.read_results(ROWS, path)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,28 @@
 """`vitamin eval` as one library call: models × tasks, each pair a job run in this process or on Ray, resumed
-from saved results, each result yielded as it finishes.
+from saved results, each result yielded as it finishes. Eval's job kind of `vitamin_cli.sweeps`: `sweep` plans
+the jobs, `run_job` runs one, `results.ROWS` keys and saves the results.
 
     from pathlib import Path
-    from vitamin_cli import runners, zoo
+    from vitamin_cli import runners, sweeps, zoo
     from vitamin_cli.eval import results, sweep, tasks
 
     registry = zoo.load()
-    runs = Path("runs.jsonl")
     runner = runners.make("auto")                       # the running Ray cluster; runners.make(None): here
     settings = sweep.default_settings(runner)           # cuda and bf16 where the cluster has GPUs
+    log, saved = sweeps.resume(results.ROWS, Path("runs.jsonl"))
     for result in sweep.sweep(registry, registry.select("ViTamin-L"), tasks.load().suite("vtab"), settings,
-                              saved=results.read_results(runs), runner=runner):
-        if not result.resumed:
-            results.append_result(runs, result)
+                              saved=saved, runner=runner):
+        log.add(result)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vitamin_cli import sweeps
 from vitamin_cli.errors import UsageError, VitaminError
 from vitamin_cli.eval.kinds import run_task
 from vitamin_cli.eval.results import TaskResult
@@ -58,7 +59,7 @@ class EvalJob:
     checkpoint: Path | None = None  # the user's own weights; None: the pulled checkpoint
     templates: Path | None = None
     cache_dir: Path | None = None  # None: the cache of the machine it runs on
-    done: frozenset[tuple[Any, ...]] = frozenset()  # result keys a rerun with -o FILE skips
+    done: frozenset[str] = frozenset()  # result keys a rerun with -o FILE skips
 
 
 @dataclass
@@ -79,9 +80,9 @@ class Reuse:
         return self.model
 
 
-def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None = None) -> TaskResult:
+def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None = None) -> TaskResult | sweeps.Saved:
     """Fetch the task's data and the model's weights (into this machine's cache), then `run_task`; a result
-    with the key of one already saved comes back with status `done` and nothing measured."""
+    with the key of one already saved is not measured (`sweeps.Saved`)."""
     from vitamin_cli import zoo
     from vitamin_cli.models import loading
 
@@ -91,12 +92,10 @@ def run_job(job: EvalJob, progress: Progress | None = None, reuse: Reuse | None 
         weights = _weights(job, reuse)
         architecture = _architecture(job)
     except VitaminError as err:
-        return TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric,
-                          status="failed", error=err.one_line())  # fmt: skip
+        return _failed(job, err.one_line())
     result = started(job.model, weights, architecture, data, job.settings)
     if result.key() in job.done:
-        result.status = "done"
-        return result
+        return sweeps.Saved(result.key())
 
     def load() -> tuple[Any, Any, Any]:
         registry = zoo.load(job.zoo_path)
@@ -122,47 +121,46 @@ def sweep(
     checkpoint: Path | None = None,
     templates: Path | None = None,
     cache_dir: Path | None = None,
-    saved: Sequence[TaskResult] = (),
+    saved: Mapping[str, TaskResult] | None = None,
     runner: Runner | None = None,
     progress: Callable[[str, str], Progress | None] | None = None,
 ) -> Iterator[TaskResult]:
     """Evaluate each model on each task; yield a result for each pair as it finishes.
 
     A model without public weights and without `checkpoint` gives a `skipped` result first, with task "-". A
-    pair whose result is in `saved` with status ok (read back from `-o FILE`) is not evaluated again: the saved
-    result is yielded, marked `resumed`. `checkpoint` holds one model's own weights; `progress(model, task)`
-    gives a callback for a job's images, in this process only."""
+    pair whose key is in `saved` (`sweeps.read_saved`: those with status ok, read back from `-o FILE`) is not
+    evaluated again: the saved result is yielded, marked `resumed`. `checkpoint` holds one model's own weights;
+    `progress(model, task)` gives a callback for a job's images, in this process only."""
     runner = runner or InProcess()
     checkpoint = _checked_first(models, tasks, checkpoint, templates)
-    done = {r.key(): r for r in saved if r.status == "ok"}  # a failure is tried again
+    done = frozenset(saved or {})
     jobs: list[EvalJob] = []
     for model in models:
         if model.weights is None and checkpoint is None:
             why = f"{model.name} has no public checkpoint: {model.weights_note}; give your own with --checkpoint PATH"
             yield TaskResult(model.name, None, "-", "-", status="skipped", error=why)
             continue
-        for task in tasks:
-            jobs.append(
-                EvalJob(registry.path, model.name, task, settings, checkpoint, templates, cache_dir, frozenset(done))
-            )
+        jobs += [
+            EvalJob(registry.path, model.name, task, settings, checkpoint, templates, cache_dir, done) for task in tasks
+        ]
     reuse = Reuse()
-    calls = [
-        (job, progress(job.model, job.task.key) if progress else None, reuse) if runner.in_process else (job,)
-        for job in jobs
-    ]
+
+    def here(job: EvalJob) -> tuple[Any, ...]:
+        return (progress(job.model, job.task.key) if progress else None, reuse)
+
     cuda = settings.device.startswith("cuda")
-    for finished in runner.run(run_job, calls, Resources(num_gpus=1 if cuda else 0, num_cpus=1, fresh_worker=cuda)):
-        job = jobs[finished.index]
-        result: TaskResult | None = finished.value
-        if result is None:  # its worker died, twice
-            result = TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric,
-                                status="failed", error=finished.error)  # fmt: skip
-        elif result.status == "done":
-            result = done[result.key()]
-            result.resumed = True
-        else:
-            result.node, result.node_id = finished.node, finished.node_id
+    resources = Resources(num_gpus=1 if cuda else 0, num_cpus=1, fresh_worker=cuda)
+    for _, result in sweeps.run(KIND, jobs, runner, resources, saved, here):
         yield result
+
+
+def _failed(job: EvalJob, error: str) -> TaskResult:
+    """The result of a job that failed before it measured anything, or whose worker died, twice."""
+    return TaskResult(job.model, None, job.task.key, job.task.name, main_metric=job.task.metric, status="failed",
+                      error=error)  # fmt: skip
+
+
+KIND = sweeps.Kind(run=run_job, failed=_failed)
 
 
 def _checked_first(

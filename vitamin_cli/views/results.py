@@ -3,7 +3,8 @@ them, and the rows their live progress tables show while a sweep runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,9 +12,12 @@ from vitamin_cli import console
 from vitamin_cli.views.sink import Cell, Column, table
 
 if TYPE_CHECKING:
+    from vitamin_cli.bench.measure import Progress as BenchProgress
     from vitamin_cli.bench.results import BenchResult
     from vitamin_cli.eval.results import Column as ZooColumn
     from vitamin_cli.eval.results import TaskResult
+    from vitamin_cli.eval.zeroshot import Progress as EvalProgress
+    from vitamin_cli.views.progress import LiveTable
 
 
 REASON_WIDTH = 60  # a table row's reason, cut at a word; the whole reason is on stderr and in the JSON
@@ -126,6 +130,31 @@ def eval_progress_row(model: str, task: str, done: int, total: int, seconds: flo
     rate = done / seconds if seconds else 0.0
     left = f"{(total - done) / rate:,.0f} s" if rate and total > done else "-"
     return [model, task, f"{done:,}" + (f" / {total:,}" if total else ""), f"{rate:,.0f}", left]
+
+
+def eval_progress(live: LiveTable) -> Callable[[str, str], EvalProgress]:
+    """Each task's progress (images done, of how many, in how long) as the live table's bottom row."""
+
+    def progress(model: str, task_key: str) -> EvalProgress:
+        return lambda done, total, seconds: live.update(eval_progress_row(model, task_key, done, total, seconds))
+
+    return progress
+
+
+def bench_progress(live: LiveTable) -> Callable[[str, str], BenchProgress]:
+    """What each tower is doing, on the live table's status line, with the time since the tower began (its
+    first word); towers measured on Ray say nothing until their row."""
+
+    def for_tower(model: str, tower: str) -> BenchProgress:
+        began: list[float] = []
+
+        def progress(text: str) -> None:
+            began[:] = began or [time.monotonic()]
+            live.status(f"{model} {tower} tower: {text}", since=began[0])
+
+        return progress
+
+    return for_tower
 
 
 def eval_notes(results: Sequence[TaskResult], out: Path | None) -> list[str]:

@@ -91,7 +91,7 @@ def classifier(
 
     from vitamin_cli.files import memo_dir
 
-    identity = json.dumps([CLASSIFIER_VERSION, *result.key()[1:]])
+    identity = json.dumps([CLASSIFIER_VERSION, *result.key_parts()[1:]])
     key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     path = memo_dir() / "classifiers" / f"{key}.pt"
     kept = _kept_classifier(path, identity, len(data.classnames))
