@@ -122,7 +122,8 @@ BENCH_ROW: Mapping[str, Any] = {
 
 
 def test_bench_files_of_earlier_versions_resume_by_the_key_they_saved(tmp_path: Path) -> None:
-    """A bench line saves its key (a JSON text), made as before: the line is read back under it."""
+    """A bench line saves its key (a JSON text), made as before: the line is read back under it, one written
+    before the fields of spread, noise and latency percentiles were with those fields at their defaults."""
     from vitamin_cli.bench import measure
 
     key = measure.result_key("net", "image", None, measure.BenchSettings(), ("2.4", "3.0", "1.0"))
@@ -134,6 +135,10 @@ def test_bench_files_of_earlier_versions_resume_by_the_key_they_saved(tmp_path: 
     out.write_text("".join(json.dumps(line) + "\n" for line in lines))
     _, saved = sweeps.resume(bench_results.ROWS, out)
     assert list(saved) == [key] and saved[key].throughput == 10.0 and saved[key].key == key
+    older = {k: v for k, v in BENCH_ROW.items() if k not in bench_results.RECORDED_LATER}  # before spreads were
+    out.write_text(json.dumps({"kind": "result", "key": key, **older}) + "\n")
+    (resumed,) = sweeps.read_saved(bench_results.ROWS, out).values()
+    assert (resumed.throughput, resumed.spread, resumed.noisy, resumed.latency_p50_ms) == (10.0, None, False, None)
 
 
 def test_eval_files_of_earlier_versions_resume_by_a_key_computed_from_their_fields(tmp_path: Path) -> None:

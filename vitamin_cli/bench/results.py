@@ -256,9 +256,16 @@ def _identities(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, 
     return found
 
 
+# Fields a line written before they were has not: their defaults (the table shows such a row's range of runs).
+RECORDED_LATER: dict[str, Any] = {
+    "spread": None, "runs": None, "noisy": False, "noise": None, "busy_share": None,
+    "latency_p50_ms": None, "latency_p90_ms": None, "latency_p99_ms": None,
+}  # fmt: skip
+
+
 def _read(row: Mapping[str, Any]) -> BenchResult | None:
     """A result line back into a result, with the key it was saved under (none: an error row)."""
-    result = from_row(BenchResult, row)
+    result = from_row(BenchResult, {**RECORDED_LATER, **row})
     if result is not None and isinstance(row.get("key"), str):
         result.key = row["key"]
     return result
