@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BUSY_LIMIT = 0.15  # other processes using more than this share of our CPUs make a measurement noisy
+MIN_CPU_SECONDS = 1.0  # timed windows shorter than this (times our CPUs) are too short to judge: 100 ticks
 _STAT = Path("/proc/stat")
 
 
@@ -76,17 +77,18 @@ class Watch:
         self.wall += time.perf_counter() - began
 
     def others_share(self) -> float | None:
-        """Other processes' share of this process's CPUs during the windows (0 to 1), None where not measured."""
-        if not self.measured or self.wall <= 0:
+        """Other processes' share of this process's CPUs during the windows (0 to 1); None where not measured, or
+        where the windows were too short for the kernel's counters (which tick every 10 ms) to say."""
+        if not self.measured or self.wall * len(self.cpus) < MIN_CPU_SECONDS:
             return None
         return min(1.0, max(0.0, (self.busy - self.ours) / (self.wall * len(self.cpus))))
 
 
-def busy_reason(share: float | None) -> str | None:
+def busy_reason(share: float | None, during: str = "the timed runs") -> str | None:
     """Why a measurement is noisy, when other processes used more than BUSY_LIMIT of its CPUs."""
     if share is None or share <= BUSY_LIMIT:
         return None
-    return f"other processes used {share:.0%} of the CPU during the timed runs"
+    return f"other processes used {share:.0%} of the CPU during {during}"
 
 
 # ---------------------------------------------------------------------------------------------------

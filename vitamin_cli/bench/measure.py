@@ -542,7 +542,7 @@ def _latency(result: BenchResult, step: Callable[[], Any], settings: BenchSettin
         medians.append(statistics.median(times))
     p = statistics.quantiles(calls, n=100, method="inclusive")
     result.latency_p50_ms, result.latency_p90_ms, result.latency_p99_ms = p[49] * 1e3, p[89] * 1e3, p[98] * 1e3
-    _mark(result, machine.busy_reason(watch.others_share()))
+    _mark(result, machine.busy_reason(watch.others_share(), "the batch-1 calls"))
 
 
 def _check_gpu(result: BenchResult, device: str) -> bool:

@@ -101,7 +101,7 @@ def bench_command(
         )
 
     results = bench_sweep.in_table_order(_shown_live(found, log), models)
-    columns = COLUMNS if latency else [c for c in COLUMNS if not c.title.startswith("1-item")]
+    columns = COLUMNS if latency else [c for c in COLUMNS if c.title != "p50/p99 ms"]
     sink.write_rows(chosen, results, columns, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
     for note in bench_notes(results, out):
         print(note, file=sys.stderr)
