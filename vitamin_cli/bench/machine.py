@@ -31,13 +31,16 @@ def _busy_seconds(cpus: list[int]) -> float | None:
     except OSError:
         return None
     wanted = {f"cpu{n}" for n in cpus}
-    ticks = 0
+    ticks, found = 0, 0
     for line in lines:
-        name, *values = line.split()
+        name, *values = line.split() or [""]
         if name in wanted:
-            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in values[:8])
-            ticks += user + nice + system + irq + softirq + steal
-    return ticks / os.sysconf("SC_CLK_TCK")
+            try:  # older kernels give fewer columns: the missing ones count as 0
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in (values + ["0"] * 8)[:8])
+            except ValueError:
+                return None
+            ticks, found = ticks + user + nice + system + irq + softirq + steal, found + 1
+    return ticks / os.sysconf("SC_CLK_TCK") if found == len(wanted) else None  # a CPU not listed: not known
 
 
 def _our_seconds() -> float:
@@ -48,9 +51,11 @@ def _our_seconds() -> float:
 @dataclass
 class Watch:
     """Around each timed window (`with watch:`): the CPU time every process spent on this process's CPUs, and
-    this process's own; `others_share()` is the share of those CPUs' time in the windows that went elsewhere."""
+    this process's own; `others_share()` is the share of the CPU time the work could use in the windows that
+    went to other processes (what they took of CPUs the work leaves idle, with fewer threads, is theirs)."""
 
     cpus: list[int] = field(default_factory=_our_cpus)
+    threads: int | None = None  # how many of the CPUs the work uses (torch's threads); None: all of them
     wall: float = 0.0
     busy: float = 0.0
     ours: float = 0.0
@@ -81,7 +86,9 @@ class Watch:
         where the windows were too short for the kernel's counters (which tick every 10 ms) to say."""
         if not self.measured or self.wall * len(self.cpus) < MIN_CPU_SECONDS:
             return None
-        return min(1.0, max(0.0, (self.busy - self.ours) / (self.wall * len(self.cpus))))
+        used = min(self.threads or len(self.cpus), len(self.cpus))
+        spare = (len(self.cpus) - used) * self.wall  # CPUs the work leaves idle: others may use them freely
+        return min(1.0, max(0.0, (self.busy - self.ours - spare) / (self.wall * used)))
 
 
 def busy_reason(share: float | None, during: str = "the timed runs") -> str | None:

@@ -82,6 +82,7 @@ def default_batch(settings: BenchSettings, tower: str) -> int:
 # One measurement
 
 
+TICK_S = 1e-9  # a run the clock saw take no time (too fast for it) counts as one tick, never a division by 0
 SPREAD_TARGET = 0.05  # timed runs go on until their spread (IQR over median) is under this...
 MAX_RUNS_FACTOR = 2  # ...or `repeats` times this many runs were made...
 BUDGET_S = {"cuda": 15.0, "cpu": 60.0}  # ...or this many seconds of timed runs were spent, per batch size
@@ -98,7 +99,7 @@ class Timing:
 
     def rates(self) -> list[float]:
         """Items per second of each run, slowest first."""
-        return sorted(self.batch_size * self.iters / s for s in self.runs_s)
+        return sorted(self.batch_size * self.iters / max(s, TICK_S) for s in self.runs_s)
 
     def throughput(self) -> float:
         return statistics.median(self.rates())
@@ -122,7 +123,7 @@ def enough_runs(runs_s: Sequence[float], settings: BenchSettings) -> bool:
         return False
     budget = BUDGET_S["cuda" if settings.device.startswith("cuda") else "cpu"]
     return (
-        relative_spread([1 / s for s in runs_s]) <= SPREAD_TARGET
+        (len(runs_s) >= 2 and relative_spread([1 / max(s, TICK_S) for s in runs_s]) <= SPREAD_TARGET)
         or len(runs_s) >= settings.repeats * MAX_RUNS_FACTOR
         or sum(runs_s) >= budget
     )
@@ -140,11 +141,13 @@ def time_batches(
     run before it starts, outside the timed window."""
     import torch
 
+    from vitamin_cli.bench import machine
     from vitamin_cli.bench.machine import Watch
 
     cuda = settings.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats(settings.device)
+    cpu_memory = not cuda and machine.reset_peak_memory()  # the model's memory and this batch's, not others'
 
     def sync() -> None:
         if cuda:
@@ -158,7 +161,7 @@ def time_batches(
     sync()
     warmup_s = time.perf_counter() - start
     runs: list[float] = []
-    watch = Watch()
+    watch = Watch(threads=torch.get_num_threads())
     while not enough_runs(runs, settings):
         interrupts.check()  # compiling starts worker processes, which can swallow a Ctrl-C
         if progress is not None:  # before the window opens: the last one was closed by a sync
@@ -167,6 +170,7 @@ def time_batches(
         with watch:
             runs.append(_timed_run(step, settings, clock or time.perf_counter))
     peak = torch.cuda.max_memory_allocated(settings.device) / 2**30 if cuda else None
+    peak = machine.peak_memory_gib() if cpu_memory else peak
     return Timing(batch_size, settings.iters, runs, warmup_s, peak, watch.others_share())
 
 
@@ -314,7 +318,8 @@ def matmul_roof(device: str, dtype: str) -> tuple[float, Timing]:
     with on_device(device):
         a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
         b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
-        settings = BenchSettings(device=device, warmup=2, iters=10 if cuda else 3, repeats=5)
+        # runs long enough for the CPU counters to judge them (`machine.MIN_CPU_SECONDS`)
+        settings = BenchSettings(device=device, warmup=2, iters=10 if cuda else 25, repeats=5)
         with torch.inference_mode():
             timing = time_batches(lambda: a @ b, settings, 1)
     return 2 * n**3 * max(timing.rates()) / 1e12, timing
@@ -333,7 +338,8 @@ def roof_tflops(device: str, dtype: str, fresh: bool = False) -> Roof:
     if kept is not None and not fresh:
         return Roof(kept)
     measured, timing = matmul_roof(device, dtype)
-    noisy = (timing.busy_share or 0.0) > BUSY_LIMIT or timing.spread() > SPREAD_TARGET
+    # kept only when measured quiet: a share not measured (windows too short to judge) is not known to be quiet
+    noisy = timing.busy_share is None or timing.busy_share > BUSY_LIMIT or timing.spread() > SPREAD_TARGET
     best = max(measured, kept or 0.0, published_tflops(gpu_name(device), dtype))
     if not noisy:
         _keep_roof(key, best)
@@ -370,11 +376,12 @@ def _kept_roofs() -> dict[str, float]:
     data = read_memo(_roofs_path(), limit=1 << 20)
     try:
         found = json.loads(data) if data is not None else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(found, dict):
         return {}
-    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and 0 < v < 1e7}
+    # A TFLOP/s figure no device reaches (1e5: fifty times the fastest GPU's dense peak) is a damaged entry
+    return {k: float(v) for k, v in found.items() if type(v) in (int, float) and 0 < v < 1e5}
 
 
 def _keep_roof(key: str, tflops: float) -> None:
@@ -486,7 +493,6 @@ def _measure(
 ) -> None:
     from vitamin_cli.bench import machine
 
-    cpu_memory = settings.device == "cpu" and machine.reset_peak_memory()
     model = prepare(cfg, tower, settings, checkpoint)
     for_batch = tower_step(model, cfg, tower, settings)
     settings = replace(settings, channels_last=settings.channels_last and tower == "image")
@@ -501,9 +507,10 @@ def _measure(
     result.throughput = timing.throughput()
     result.throughput_min, result.throughput_max = rates[0], rates[-1]
     result.latency_ms = statistics.median(timing.runs_s) / settings.iters * 1e3
-    result.peak_memory_gib = machine.peak_memory_gib() if cpu_memory else timing.peak_memory_gib
+    result.peak_memory_gib = timing.peak_memory_gib
     result.warmup_s = timing.warmup_s
-    result.spread, result.runs, result.busy_share = timing.spread(), len(timing.runs_s), timing.busy_share
+    result.spread = timing.spread() if len(timing.runs_s) >= 2 else None  # one run has no spread to tell
+    result.runs, result.busy_share = len(timing.runs_s), timing.busy_share
     _mark(result, machine.busy_reason(timing.busy_share))
     if timing.spread() > SPREAD_TARGET:
         _mark(result, f"the timed runs spread {timing.spread():.0%} (target {SPREAD_TARGET:.0%}) after "
@@ -524,6 +531,8 @@ LATENCY_CALLS = 10  # single calls per timed run of --latency
 def _latency(result: BenchResult, step: Callable[[], Any], settings: BenchSettings, progress: Progress | None) -> None:
     """--latency: one item at a time, each call timed alone (synchronized on a GPU), in runs of LATENCY_CALLS
     until the runs' medians decide (`enough_runs`); the percentiles of every call."""
+    import torch
+
     from vitamin_cli.bench import machine
 
     one = replace(settings, iters=1)
@@ -533,7 +542,7 @@ def _latency(result: BenchResult, step: Callable[[], Any], settings: BenchSettin
         step()
     calls: list[float] = []
     medians: list[float] = []
-    watch = machine.Watch()
+    watch = machine.Watch(threads=torch.get_num_threads())
     while not enough_runs(medians, settings):
         interrupts.check()
         with watch:

@@ -64,7 +64,13 @@ def _items(r: BenchResult) -> Cell:
 def _latency(r: BenchResult) -> str:
     if r.latency_p50_ms is None:
         return ""
-    return f"{r.latency_p50_ms:.2g}/{r.latency_p99_ms or 0:.2g}"  # p90 too in --json
+    return f"{_ms(r.latency_p50_ms)}/{_ms(r.latency_p99_ms)}"  # p90 too in --json
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def bench_notes(results: Sequence[BenchResult], out: Path | None) -> list[str]:
@@ -76,11 +82,12 @@ def bench_notes(results: Sequence[BenchResult], out: Path | None) -> list[str]:
     if noisy:
         notes.append(f"{NOISY} marks a number not to be believed as it is:")
         notes += [f"  {r.model} {r.tower}: {r.noise}" for r in noisy]
-        notes.append("  rerun on a quiet machine (a wide spread alone: or with more --iters)")
+        again = f" (delete their lines from {out} first: a rerun reuses what it holds)" if out is not None else ""
+        notes.append(f"  rerun on a quiet machine{again}; a wide spread alone: or with more --iters")
     if any(r.environment.get("gpu_checked") is False for r in results):
         notes.append("note: the GPU's clocks and other processes on it were not checked: "
                      "`pip install nvidia-ml-py` to have them checked")  # fmt: skip
-    reused = sum(r.resumed for r in results)
+    reused = len({r.key for r in results if r.resumed})  # models of one architecture share one result
     if out is not None and reused:
         notes.append(f"skipped {reused} result{'s' * (reused != 1)} already in {out} (same key); "
                      "delete their lines to measure again")  # fmt: skip
