@@ -325,3 +325,14 @@ def test_a_colon_in_a_members_name_is_no_drive_letter(tmp_path: Path) -> None:
         out.writestr("C:/windows.png", b"x")
     with pytest.raises(VitaminError, match="member 'C:/windows.png' leads outside the zip's folder"):
         eval_data.zip_members(archive)
+
+
+def test_a_process_keeps_few_zips_open(tmp_path: Path) -> None:
+    """A sweep over many tasks (or a test suite) reads many zips: the oldest are closed, never all kept open,
+    which ran a process out of file descriptors."""
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    for number in range(eval_data.OPEN_ZIPS + 20):
+        write_pairs(tmp_path / str(number), ["a.png"], [], as_zip=True)
+        assert read_back((tmp_path / str(number) / "images.zip", "a.png")) == "a.png"
+    assert len(eval_data._zips) <= eval_data.OPEN_ZIPS
+    assert len(list(Path("/proc/self/fd").iterdir())) <= before + eval_data.OPEN_ZIPS

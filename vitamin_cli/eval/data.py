@@ -98,16 +98,22 @@ def source_name(source: ImageSource) -> str:
     return repr(str(source)) if isinstance(source, Path) else f"{source[0].name}: member {source[1]!r}"
 
 
+OPEN_ZIPS = 8
 _zips: dict[tuple[int, Path], Any] = {}
 
 
 def open_zip(path: Path) -> Any:
     """A zip kept open by the process that reads it: a DataLoader worker forked from a process that had it open
-    opens its own (a shared file offset would mix the two processes' reads)."""
+    opens its own (a shared file offset would mix the two processes' reads). At most OPEN_ZIPS stay open: a
+    process that reads many tasks' zips (a sweep, a test suite) closes the oldest rather than run out of files."""
     import zipfile
 
     key = (os.getpid(), path)
     if key not in _zips:
+        for old in [k for k in _zips if k[0] != key[0]]:
+            del _zips[old]  # the parent's, inherited by a fork: not ours to close, never read here
+        while len(_zips) >= OPEN_ZIPS:
+            _zips.pop(next(iter(_zips))).close()
         _zips[key] = zipfile.ZipFile(path)
     return _zips[key]
 
