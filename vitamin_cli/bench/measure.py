@@ -387,20 +387,13 @@ def _kept_roofs() -> dict[str, float]:
 def _keep_roof(key: str, tflops: float) -> None:
     """Best effort: a memo that cannot be written only costs the next run a measurement."""
     import json
-    import os
-    import tempfile
 
-    path = _roofs_path()
-    tmp = None
+    from vitamin_cli.files import write_atomic
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".roofs-", suffix=".tmp")
-        with os.fdopen(fd, "w") as out:
-            json.dump({**_kept_roofs(), key: tflops}, out)
-        os.replace(tmp, path)
+        write_atomic(_roofs_path(), json.dumps({**_kept_roofs(), key: tflops}))
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 @dataclass(frozen=True)

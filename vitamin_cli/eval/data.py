@@ -329,23 +329,29 @@ def fetch_named(
     return first.commit, paths
 
 
-def zip_members(path: Path) -> dict[str, list[str]]:
-    """A zip's files by base name, and by base name without its extension for images (a name that two members
-    share maps to both); a member whose path leads outside the zip's folder (absolute, `..`, a drive) is a
-    DataError naming it. Images are read in place from the zip, never unpacked."""
+def zip_files(path: Path) -> dict[str, Any]:
+    """A zip's files, their `ZipInfo`s by name, read afresh; a member whose path leads outside the zip's folder
+    (absolute, `..`, a drive) is a DataError naming it. Images are read in place from the zip, never unpacked."""
     import zipfile
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+        with zipfile.ZipFile(path) as archive:  # read afresh: the kept one may be of the file before an edit
+            infos = {info.filename: info for info in archive.infolist() if not info.is_dir()}
     except (OSError, zipfile.BadZipFile) as err:
         raise DataError(f"{path.name} is not a readable zip file: {err}") from None
-    found: dict[str, list[str]] = {}
-    for name in names:
+    for name in infos:
         parts = name.replace("\\", "/").split("/")
         if name.startswith(("/", "\\")) or ".." in parts or re.fullmatch(r"[A-Za-z]:", parts[0]):
             raise DataError(f"{path.name}: member {name[:200]!r} leads outside the zip's folder; refused")
-        base = parts[-1]
+    return infos
+
+
+def zip_members(path: Path) -> dict[str, list[str]]:
+    """A zip's files (`zip_files`) by base name, and by base name without its extension for images (a name that
+    two members share maps to both)."""
+    found: dict[str, list[str]] = {}
+    for name in zip_files(path):
+        base = name.replace("\\", "/").rpartition("/")[2]
         stem, dot, extension = base.rpartition(".")
         image = dot and stem and f".{extension.lower()}" in (".jpg", ".jpeg", ".png", ".webp")
         for key in (base, stem) if image else (base,):

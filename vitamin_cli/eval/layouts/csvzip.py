@@ -20,9 +20,8 @@ from vitamin_cli.eval.data import (
     check_member,
     csv_rows,
     fetch_named,
-    open_zip,
     string_list,
-    zip_members,
+    zip_files,
 )
 from vitamin_cli.eval.tasks import IMAGE_SUFFIXES, Task, fingerprint
 
@@ -140,21 +139,19 @@ def finder(
 def _zip_finder(archive: Path) -> Callable[[str], ImageSource | None]:
     """Images among the zip's files, by path from the zip's top folder when all its files are under one (as
     the Hub's zips keep them), else from the zip's root; a member a row names is checked before anything runs
-    (zip_members refuses one that leads outside; check_member an encrypted one or a bomb)."""
-    names = sorted(
-        {name for named in zip_members(archive).values() for name in named if not name.startswith("__MACOSX/")}
-    )
+    (zip_files refuses one that leads outside; check_member an encrypted one or a bomb)."""
+    infos = zip_files(archive)
+    names = sorted(name for name in infos if not name.startswith("__MACOSX/"))
     paths = {name: name.replace("\\", "/") for name in names}  # a zip made on Windows may hold `top\\a.png`
     tops = {path.split("/")[0] for path in paths.values()}
     top = f"{tops.pop()}/" if len(tops) == 1 and all("/" in path for path in paths.values()) else ""
     files: dict[str, ImageSource] = {path[len(top) :]: (archive, name) for name, path in paths.items()}
     find = finder(files, archive.name, also={path: path[len(top) :] for path in paths.values()} if top else None)
-    members = open_zip(archive)
 
     def checked(wanted: str) -> ImageSource | None:
         found = find(wanted)
         if isinstance(found, tuple):
-            check_member(archive, members.getinfo(found[1]))
+            check_member(archive, infos[found[1]])
         return found
 
     return checked
