@@ -6,7 +6,9 @@ huggingface_hub, Ray) are imported only inside the commands that need them, so `
 A command that starts or joins Ray leaves it before it exits, and meanwhile keeps stdout for its own output.
 
 Shell completion is typer's (vitamin_cli/completion.py): `main` builds only the command being typed, as for
-a run, and its options complete their own values (commands/_options.py).
+a run, and its options complete their own values (commands/_options.py). `--help` is typer's too, laid out for
+the terminal's width (vitamin_cli/helptext.py); a usage error of click's parser (an unknown option, a missing
+argument, a bad value) is said as vitamin's own errors are, `error:` and `hint:`, with exit code 2.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import inspect
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Annotated, Any
 
 import typer
+from typer._click import Context
+from typer._click import exceptions as click_errors
 
 from vitamin_cli import console, interrupts
 from vitamin_cli.completion import RootGroup, command_asked
@@ -32,6 +36,7 @@ from vitamin_cli.errors import (
     UsageError,
     VitaminError,
 )
+from vitamin_cli.helptext import HelpCommand, HelpGroup
 
 HELP = "The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."
 EPILOG = (
@@ -76,11 +81,62 @@ def root(
     """The ViTamin model zoo, managed: its 61 CLIP models listed, fetched, verified, audited, benchmarked."""
 
 
+class Root(HelpGroup, RootGroup):
+    """The `vitamin` group: help laid out for the terminal, completion of the commands (and of the alias when
+    nothing else fits), and the usage errors of click's parser, its own and its commands', raised as vitamin's
+    UsageError, which `main` reports."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
+    ) -> Context:
+        with _usage_errors(None):
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Context) -> Any:
+        with _usage_errors(ctx):  # a command's own parsing and callbacks (typer.BadParameter) run in here
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_errors(root: Context | None) -> Iterator[None]:
+    try:
+        yield
+    except click_errors.NoArgsIsHelpError:  # `vitamin` alone: the help is printed, and it exits 2, as click does
+        raise typer.Exit(EXIT_USAGE) from None
+    except click_errors.UsageError as err:
+        raise _usage_error(err, root) from err
+
+
+def _usage_error(err: click_errors.UsageError, root: Context | None) -> UsageError:
+    """click's usage error as vitamin says one: the message, and the `--help` of the command that refused it, the
+    closest names first when it did not know a name. `root` is the root's context once a command is chosen."""
+    if err.ctx is not None:
+        path, by_root = err.ctx.command_path, err.ctx.parent is None
+    else:  # the parser's own errors (an option without its value) come without a context
+        command = root.invoked_subcommand if root is not None else None
+        path, by_root = (f"{root.command_path} {command}", False) if root and command else ("vitamin", True)
+    if isinstance(err, click_errors.NoSuchOption):
+        close = f"did you mean {' or '.join(err.possibilities)}? " if err.possibilities else ""
+        return UsageError(_plain(err.message), hint=f"{close}`{path} --help` lists the options")
+    if by_root:  # not a command; typer names the closest ones
+        message, _, close = err.format_message().partition(". Did you mean ")
+        suggested = f"did you mean {close} " if close else ""
+        return UsageError(_plain(message), hint=f"{suggested}`{path} --help` lists the commands")
+    return UsageError(_plain(err.format_message()), hint=f"`{path} --help` lists its arguments and options")
+
+
+def _plain(message: str) -> str:
+    """click's sentence as vitamin's messages read: lower case first (unless a name or acronym), no full stop."""
+    if message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    return message.removesuffix(".")
+
+
 def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
     """The `vitamin` app with these commands (all of them by default)."""
     built = typer.Typer(
         name="vitamin",
-        cls=RootGroup,
+        cls=Root,
         help=HELP,
         epilog=EPILOG,
         no_args_is_help=True,
@@ -96,6 +152,7 @@ def build_app(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
         alias = name != COMMANDS[name]
         built.command(
             name,
+            cls=HelpCommand,
             epilog=None if alias else module.EXAMPLES,
             hidden=alias,
             help=f"Alias of `vitamin {COMMANDS[name]}`." if alias else prose(function.__doc__),
