@@ -120,6 +120,19 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 
 
 @pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """`terminal(80)`: what the commands print on stdout goes to a terminal 80 columns wide (COLUMNS, as a shell
+    sets it), not to a pipe."""
+    from vitamin_cli import console
+
+    def at(width: int) -> None:
+        monkeypatch.setattr(console, "_isatty", lambda stream: True)
+        monkeypatch.setenv("COLUMNS", str(width))
+
+    return at
+
+
+@pytest.fixture
 def zoo_copy(tmp_path: Path) -> Path:
     """A writable copy of the bundled zoo.yaml, for tests that break it."""
     path = tmp_path / "zoo.yaml"

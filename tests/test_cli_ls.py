@@ -57,7 +57,7 @@ def test_json_contract(run: Run) -> None:
     rows = json.loads(result.stdout)
     assert len(rows) == 61
     for row in rows:
-        assert list(row) == JSON_KEYS
+        assert list(row) == [*JSON_KEYS, "pulled", "checkpoint"]
         assert row["weights"] is None or list(row["weights"]) == WEIGHTS_KEYS
     by_name = {row["name"]: row for row in rows}
     xl = by_name["ViTamin-L2-384-s13.3B"]

@@ -68,7 +68,7 @@ def bash(line: str, env: dict[str, str] | None = None) -> list[str]:
         ("vitamin eval --ray ", ["local", "auto"]),
         ("vitamin ls --reverse --so", ["--sort"]),
         ("vitamin ls --sort imagenet --reverse --so", []),  # an option given once is not offered again
-        ("vitamin ls --sort i", ["image_size", "imagenet"]),
+        ("vitamin ls --sort i", ["images_s", "image_size", "imagenet", "images_per_s", "imagenet_measured"]),
         ("vitamin plot --y d", ["dist_shift"]),
         ("vitamin list --rev", ["--reverse"]),
     ],

@@ -49,7 +49,7 @@ def table_keys(markdown: str, heading: str) -> list[str]:
 def test_json_page_lists_exactly_the_ls_keys() -> None:
     page = (DOCS / "json.md").read_text()
     model = zoo.get("ViTamin-S")
-    assert table_keys(page, "## `vitamin ls --json`") == list(model.to_json())
+    assert table_keys(page, "## `vitamin ls --json`") == [*model.to_json(), "pulled", "checkpoint"]
     assert table_keys(page, "`weights`:") == list(model.to_json()["weights"])
 
 
@@ -71,7 +71,7 @@ def test_json_page_lists_exactly_the_show_keys(run: Run) -> None:
     page = (DOCS / "json.md").read_text()
     shown = json.loads(run("show", "ViTamin-S", "--json").stdout)
     extra = table_keys(page, "One object: every key of `vitamin ls --json`, plus")
-    assert list(shown) == [*zoo.get("ViTamin-S").to_json(), *extra]
+    assert list(shown) == [*json.loads(run("ls", "ViTamin-S", "--json").stdout)[0], *extra]
 
 
 def test_json_page_describes_the_csv_columns(run: Run) -> None:
@@ -81,6 +81,8 @@ def test_json_page_describes_the_csv_columns(run: Run) -> None:
     assert header == [k for k in zoo.get("ViTamin-S").to_json() if k not in ("weights", "weights_note")] + [
         *flattened,
         "weights_note",
+        "pulled",
+        "checkpoint",
     ]
     for column in flattened:
         assert f"`{column}`" in page

@@ -235,7 +235,7 @@ USAGE_ERRORS = [
     (["ls", "--fromat", "json"], "error: no such option: --fromat", "did you mean --format?"),
     (["show"], "error: missing argument", "`vitamin show --help`"),
     (["ls", "--format", "xml"], "error: invalid value for '--format': 'xml'", "`vitamin ls --help`"),
-    (["ls", "--sort", "nope"], "is not a numeric column", "`vitamin ls --help`"),  # a typer.BadParameter callback
+    (["ls", "--sort", "nope"], "--sort: unknown name 'nope'", "docs/cli.md#fields"),
     (["bench", "--iters", "0"], "error: invalid value for '--iters'", "`vitamin bench --help`"),
     (["ls", "--sort"], "error: option '--sort' requires an argument", "`vitamin ls --help`"),  # click gives no context
     (["lss"], "error: no such command 'lss'", "did you mean 'ls'? `vitamin --help` lists the commands"),

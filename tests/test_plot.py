@@ -4,20 +4,43 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Run
 
-from vitamin_cli.bench.results import Speeds
+from vitamin_cli.bench.results import Speeds, read_bench
 from vitamin_cli.views import plot
 from vitamin_cli.views.compare import compare
 from vitamin_cli.zoo import get, load
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
+
 
 def point(name: str, x: float, y: float) -> plot.Point:
     return plot.Point(name, "vit", (name,), 0, x, y)
+
+
+def marker_extents(figure: Figure) -> list[tuple[tuple[float, float], float]]:
+    """Each marker's centre and radius in display pixels, as matplotlib draws it."""
+    axes = figure.axes[0]
+    markers = []
+    for collection in axes.collections:
+        (size_pt2,) = set(collection.get_sizes())
+        unit = collection.get_paths()[0].get_extents()
+        radius = max(abs(unit.x0), abs(unit.x1), abs(unit.y0), abs(unit.y1)) * math.sqrt(size_pt2) * figure.dpi / 72
+        markers += [(tuple(c), radius) for c in axes.transData.transform(collection.get_offsets())]
+    return markers
+
+
+def covers(box: Bbox, centre: tuple[float, float], radius: float) -> bool:
+    (cx, cy) = centre
+    return box.x0 < cx + radius and cx - radius < box.x1 and box.y0 < cy + radius and cy - radius < box.y1
 
 
 def test_pareto_front_of_a_known_set() -> None:
@@ -75,21 +98,14 @@ def test_labels_keep_clear_of_markers_labels_and_leaders(x: str, y: str, size: s
         renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
         labels = {str(t.get_gid()).removeprefix("label:"): t.get_window_extent(renderer) for t in axes.texts}
         assert sorted(labels) == sorted(p.name for p in pts)
-        markers = []  # (centre, radius) in display pixels
-        for collection in axes.collections:
-            (size_pt2,) = set(collection.get_sizes())
-            unit = collection.get_paths()[0].get_extents()
-            radius = max(abs(unit.x0), abs(unit.x1), abs(unit.y0), abs(unit.y1)) * math.sqrt(size_pt2) * figure.dpi / 72
-            markers += [(tuple(c), radius) for c in axes.transData.transform(collection.get_offsets())]
+        markers = marker_extents(figure)
         assert len(markers) == len(pts)
         for (a, box), (b, other) in combinations(labels.items(), 2):
             assert not box.overlaps(other), (a, b)
         for name, box in labels.items():
-            for (cx, cy), radius in markers:
-                assert not box.contains(cx, cy), name
-                assert not (
-                    box.x0 < cx + radius and cx - radius < box.x1 and box.y0 < cy + radius and cy - radius < box.y1
-                ), name
+            for centre, radius in markers:
+                assert not box.contains(*centre), name
+                assert not covers(box, centre, radius), name
         frame = axes.get_window_extent(renderer)
         legend = axes.get_legend().get_window_extent(renderer)
         for name, box in labels.items():
@@ -128,6 +144,117 @@ def test_the_legend_explains_lines_and_markers() -> None:
         assert len(shapes) == 2  # the long-schedule diamonds are not the benchmarked circles
     finally:
         plt.close(figure)
+
+
+# Three pictures, drawn once for the tests below: with throughput on x as a bench file gives it (the slow and
+# accurate models top left, where the legend used to go), every model named; a grid of points with a line
+# through each column, leaving the legend no free place inside the axes, none named; and two families of one
+# size, the Pareto front named.
+SCENES = ("throughput", "crowded", "two-families")
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Figure, list[plot.Point], str]]]:
+    import matplotlib.pyplot as plt
+
+    drawn: dict[str, tuple[Figure, list[plot.Point], str]] = {}
+
+    def draw(scene: str) -> tuple[Figure, list[plot.Point], str]:
+        if scene == "throughput":
+            models = load().select(size="L")
+            saved = tmp_path_factory.mktemp("bench") / "bench.json"
+            rows = [{"model": m.name, "tower": "image", "throughput": 2e5 / m.macs_image_g} for m in models]
+            saved.write_text(json.dumps({"environment": {}, "results": rows}))
+            pts, x, label = plot.points(models, "throughput", "imagenet", read_bench(saved)), "throughput", "all"
+        elif scene == "crowded":
+            families = list(plot.FAMILY_COLOURS)
+            pts = [
+                plot.Point(f"p{i}-{j}", families[i % 4], (str(i),), j, 1 + i, 50 + 2 * j, long=j % 5 == 0)
+                for i in range(12)
+                for j in range(12)
+            ]
+            x, label = "macs", "none"
+        else:
+            pts, x, label = (
+                plot.points(load().select(family=["vit", "vitamin"], size="B"), "macs", "imagenet"),
+                "macs",
+                "pareto",
+            )
+        return plot.figure(pts, x, "imagenet", scene, label=label), pts, label
+
+    class Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, scene: str) -> tuple[Figure, list[plot.Point], str]:
+            self[scene] = draw(scene)
+            return self[scene]
+
+    drawn = Lazy()
+    yield drawn
+    for figure, _, _ in drawn.values():
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_the_legend_covers_no_marker_and_no_line(scenes: dict, scene: str) -> None:  # type: ignore[type-arg]
+    """Measured by matplotlib after drawing: the legend overlaps no marker's extent and no drawn line (the
+    series, the Pareto front, the leaders), and stays inside the figure; with no free place inside the axes, it
+    sits to their right."""
+    figure, pts, _ = scenes[scene]
+    axes = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    legend = axes.get_legend().get_window_extent(renderer)
+    markers = marker_extents(figure)
+    assert len(markers) == len(pts)
+    for centre, radius in markers:
+        assert not covers(legend, centre, radius), centre
+    for line in axes.lines:
+        drawn = line.get_transform().transform_path(line.get_path())
+        assert not drawn.intersects_bbox(legend, filled=True), line.get_gid() or line.get_label()
+    frame = figure.bbox
+    assert frame.x0 <= legend.x0 and legend.x1 <= frame.x1 and frame.y0 <= legend.y0 and legend.y1 <= frame.y1
+    outside = legend.x0 >= axes.get_window_extent(renderer).x1
+    assert outside == (scene == "crowded")
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_the_legend_lists_what_is_drawn(scenes: dict, scene: str) -> None:  # type: ignore[type-arg]
+    figure, pts, _ = scenes[scene]
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    families = [f for f in plot.FAMILY_COLOURS if any(p.family == f for p in pts)]
+    assert texts[: len(families)] == families
+    assert not set(texts[len(families) :]) & set(plot.FAMILY_COLOURS)
+    assert any(t.startswith("long schedule") for t in texts) == any(p.long for p in pts)
+    assert any(t.startswith("benchmarked") for t in texts) == (not all(p.long for p in pts))
+    front = plot.pareto_front(pts, higher_x_is_better=scene == "throughput")
+    assert ("Pareto front" in texts) == (len(front) > 1)  # the crowded grid's front is one point: no line
+    assert ("one encoder and resolution across data scales" in texts) == (len({p.series for p in pts}) < len(pts))
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_label_names_the_chosen_points(scenes: dict, scene: str) -> None:  # type: ignore[type-arg]
+    """--label all names every point, pareto the front's, none no point; a name covers no marker, named or not."""
+    figure, pts, label = scenes[scene]
+    axes = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    names = sorted(str(t.get_gid()).removeprefix("label:") for t in axes.texts)
+    front = plot.pareto_front(pts, higher_x_is_better=scene == "throughput")
+    assert names == sorted(p.name for p in {"all": pts, "pareto": front, "none": []}[label])
+    for text in axes.texts:
+        box = text.get_window_extent(renderer)
+        assert not any(covers(box, centre, radius) for centre, radius in marker_extents(figure)), text.get_text()
+
+
+def test_label_in_the_terminal() -> None:
+    pts = plot.points(load().select(size="L", family="vitamin"), "macs", "imagenet")
+    front = plot.pareto_front(pts, higher_x_is_better=False)
+    assert 1 < len(front) < len(pts)
+    shown = {
+        label: plot.draw_terminal(pts, "macs", "imagenet", "t", width=150, height=40, color=False, label=label)
+        for label in plot.LABELS
+    }
+    assert not any(p.name in shown["none"] for p in pts)
+    assert all(p.name in shown["pareto"] for p in front)
+    assert not any(p.name in shown["pareto"] for p in pts if p not in front)
+    assert all(p.name in shown["all"] for p in pts)
 
 
 def test_the_terminal_picture(run: Run) -> None:
@@ -173,6 +300,7 @@ def test_throughput_axis_needs_saved_results(run: Run, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--x", "latency"], "unknown x axis"),
+        (["--label", "some"], "unknown --label"),
         (["--y", "mmlu"], "unknown y axis"),
         (["--size", "XL", "--resolution", "224"], "the selection is empty"),
         (["-o", "zoo.jpg"], "must end in .png or .svg"),
@@ -188,7 +316,7 @@ def test_bad_plot_input(
     result = run("plot", *args)
     assert result.exit_code == 2
     assert message in result.stderr
-    if "axis" in message:
+    if "axis" in message or "label" in message:
         assert "\nhint: --" in result.stderr  # the values the option takes
 
 

@@ -207,12 +207,12 @@ def test_on_a_terminal_a_bar_per_file_and_one_for_all(many: Many) -> None:
     assert first.returncode == 0, first.stderr
     bars = [line for line in first.stderr.splitlines() if line.strip()]
     assert sorted(line.split()[0] for line in bars[:-1]) == names  # in the order they started
-    assert bars[-1].startswith("3 files") and "3.1/3.1 MB" in bars[-1]
-    assert all("1.0/1.0 MB" in line for line in bars[:-1])
+    assert bars[-1].startswith("3 files") and "3.0 MiB/3.0 MiB" in bars[-1]  # binary, as the summary's
+    assert all("1.0 MiB/1.0 MiB" in line for line in bars[:-1])
     second = pull_on_a_terminal("--zoo", str(many.zoo), *names, "ManyA-s1M")
     assert second.returncode == 0, second.stderr
     (bar,) = [line for line in second.stderr.splitlines() if line.strip()]  # the one file not yet cached
-    assert bar.startswith("ManyA-s1M") and "3.1/3.1 MB" in bar
+    assert bar.startswith("ManyA-s1M") and "3.0 MiB/3.0 MiB" in bar
     assert "files" not in bar
 
 

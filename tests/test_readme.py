@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-import pytest
 from conftest import ROOT, Run
 
 README = (ROOT / "README.md").read_text()
@@ -37,8 +37,8 @@ def sample(command: str) -> list[str]:
     return [line[4:] for line in block.splitlines()]
 
 
-def test_ls_sample_output_is_real(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "80")  # the README shows an 80-column terminal
+def test_ls_sample_output_is_real(run: Run, terminal: Callable[[int], None]) -> None:
+    terminal(80)  # the README shows an 80-column terminal
     actual = run("ls", "--size", "L").stdout.splitlines()
     assert max(len(line) for line in run("ls").stdout.splitlines()) <= 80
     shown = [line for line in sample("vitamin ls --size L") if line != "..."]
@@ -52,6 +52,12 @@ def test_show_sample_output_is_real(run: Run) -> None:
     for line in sample("vitamin show ViTamin-XL-384"):
         if line != "...":
             assert line.rstrip() in actual, line
+
+
+def test_budget_sample_output_is_real(run: Run) -> None:
+    command = "vitamin ls --where 'macs < 100' --sort imagenet --reverse --columns model,macs,imagenet | head -4"
+    shown = run("ls", "--where", "macs < 100", "--sort", "imagenet", "--reverse", "--columns", "model,macs,imagenet")
+    assert shown.stdout.splitlines()[:4] == sample(command)
 
 
 def test_typo_sample_output_is_real(run: Run) -> None:

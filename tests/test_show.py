@@ -24,7 +24,9 @@ def test_show_text(run: Run) -> None:
         "image 436.1 + text 488.7",
         "image 281.9 + text 33.1",
         "ImageNet 82.9",
-        "hf://jienengchen/ViTamin-XL-384px/pytorch_model.bin (not pinned yet)",
+        "hf://jienengchen/ViTamin-XL-384px/pytorch_model.bin",
+        "not pinned yet",
+        "pulled        no: `vitamin pull ViTamin-XL-384-s41B` fetches it",
         "open_clip config 'ViTamin-XL-384', defined in zoo.yaml",
     ):
         assert expected in out, expected

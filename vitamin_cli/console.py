@@ -31,17 +31,27 @@ def stdout() -> Any:
     return _kept if _kept is not None else sys.stdout
 
 
+def width() -> int | None:
+    """The width stdout's tables must fit: the terminal's (COLUMNS where set), or None, into a pipe or a file,
+    where rows keep their natural width whatever COLUMNS says (many shells and IDEs export it), so that no
+    model's name is broken across lines for `grep` or `cut`."""
+    import shutil
+
+    if not _isatty(stdout()):
+        return None
+    return shutil.get_terminal_size((80, 24)).columns
+
+
 def console() -> Console:
-    """A console on stdout, for what the command was asked to show. Written to a pipe or a file (and COLUMNS not
-    set), it has no width to fit: tables are printed at their natural width, never wrapped at rich's default
-    of 80 columns, which would break a model's name across lines for `grep` or `cut`."""
+    """A console on stdout, for what the command was asked to show: at the terminal's width, or into a pipe or
+    a file at no width at all (`width`): tables are printed at their natural width there."""
     from rich.console import Console
 
     stream = stdout()
-    natural = not os.environ.get("COLUMNS") and not _isatty(stream)
-    if natural:
+    columns = width()
+    if columns is None:
         return Console(file=_Trimmed(stream), highlight=False, width=NATURAL_WIDTH)  # type: ignore[arg-type]
-    return Console(file=stream, highlight=False)
+    return Console(file=stream, highlight=False, width=columns)
 
 
 class _Trimmed:

@@ -120,6 +120,7 @@ class Speeds:
 
     by_model: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # lower-case name -> tower -> rate
     identities: Mapping[str, Sequence[Measured]] = field(default_factory=dict)  # lower-case name -> newest first
+    device: str | None = None  # the GPU's name, or "cpu"
 
     def get(self, model: Model, tower: str) -> float | None:
         return self.by_model.get(model.name.lower(), {}).get(tower)
@@ -228,7 +229,7 @@ def read_bench(path: Path, gpu: str | None = None) -> Speeds:
         )
     identities = {name: [m for _, m in found] for name, found in _identities(rows).items()}
     speeds = {name: dict(found[0].rates) for name, found in identities.items()}
-    return Speeds(speeds, identities)
+    return Speeds(speeds, identities, gpu or (gpus[0] if gpus else None))
 
 
 def _key(row: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, ...]:

@@ -117,6 +117,12 @@ class Removal:
     kept: list[tuple[Path, str]] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)  # snapshot files of the same repos that no entry records
     freed_bytes: int = 0
+    dry_run: bool = False  # nothing is deleted: `deleted` is what would be
+    before: list[Path] = field(default_factory=list)  # in a dry run, what the names before this one would delete
+
+    def gone(self, path: Path) -> bool:
+        """Whether the path is deleted, or in a dry run would be by now."""
+        return path in self.deleted or path in self.before
 
 
 def leading_out(records: Iterable[Record]) -> list[CacheError]:
@@ -177,12 +183,21 @@ class Store:
     def pulled(self, owners: Iterable[ModelOwner]) -> set[str]:
         """Names of these models whose current checkpoint is in the cache; a model's file behind a folder that
         leads out of the cache is not, and is reported."""
+        return set(self.pulled_paths(owners))
+
+    def pulled_paths(self, owners: Iterable[ModelOwner]) -> dict[str, Path]:
+        """The path of each of these models' current checkpoint that is in the cache (the one pulled or found
+        last, of several revisions), by name; a model's file behind a folder that leads out of the cache is not,
+        and is reported."""
         owners = list(owners)
         by_name = {o.name: o for o in owners}
         records = self.records(owners)
-        present = {r.name for r in records if r.state == PRESENT and _current(by_name[r.name], r)}
-        self._report_outside([r for r in records if r.name not in present])
-        return present
+        present = sorted(
+            (r for r in records if r.state == PRESENT and _current(by_name[r.name], r)), key=lambda r: r.pulled_at
+        )
+        paths = {r.name: r.path(self.root) for r in present}
+        self._report_outside([r for r in records if r.name not in paths])
+        return paths
 
     def checkpoint(self, owner: ModelOwner) -> Record:
         """The model's checkpoint as it is on disk now (the one pulled or found last, of several revisions), its
@@ -548,6 +563,19 @@ class Store:
                 self._remove_locked(name, manifest, locks, removal)
         return removal
 
+    def rehearse(self, names: Iterable[str]) -> Iterator[tuple[str, Removal]]:
+        """What `remove` of each name, one after the other, would delete and keep: the same steps on the cache as
+        the names before would leave it, deleting, locking and writing nothing. A partial download that a pull
+        running now holds the lock of counts as deleted (`remove` itself would keep it)."""
+        manifest = read(self.root)
+        gone: list[Path] = []
+        for name in names:
+            locks = sorted({confined(self.root, e.repo_cache(self.root).lock(e.etag)) for e in manifest.of(name)})
+            removal = Removal(dry_run=True, before=list(gone))
+            self._remove_locked(name, manifest, locks, removal)
+            gone += removal.deleted
+            yield name, removal
+
     def _remove_locked(self, name: str, manifest: Manifest, locks: list[Path], removal: Removal) -> None:
         if manifest.problems:
             raise CacheError(
@@ -568,7 +596,7 @@ class Store:
         recorded = {e.path(self.root) for e in others}
         for folder in {e.repo_cache(self.root).folder for e in locked}:
             for path in sorted((folder / "snapshots").glob("**/*")):
-                if (path.is_symlink() or path.is_file()) and path not in recorded:
+                if (path.is_symlink() or path.is_file()) and path not in recorded and not removal.gone(path):
                     removal.others.append(path)
 
     def _remove_entry(self, entry: Record, others: list[Record], removal: Removal) -> None:
@@ -583,11 +611,13 @@ class Store:
         elif snapshot.exists() or snapshot.is_symlink():
             removal.kept.append((snapshot, "not a link to its blob: another tool made or changed it"))
         self._remove_blob(repo, entry, others, blob, removal)
-        removal.deleted += tidy(repo, entry.revision)
+        removal.deleted += tidy(
+            repo, entry.revision, gone=removal.before + removal.deleted if removal.dry_run else None
+        )
 
     def _remove_blob(self, repo: RepoCache, entry: Record, others: list[Record], blob: Path, removal: Removal) -> None:
         users = sorted({o.name for o in others if o.same_blob(entry)})
-        links = repo.links_to(blob)
+        links = [link for link in repo.links_to(blob) if not removal.gone(link)]
         if users:
             removal.kept.append((blob, f"also used by {', '.join(users)}"))
         elif links:
@@ -627,7 +657,9 @@ class Store:
         from filelock import FileLock, Timeout
 
         partial = repo.partial(etag)
-        lock = FileLock(str(confined(self.root, repo.lock(etag))), mode=lock_mode())
+        path = confined(self.root, repo.lock(etag))
+        locked = locked or (removal.dry_run and not path.exists())  # a dry run makes no lock file
+        lock = FileLock(str(path), mode=lock_mode())
         try:
             if not locked:
                 lock.acquire(timeout=0)
@@ -637,7 +669,7 @@ class Store:
             for leftover in leftovers(partial):
                 if leftover.is_file() and not leftover.is_symlink():
                     _deleted(self.root, leftover, removal)
-            if partial.exists() or partial.is_symlink():
+            if (partial.exists() or partial.is_symlink()) and not removal.gone(partial):
                 removal.kept.append((partial, f"{kind_of(partial)}, not a partial file vitamin wrote: remove it"))
             if manifest is not None:
                 self._remove_unrecorded(repo, etag, manifest, removal)
@@ -652,7 +684,7 @@ class Store:
             return
         if any((e.repo_type, e.repo, e.etag) == (repo.repo_type, repo.repo, etag) for e in manifest.entries):
             return  # recorded: what a pull and an entry's own removal answer for
-        links = repo.links_to(blob)
+        links = [link for link in repo.links_to(blob) if not removal.gone(link)]
         if links:
             removal.kept.append((blob, f"still linked from {links[0].relative_to(repo.folder)}"))
             return
@@ -794,5 +826,8 @@ def _back_to_partial(repo: RepoCache, etag: str, snapshot: Path) -> None:
 
 
 def _deleted(root: Path, path: Path, removal: Removal) -> None:
-    if delete(root, path):
+    if removal.dry_run:
+        if (path.exists() or path.is_symlink()) and not removal.gone(path):
+            removal.deleted.append(confined(root, path))
+    elif delete(root, path):
         removal.deleted.append(path)

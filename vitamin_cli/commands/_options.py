@@ -16,7 +16,7 @@ import inspect
 import itertools
 import os
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -114,6 +114,16 @@ ResolutionFilter = Annotated[
 ReleasedFilter = Annotated[
     bool | None,
     typer.Option("--released/--unreleased", help="Only models with (or without) public weights.", show_default=False),
+]
+WhereFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--where",
+        metavar="EXPR",
+        help="Only models whose numbers pass EXPR: comparisons joined by and/or/not, e.g. 'macs < 100 and "
+        "imagenet >= 80' (fields and aliases: docs/cli.md#fields).",
+        show_default=False,
+    ),
 ]
 PulledFilter = Annotated[
     bool | None,
@@ -324,6 +334,15 @@ def format_option(*supported: OutputFormat) -> Any:
     )
 
 
+TableColumns = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        metavar="KEY,...",
+        help="The table's columns, by key, in this order; a narrowed table's note lists the keys (docs/cli.md).",
+        show_default=False,
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --format json (docs/json.md).")]
 CsvFlag = Annotated[bool, typer.Option("--csv", help="Same as --format csv.")]
 MarkdownFlag = Annotated[bool, typer.Option("--markdown", help="Same as --format markdown.")]
@@ -356,6 +375,19 @@ def output_format(
     return picked
 
 
+def table_columns(chosen: str | None, columns: Sequence[Any], output: OutputFormat) -> list[Any]:
+    """The table's columns `--columns a,b,c` picks (all of them when not given), checked before any work: a key
+    the table lacks is a usage error, and so is --columns with JSON or CSV, whose records keep every field."""
+    from vitamin_cli.views.sink import picked
+
+    if chosen is not None and output in (OutputFormat.json, OutputFormat.csv):
+        raise UsageError(
+            f"--columns chooses a table's columns; {output.value} records keep every field",
+            hint="pick fields with jq (JSON) or cut (CSV)",
+        )
+    return picked(columns, chosen)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Model selection
 
@@ -371,10 +403,11 @@ class Selection:
     samples: list[str] = field(default_factory=list)
     resolution: list[int] = field(default_factory=list)
     released: bool | None = None
+    where: str | None = None
 
     @property
     def filtered(self) -> bool:
-        return bool(self.all_models or self.size or self.family or self.samples or self.resolution) or (
+        return bool(self.all_models or self.size or self.family or self.samples or self.resolution or self.where) or (
             self.released is not None
         )
 
@@ -383,8 +416,24 @@ class Selection:
         """Models named one by one (no glob, no filter): a name that cannot be served is then an error."""
         return bool(self.names) and not any(any(ch in n for ch in "*?[") for n in self.names)
 
-    def models(self, registry: zoo.Zoo) -> list[zoo.Model]:
-        """The selected models of the zoo, in table order; nothing given selects every model."""
+    def models(
+        self,
+        registry: zoo.Zoo,
+        measured: Callable[[zoo.Model], Mapping[str, float | int | None]] | None = None,
+        given: Collection[str] = (),
+    ) -> list[zoo.Model]:
+        """The selected models of the zoo, in table order; nothing given selects every model. `--where` reads
+        the zoo's fields and those `measured` gives, from the options `given` (`--bench`, `--eval`, `--audit`)."""
+        if self.where is not None:
+            from vitamin_cli.zoo import fields
+
+            test = fields.where(self.where, given)  # a mistake in it is said before the zoo is read
+        found = self._selected(registry)
+        if self.where is None:
+            return found
+        return [m for m in found if test.matches(fields.values_of(m, measured))]
+
+    def _selected(self, registry: zoo.Zoo) -> list[zoo.Model]:
         return registry.select(
             self.names,
             size=[s.value for s in self.size],
@@ -406,6 +455,7 @@ _FILTER_OPTIONS: dict[str, Any] = {
     "samples": SamplesFilter,
     "resolution": ResolutionFilter,
     "released": ReleasedFilter,
+    "where": WhereFilter,
 }
 
 Command = TypeVar("Command", bound=Callable[..., None])

@@ -30,6 +30,7 @@ Examples:
 @opt.selecting(with_all=True)
 def audit_command(
     selection: opt.Selection,
+    columns: opt.TableColumns = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     as_csv: opt.CsvFlag = False,
@@ -45,6 +46,7 @@ def audit_command(
     from vitamin_cli.models import audit
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
+    shown = opt.table_columns(columns, COLUMNS, chosen)
     selection.require("audit")
     registry = zoo.load(zoo_path)
     models = selection.models(registry)
@@ -59,14 +61,14 @@ def audit_command(
         console.report_error(VitaminError(f"{name}: {err.message}", hint=err.hint))
 
     def summary() -> None:
-        console.write_text(
+        sink.write_prose(
             "reported / measured, in M params and G MACs per item; MACs in the paper's convention (attention "
             "matmuls left out) unless marked full"
         )
         typer.echo(f"{sum(bool(r.flags) for r in rows)} of {len(rows)} models flagged", err=True)
 
     sink.write_rows(
-        chosen, rows, COLUMNS, record=lambda r: r.to_json(), after=summary, markdown=lambda: audit.to_markdown(rows)
+        chosen, rows, shown, record=lambda r: r.to_json(), after=summary, markdown=lambda: audit.to_markdown(rows)
     )
     if failures:
         raise typer.Exit(EXIT_FAILURE)
@@ -74,10 +76,16 @@ def audit_command(
 
 COLUMNS: list[Column[AuditRow]] = [
     Column("Model", lambda r: r.model),
-    Column("Params img", lambda r: f"{r.params_image_m_reported:g} / {r.params_image_m_measured:.2f}", right=True),
-    Column("Params txt", lambda r: f"{r.params_text_m_reported:g} / {r.params_text_m_measured:.2f}", right=True),
-    Column("MACs img", lambda r: f"{r.macs_image_g_reported:g} / {r.macs_image_g_measured_paper:.2f}", right=True),
-    Column("MACs img full", lambda r: f"{r.macs_image_g_measured_full:.2f}", right=True),
-    Column("MACs txt", lambda r: f"{r.macs_text_g_reported:g} / {r.macs_text_g_measured_paper:.2f}", right=True),
+    Column(
+        "Params img", lambda r: f"{r.params_image_m_reported:g} / {r.params_image_m_measured:.2f}", True, 2, "params"
+    ),
+    Column(
+        "Params txt", lambda r: f"{r.params_text_m_reported:g} / {r.params_text_m_measured:.2f}", True, 4, "params_text"
+    ),
+    Column("MACs img", lambda r: f"{r.macs_image_g_reported:g} / {r.macs_image_g_measured_paper:.2f}", True, 1, "macs"),
+    Column("MACs img full", lambda r: f"{r.macs_image_g_measured_full:.2f}", True, 5, "macs_full"),
+    Column(
+        "MACs txt", lambda r: f"{r.macs_text_g_reported:g} / {r.macs_text_g_measured_paper:.2f}", True, 3, "macs_text"
+    ),
     Column("Flags", lambda r: ("; ".join(r.flags), "yellow")),
 ]

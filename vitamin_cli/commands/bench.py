@@ -51,6 +51,7 @@ def bench_command(
     latency: opt.Latency = False,
     tune: opt.Tune = False,
     weights: opt.Weights = False,
+    columns: opt.TableColumns = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     as_csv: opt.CsvFlag = False,
@@ -73,6 +74,7 @@ def bench_command(
     from vitamin_cli.bench.measure import TOWERS
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv)
+    shown = opt.table_columns(columns, COLUMNS if latency else [c for c in COLUMNS if c.key != "latency"], chosen)
     _refuse_conflicts(tower=tower, tune=tune, weights=weights, ray=ray)
     _check_compile_mode(compile_, compile_mode)
     opt.check_dtype(dtype)
@@ -101,8 +103,7 @@ def bench_command(
         )
 
     results = bench_sweep.in_table_order(_shown_live(found, log), models)
-    columns = COLUMNS if latency else [c for c in COLUMNS if c.title != "p50/p99 ms"]
-    sink.write_rows(chosen, results, columns, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
+    sink.write_rows(chosen, results, shown, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
     for note in bench_notes(results, out):
         print(note, file=sys.stderr)
     _exit_if_failed(results, weights)

@@ -9,6 +9,7 @@ from vitamin_cli import console
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.views import sink
 from vitamin_cli.views.sink import Cell, OutputFormat
+from vitamin_cli.views.texttable import Spec, short_path
 
 if TYPE_CHECKING:
     from vitamin_cli.checkpoints.store import Partial, Record
@@ -24,6 +25,7 @@ Examples:
 
 def cache_command(
     cache_dir: opt.CacheDir = None,
+    columns: opt.TableColumns = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
@@ -36,6 +38,7 @@ def cache_command(
     from vitamin_cli.checkpoints.store import Store
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
+    shown = opt.table_columns(columns, COLUMNS, chosen)
     store = Store(cache_dir)
     root = store.root
     released = [ModelOwner(m) for m in zoo.load(zoo_path).models if m.released]
@@ -47,14 +50,15 @@ def cache_command(
     total = sum(blobs.values()) + sum(p.size_bytes for p in partials)
 
     def table() -> None:
-        console.write_text(f"cache {root}")
+        sink.write_prose(f"cache {root}")
         if not pulled and not partials:
-            console.write_text("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
+            sink.write_prose("nothing pulled yet; `vitamin pull NAME` fetches a checkpoint")
             return
-        rows: list[list[Cell]] = [_row(r, root) for r in pulled] + [_partial_row(p) for p in partials]
-        console.console().print(sink.table(("Model", "Size", "Revision", "Pulled", "Path"), rows, right={"Size"}))
+        rows: list[list[Cell]] = [_row(r, root) for r in pulled] + [_partial_row(p, root) for p in partials]
+        order = [COLUMNS.index(c) for c in shown]
+        console.console().print(sink.table(shown, [[row[i] for i in order] for row in rows], choosable=True))
         elsewhere = len(pulled) - len(present)
-        console.write_text(
+        sink.write_prose(
             f"total {console.human_bytes(total)} in {len(present)} file{'s' * (len(present) != 1)}"
             + (f" and {len(partials)} partial download{'s' * (len(partials) != 1)}" if partials else "")
             + (f"; {elsewhere} not as pulled (`vitamin verify` says why)" if elsewhere else "")
@@ -84,18 +88,32 @@ def cache_command(
     )
 
 
+# The table's columns; on a narrow terminal paths are shown from the cache (or `~`), then Pulled and Revision go.
+COLUMNS = (
+    Spec("Model"),
+    Spec("Size", right=True),
+    Spec("Revision", priority=1),
+    Spec("Pulled", priority=2),
+    Spec("Path", path=True),
+)
+
+
+def _path(path: Path, root: Path) -> Cell:
+    return str(path), "", short_path(path, root)
+
+
 def _row(record: Record, root: Path) -> list[Cell]:
     """A file: its name marked with its state when it is not present (gone, leads out, not a link to its blob)."""
     name: Cell = record.name if record.present else (f"{record.name} ({record.state})", "yellow")
     size = console.human_bytes(record.size_bytes) if record.size_bytes else ""
     pulled = f"found {record.pulled_at}" if record.adopted else record.pulled_at
-    return [name, size, record.revision[:10], pulled, str(record.path(root))]
+    return [name, size, record.revision[:10], pulled, _path(record.path(root), root)]
 
 
-def _partial_row(partial: Partial) -> list[Cell]:
+def _partial_row(partial: Partial, root: Path) -> list[Cell]:
     what = "partial, stale" if partial.stale else "partial"
     label = ", ".join(partial.names) or partial.repo
-    return [(f"{label} ({what})", "yellow"), console.human_bytes(partial.size_bytes), "", "", str(partial.path)]
+    return [(f"{label} ({what})", "yellow"), console.human_bytes(partial.size_bytes), "", "", _path(partial.path, root)]
 
 
 def _problems(records: list[Record]) -> None:

@@ -67,8 +67,8 @@ def compare_command(
         cells.append(line)
 
     def table() -> None:
-        console.console().print(sink.table(titles, cells, right=set(titles[1:])))
-        console.write_text("* best of the row")
+        console.console().print(sink.side_by_side(titles, cells))
+        sink.write_prose("* best of the row")
 
     sink.write(
         chosen,

@@ -44,6 +44,7 @@ def eval_command(
     dtype: opt.Dtype = None,
     batch_size: opt.BatchSize = None,
     workers: opt.Workers = None,
+    columns: opt.TableColumns = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     as_csv: opt.CsvFlag = False,
@@ -66,6 +67,7 @@ def eval_command(
     from vitamin_cli.views.progress import LiveTable
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv)
+    shown = opt.table_columns(columns, views.EVAL_COLUMNS, chosen)
     selection.require("evaluate")
     opt.check_dtype(dtype)
     registry = zoo.load(zoo_path)
@@ -94,7 +96,8 @@ def eval_command(
         ]
         return {"results": records, "models": columns}
 
-    sink.write_rows(chosen, results, views.EVAL_COLUMNS, record=lambda r: r.to_json(), document=document,
+    shown = shown if columns else views.eval_columns(results)
+    sink.write_rows(chosen, results, shown, record=lambda r: r.to_json(), document=document,
                     after=lambda: views.print_columns({n: cols for n, (_, cols) in summaries.items()}))  # fmt: skip
     for note in views.eval_notes(results, out):
         print(note, file=sys.stderr)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -11,8 +14,12 @@ from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
 from vitamin_cli.views import render, sink
+from vitamin_cli.views.measured import Measured
 from vitamin_cli.views.sink import OutputFormat
-from vitamin_cli.views.texttable import rule_char, terminal_width, use_color
+from vitamin_cli.views.texttable import columns_asked, rule_char, use_color
+
+if TYPE_CHECKING:
+    from vitamin_cli.zoo import fields as fields_
 
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.markdown)
 EXAMPLES = """
@@ -21,45 +28,62 @@ Examples:
   vitamin ls --size L                  # the 22 large models
   vitamin ls 'ViTamin-L*' --released   # released ViTamin-L and -L2 models
   vitamin ls --sort imagenet --reverse # best ImageNet accuracy first
+  vitamin ls --where 'macs < 100' --sort imagenet -r  # most accurate under 100 GMACs
+  vitamin ls --pareto macs,imagenet    # the models no other beats on both
   vitamin ls --family vitamin --json   # machine-readable (docs/json.md)
 """
 
 
-def _sort_column(value: str | None) -> str | None:
-    if value is not None and value not in zoo.NUMERIC_COLUMNS:
-        raise typer.BadParameter(f"'{value}' is not a numeric column; choose one of {', '.join(zoo.NUMERIC_COLUMNS)}")
-    return value
+def _field_names() -> list[str]:
+    from vitamin_cli.zoo.fields import ALIASES, NAMES
+
+    return [*ALIASES, *NAMES]
+
+
+SortField = Annotated[
+    str | None,
+    typer.Option(
+        "--sort",
+        metavar="FIELD",
+        autocompletion=_field_names,
+        help="Sort by a number (ascending): imagenet, macs, params, ... or a measured one (docs/cli.md#fields).",
+        show_default=False,
+    ),
+]
+ParetoFields = Annotated[
+    str | None,
+    typer.Option(
+        "--pareto",
+        metavar="X,Y",
+        help="Only the Pareto front on these fields: the models no other beats on all of them (costs lower, "
+        "accuracy and throughput higher), by X.",
+        show_default=False,
+    ),
+]
+BenchFile = Annotated[
+    Path | None,
+    typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE` (or --json)."),
+]
+EvalFile = Annotated[
+    Path | None, typer.Option("--eval", metavar="FILE", help="Add the accuracy measured by `vitamin eval -o FILE`.")
+]
+WithAudit = Annotated[
+    bool, typer.Option("--audit", help="Add the params and MACs measured by `vitamin audit` (from its cache).")
+]
 
 
 @opt.selecting(with_all=False)
 def ls_command(
     selection: opt.Selection,
     pulled: opt.PulledFilter = None,
-    sort: Annotated[
-        str | None,
-        typer.Option(
-            "--sort",
-            metavar="COLUMN",
-            callback=_sort_column,
-            autocompletion=lambda: list(zoo.NUMERIC_COLUMNS),
-            help="Sort by a numeric column (ascending): " + ", ".join(zoo.NUMERIC_COLUMNS) + ".",
-            show_default=False,
-        ),
-    ] = None,
+    sort: SortField = None,
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Sort descending.")] = False,
-    bench_file: Annotated[
-        Path | None,
-        typer.Option("--bench", metavar="FILE", help="Add throughput saved by `vitamin bench -o FILE` (or --json)."),
-    ] = None,
+    pareto: ParetoFields = None,
+    bench_file: BenchFile = None,
     gpu: opt.BenchGpu = None,
-    eval_file: Annotated[
-        Path | None,
-        typer.Option("--eval", metavar="FILE", help="Add the accuracy measured by `vitamin eval -o FILE`."),
-    ] = None,
-    with_audit: Annotated[
-        bool,
-        typer.Option("--audit", help="Add the params and MACs measured by `vitamin audit` (from its cache)."),
-    ] = False,
+    eval_file: EvalFile = None,
+    with_audit: WithAudit = False,
+    columns: opt.TableColumns = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     as_csv: opt.CsvFlag = False,
@@ -67,74 +91,136 @@ def ls_command(
     zoo_path: opt.ZooPath = None,
     cache_dir: opt.CacheDir = None,
 ) -> None:
-    """List the zoo: one row per model, grouped like the zoo table, winners of each block highlighted."""
+    """List the zoo: one row per model, grouped like the zoo table, winners of each block highlighted. With
+    --bench, --eval or --audit, what was measured beside what the zoo reports, in the table and in every JSON or
+    CSV record; each record also says whether the model is pulled, and where."""
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
-    _refuse_conflicts(chosen, sort=sort, reverse=reverse, adds_columns=bool(with_audit or bench_file or eval_file))
+    _refuse_conflicts(chosen, sort=sort, reverse=reverse, pareto=pareto, columns=columns)
+    given = [
+        flag for flag, on in (("--bench", bench_file or gpu), ("--eval", eval_file), ("--audit", with_audit)) if on
+    ]
+    order, axes = _query(selection, sort, pareto, given)  # a mistake in them is said before any file is read
     registry = zoo.load(zoo_path)
-    models = selection.models(registry)
+    everything = replace(selection, where=None).models(registry)
+    measured = Measured.read(registry, everything, bench_file, gpu, eval_file, with_audit)
+    models = selection.models(registry, measured.values, given)
     if pulled is not None:
-        from vitamin_cli.checkpoints.owners import ModelOwner
-        from vitamin_cli.checkpoints.store import Store
-
-        present = Store(cache_dir).pulled(ModelOwner(m) for m in models)
+        present = _pulled_paths(models, cache_dir)
         models = [m for m in models if (m.name in present) == pulled]
-    if sort is not None:
-        models = _sorted(models, sort, reverse)
+    models = _arranged(models, order, axes, measured, reverse)
     if chosen == OutputFormat.table and not models:
         console.err_console().print("no model matches these filters; `vitamin ls` shows them all")
         return
 
     def table() -> None:
-        measured = _audit_counts(registry, models) if with_audit else None
-        speeds = accuracy = None
-        if bench_file or eval_file or gpu:  # reading results files costs a start-up what plain ls never needs
-            from vitamin_cli.bench.results import bench_speeds
-            from vitamin_cli.eval.results import read_accuracy
-
-            speeds = bench_speeds(bench_file, gpu)
-            accuracy = read_accuracy(eval_file, models) if eval_file else None
         shown = render.ls_table(
-            registry, models, grouped=sort is None, measured=measured, speeds=speeds, accuracy=accuracy
+            registry,
+            models,
+            grouped=sort is None and pareto is None,
+            measured=measured.audit,
+            speeds=measured.speeds,
+            accuracy=measured.accuracy,
         )
-        console.write_text(shown.render(color=use_color(), width=terminal_width(), rule=rule_char()))
-        note = render.others_note(models, speeds, accuracy)
+        if columns:
+            shown.choose(columns_asked(columns))
+        console.write_text(shown.render(color=use_color(), width=console.width(), rule=rule_char()))
+        note = render.others_note(models, measured.speeds, measured.accuracy)
         if note:
-            console.write_text(note + "\n")
+            sink.write_prose(note)
+        if pareto is not None:
+            said = " and ".join(f"{f.name} ({f.better} is better)" for f in axes)
+            print(f"the Pareto front on {said}: {len(models)} models", file=sys.stderr)
+
+    def records() -> list[dict[str, object]]:
+        paths = _pulled_paths(models, cache_dir)
+        return [measured.record(m, paths.get(m.name)) for m in models]
 
     sink.write(
         chosen,
-        json=lambda: [m.to_json() for m in models],
+        json=records,
         table=table,
-        csv=lambda: render.to_csv(models),
+        csv=lambda: sink.to_csv(records(), [*render.CSV_COLUMNS, *measured.csv_extra()]),
         markdown=lambda: render.to_markdown(registry, models),
     )
 
 
-def _refuse_conflicts(chosen: OutputFormat, *, sort: str | None, reverse: bool, adds_columns: bool) -> None:
+def _refuse_conflicts(
+    chosen: OutputFormat, *, sort: str | None, reverse: bool, pareto: str | None, columns: str | None
+) -> None:
     """Options that make no sense together, refused before the zoo is read."""
-    if reverse and sort is None:
-        raise UsageError("--reverse needs --sort COLUMN")
-    if adds_columns and chosen != OutputFormat.table:
-        raise UsageError("--audit, --bench and --eval add columns to the table only")
+    if reverse and sort is None and pareto is None:
+        raise UsageError("--reverse needs --sort FIELD (or --pareto X,Y)")
+    if columns is not None and chosen != OutputFormat.table:
+        raise UsageError(f"--columns chooses the table's columns; {chosen.value} has them all")
 
 
-def _sorted(models: list[zoo.Model], column: str, reverse: bool) -> list[zoo.Model]:
-    """The models with a value in the column, sorted by it; then those without one, in their order."""
-    present = [m for m in models if m.value(column) is not None]
-    present.sort(key=lambda m: cast(float, m.value(column)), reverse=reverse)
-    return present + [m for m in models if m.value(column) is None]
+def _query(
+    selection: opt.Selection, sort: str | None, pareto: str | None, given: list[str]
+) -> tuple[fields_.Field | None, list[fields_.Field]]:
+    """The field --sort names and those --pareto names, checked with --where: names, and the options that give
+    the measured ones."""
+    if selection.where is None and sort is None and pareto is None:  # plain ls imports none of this
+        return None, []
+    from vitamin_cli.zoo import fields
+
+    if selection.where is not None:
+        fields.where(selection.where, given)
+    order = fields.resolve(sort, given, "--sort") if sort is not None else None
+    return order, _pareto_fields(pareto, given) if pareto is not None else []
 
 
-def _audit_counts(registry: zoo.Zoo, models: list[zoo.Model]) -> dict[str, dict[str, float]]:
-    """Measured counts by model name, from the cache `vitamin audit` fills; no torch is imported here."""
-    from vitamin_cli.models.audit import architecture_id, cached_counts
+def _pareto_fields(value: str, given: list[str]) -> list[fields_.Field]:
+    from vitamin_cli.zoo import fields
 
-    cached = cached_counts()
-    counts = {m.name: cached.get(architecture_id(registry, m)) for m in models}
-    missing = sorted({m.arch for m in models if counts[m.name] is None})
-    if missing:
-        raise UsageError(
-            f"no audit of {', '.join(missing)} yet with the installed torch, open_clip and timm",
-            hint="run `vitamin audit --all` once (about a minute); its results are cached",
-        )
-    return {name: value for name, value in counts.items() if value is not None}
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if len(names) < 2:
+        raise UsageError("--pareto needs two fields or more, e.g. --pareto macs,imagenet")
+    found = [fields.resolve(n, given, "--pareto") for n in names]
+    for f in found:
+        if f.better is None:
+            raise UsageError(
+                f"--pareto: {f.name} is neither a cost nor a score, so no value of it is better",
+                hint="use costs (macs, params, ...) and scores (imagenet, throughput, ...)",
+            )
+    return found
+
+
+def _arranged(
+    models: list[zoo.Model], order: fields_.Field | None, axes: list[fields_.Field], measured: Measured, reverse: bool
+) -> list[zoo.Model]:
+    """The models on the Pareto front of `axes` (all of them without), sorted by `order`, else by the first axis."""
+    if axes:
+        models = _front(models, axes, measured)
+    if order is not None or axes:
+        models = _sorted(models, order or axes[0], measured, reverse)
+    return models
+
+
+def _front(models: list[zoo.Model], axes: list[fields_.Field], measured: Measured) -> list[zoo.Model]:
+    from vitamin_cli.zoo import fields
+    from vitamin_cli.zoo.query import pareto
+
+    values = {m.name: fields.values_of(m, measured.values) for m in models}
+
+    def axis(name: str) -> Callable[[zoo.Model], float | int | None]:
+        return lambda m: values[m.name].get(name)
+
+    return pareto(models, [(axis(f.name), f.better == fields.HIGHER) for f in axes])
+
+
+def _sorted(models: list[zoo.Model], by: fields_.Field, measured: Measured, reverse: bool) -> list[zoo.Model]:
+    """The models with a value of the field, sorted by it; then those without one, in their order."""
+    from vitamin_cli.zoo import fields
+
+    value = {m.name: fields.values_of(m, measured.values).get(by.name) for m in models}
+    present = [m for m in models if value[m.name] is not None]
+    present.sort(key=lambda m: cast(float, value[m.name]), reverse=reverse)
+    return present + [m for m in models if value[m.name] is None]
+
+
+def _pulled_paths(models: list[zoo.Model], cache_dir: Path | None) -> dict[str, Path]:
+    """The path of each released model's checkpoint in the cache, by name."""
+    from vitamin_cli.checkpoints.owners import ModelOwner
+    from vitamin_cli.checkpoints.store import Store
+
+    return Store(cache_dir).pulled_paths(ModelOwner(m) for m in models if m.released)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +19,11 @@ Examples:
   vitamin plot -o zoo.png                        # image MACs against ImageNet, as a PNG (or .svg)
   vitamin plot --size L --y avg38 -o large.svg
   vitamin plot --x throughput --bench h200.json  # accuracy per measured image/s on your own GPU
+  vitamin plot -o zoo.svg --label pareto         # name only the models on the Pareto front
 """
-X_AXES = ("macs", "params", "throughput")  # those of views/plot.py, which the command imports only when it runs
+# those of views/plot.py, which the command imports only when it runs
+X_AXES = ("macs", "params", "throughput")
+LABELS = ("pareto", "all", "none")
 
 
 @opt.selecting(with_all=False)
@@ -52,28 +56,42 @@ def plot_command(
         typer.Option("--eval", metavar="FILE", help="Put accuracy measured by `vitamin eval -o FILE` on the y axis."),
     ] = None,
     out: Annotated[Path | None, typer.Option("-o", "--output", help="Write a .png or .svg file.")] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            metavar="[" + "|".join(LABELS) + "]",
+            autocompletion=lambda: list(LABELS),
+            help="Which models are named beside their points: the Pareto front's, all, or none (default: all in a "
+            "file, pareto in the terminal).",
+            show_default=False,
+        ),
+    ] = None,
     zoo_path: opt.ZooPath = None,
 ) -> None:
     """Scatter the selected models (default: all 61), one colour per family, each encoder's data scales
     joined, the Pareto front drawn. Without -o, the plot is drawn in the terminal."""
-    from vitamin_cli.bench.results import bench_speeds
-    from vitamin_cli.eval.results import read_accuracy
     from vitamin_cli.files import check_writable
     from vitamin_cli.views import plot
+    from vitamin_cli.views.measured import Measured
 
+    if label is not None:
+        plot.check_label(label)
     if out is not None:
         check_writable(out)
-    models = selection.models(zoo.load(zoo_path))
-    speeds = bench_speeds(bench_file, gpu)
-    accuracy = read_accuracy(eval_file, models) if eval_file else None
-    pts = plot.points(models, x, y, speeds, accuracy)
+    registry = zoo.load(zoo_path)
+    measured = Measured.read(registry, replace(selection, where=None).models(registry), bench_file, gpu, eval_file)
+    models = selection.models(registry, measured.values, measured.given())  # --where reads what was measured too
+    pts = plot.points(models, x, y, measured.speeds, measured.accuracy)
     title = f"{len(pts)} models of the ViTamin zoo"
     if out is not None:
-        plot.draw_file(pts, x, y, out, title)
+        plot.draw_file(pts, x, y, out, title, label or "all")
         print(f"wrote {out}", file=sys.stderr)
         return
     from vitamin_cli.views.texttable import terminal_width, use_color
 
     height = 30 if sys.stdout.isatty() else 40
-    picture = plot.draw_terminal(pts, x, y, title, width=terminal_width(), height=height, color=use_color())
+    picture = plot.draw_terminal(
+        pts, x, y, title, width=terminal_width(), height=height, color=use_color(), label=label or "pareto"
+    )
     console.write_text(picture)

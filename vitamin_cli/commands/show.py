@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,6 +32,7 @@ def show_command(
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
+    cache_dir: opt.CacheDir = None,
 ) -> None:
     """Show one model: metrics, params, MACs, architecture, weights, siblings and an open_clip snippet."""
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
@@ -39,10 +41,26 @@ def show_command(
 
     def view() -> None:
         out = console.console()
-        for part in render.show_view(registry, model):
+        for part in render.show_view(registry, model, _pulled(model, cache_dir)):
             out.print(part)
             out.print()
         # Plain text, never wrapped or cropped, so that it can be pasted as it is.
         console.write_text(render.open_clip_snippet(registry, model))
 
-    sink.write(chosen, json=lambda: render.show_json(registry, model), table=view)
+    def document() -> dict[str, object]:
+        path = _pulled(model, cache_dir)
+        pulled = {**model.to_json(), "pulled": bool(path), "checkpoint": path or None}  # the keys of `ls --json`
+        return {**pulled, **render.show_json(registry, model)}
+
+    sink.write(chosen, json=document, table=view)
+
+
+def _pulled(model: zoo.Model, cache_dir: Path | None) -> str | None:
+    """The path of the model's checkpoint in the cache; "" when it is not there, None when it has no weights."""
+    if model.weights is None:
+        return None
+    from vitamin_cli.checkpoints.owners import ModelOwner
+    from vitamin_cli.checkpoints.store import Store
+
+    path = Store(cache_dir).pulled_paths([ModelOwner(model)]).get(model.name)
+    return "" if path is None else str(path)

@@ -67,18 +67,19 @@ def _cached_cell(row: Row) -> sink.Cell:
 
 COLUMNS: tuple[Column[Row], ...] = (
     Column("Key", lambda r: r.task.key),
-    Column("Name", lambda r: r.task.name),
-    Column("Columns", lambda r: ", ".join(r.task.groups) or "-"),
-    Column("Examples", lambda r: f"{r.task.examples:,}" if r.task.examples else "-", right=True),
-    Column("Metric", lambda r: r.task.metric or "-"),
-    Column("Cached", _cached_cell),
-    Column("Size", lambda r: console.human_bytes(r.size_bytes) if r.present else "", right=True),
+    Column("Name", lambda r: r.task.name, priority=3),
+    Column("Columns", lambda r: ", ".join(r.task.groups) or "-", priority=2),
+    Column("Examples", lambda r: f"{r.task.examples:,}" if r.task.examples else "-", right=True, priority=4),
+    Column("Metric", lambda r: r.task.metric or "-", priority=5),
+    Column("Cached", _cached_cell, priority=1),
+    Column("Size", lambda r: console.human_bytes(r.size_bytes) if r.present else "", right=True, priority=1),
 )
 
 
 def tasks_command(
     suite: opt.Suites = None,
     cache_dir: opt.CacheDir = None,
+    columns: opt.TableColumns = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
 ) -> None:
@@ -90,6 +91,7 @@ def tasks_command(
     from vitamin_cli.eval import tasks
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
+    shown = opt.table_columns(columns, COLUMNS, chosen)
     registry = tasks.load()
     listed = list(registry.tasks)
     if suite:
@@ -105,8 +107,8 @@ def tasks_command(
         pulled = [r for r in rows if r.present]
         total = sum(r.size_bytes for r in pulled)
         where = f"{len(pulled)} with data in {root} ({console.human_bytes(total)})" if pulled else f"none in {root}"
-        console.write_text(
+        sink.write_prose(
             f"{len(rows)} task{'s' * (len(rows) != 1)}, {where}; `vitamin pull --task KEY` fetches a task's data"
         )
 
-    sink.write_rows(chosen, rows, COLUMNS, record=Row.to_json, after=after)
+    sink.write_rows(chosen, rows, shown, record=Row.to_json, after=after)

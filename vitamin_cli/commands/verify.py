@@ -41,6 +41,7 @@ def verify_command(
         bool, typer.Option("--fix", help="Download again what is corrupt or missing (needs the network).")
     ] = False,
     cache_dir: opt.CacheDir = None,
+    columns: opt.TableColumns = None,
     format_: Annotated[str | None, opt.format_option(*FORMATS)] = None,
     as_json: opt.JsonFlag = False,
     zoo_path: opt.ZooPath = None,
@@ -58,6 +59,7 @@ def verify_command(
     from vitamin_cli.views.progress import byte_progress
 
     chosen = opt.output_format(format_, FORMATS, as_json=as_json)
+    shown = opt.table_columns(columns, COLUMNS, chosen)
     if names and all_models:
         raise UsageError("name models or use --all, not both")
     registry = zoo.load(zoo_path)
@@ -85,7 +87,7 @@ def verify_command(
             again_records = verify.records_to_check(registry, store, mended, warn=False)
             again = {(c.name, c.path): c for c in check_all(mended, again_records)}
             checks = [again.get((c.name, c.path), c) for c in checks]
-    sink.write_rows(chosen, checks, COLUMNS, record=lambda c: c.to_json(), after=lambda: _summary(checks, fix))
+    sink.write_rows(chosen, checks, shown, record=lambda c: c.to_json(), after=lambda: _summary(checks, fix))
     if any(c.status != "ok" for c in checks):
         raise typer.Exit(EXIT_FAILURE)
 
@@ -104,7 +106,7 @@ def _summary(checks: list[Check], fix: bool) -> None:
         for problem in c.problems:
             print(f"{c.name}: {problem}", file=sys.stderr)
     bad = sum(c.status != "ok" for c in checks)
-    console.write_text(f"{len(checks) - bad} intact, {bad} corrupt or missing")
+    sink.write_prose(f"{len(checks) - bad} intact, {bad} corrupt or missing")
     hints = dict.fromkeys(c.hint for c in checks if c.hint)
     if any(c.damaged for c in checks) and not fix:
         hints["`vitamin verify --fix` downloads again what is damaged or gone"] = None
@@ -114,7 +116,7 @@ def _summary(checks: list[Check], fix: bool) -> None:
 
 COLUMNS: list[Column[Check]] = [
     Column("Model", lambda c: c.name),
-    Column("Size", lambda c: console.human_bytes(c.size_bytes or 0), right=True),
-    Column("sha256", lambda c: (c.actual_sha256 or "-")[:16]),
+    Column("Size", lambda c: console.human_bytes(c.size_bytes or 0), right=True, priority=2),
+    Column("sha256", lambda c: (c.actual_sha256 or "-")[:16], priority=1),
     Column("Status", lambda c: (c.status, "green" if c.status == "ok" else "bold red")),
 ]

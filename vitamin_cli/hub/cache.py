@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,10 +316,18 @@ def delete(root: Path, path: Path) -> bool:
     return True
 
 
-def tidy(repo: RepoCache, commit: str) -> list[Path]:
+def tidy(repo: RepoCache, commit: str, gone: Sequence[Path] | None = None) -> list[Path]:
     """Remove the folders a deletion emptied, refs to the commit once its snapshot is gone, and the repo folder
     once nothing is left in it, so that the cache scanner sees no dangling ref and no half repo; returns the
-    refs deleted."""
+    refs deleted. With `gone` (a dry run: the files that would be deleted), only the refs that would be."""
+    if gone is not None:
+        left = [p for p in (repo.folder / "snapshots" / commit).glob("**/*") if p.is_symlink() or p.is_file()]
+        if any(p not in gone for p in left):
+            return []
+        refs = sorted((repo.folder / "refs").glob("**/*"))
+        return [
+            r for r in refs if r.is_file() and not r.is_symlink() and r.read_text(errors="replace").strip() == commit
+        ]
     deleted = []
     snapshots = repo.folder / "snapshots"
     commit_folder = snapshots / commit

@@ -60,6 +60,11 @@ def cache_file() -> Path:
     return memo_dir() / f"audit-{key}.json"
 
 
+def libraries() -> dict[str, str]:
+    """The versions of the libraries that build the models, which the counts of `cached_counts` were made with."""
+    return {name: _version(name) for name in _LIBRARIES}
+
+
 def _version(name: str) -> str:
     try:
         return metadata.version(name)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from vitamin_cli.bench.results import Speeds
 from vitamin_cli.errors import UsageError
@@ -36,6 +36,7 @@ Y_AXES = {
     "retrieval": "retrieval (%)",
 }
 FAMILY_COLOURS = {"vit": "#1f77b4", "convnext": "#2ca02c", "coatnet": "#9467bd", "vitamin": "#d62728"}
+LABELS = ("pareto", "all", "none")  # which points have their name written beside them: the front's, all, none
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,22 @@ def points(
 
 
 def pareto_front(pts: Sequence[Point], higher_x_is_better: bool) -> list[Point]:
-    """The points no other point beats on both axes (better or equal on both, better on one), by x."""
-    sign = -1 if higher_x_is_better else 1
+    """The points no other point beats on both axes (better or equal on both, better on one), by x: the front
+    `vitamin ls --pareto` lists (zoo/query.py)."""
+    from vitamin_cli.zoo.query import pareto
 
-    def dominates(a: Point, b: Point) -> bool:
-        return sign * a.x <= sign * b.x and a.y >= b.y and (sign * a.x < sign * b.x or a.y > b.y)
+    return sorted(pareto(pts, [(lambda p: p.x, higher_x_is_better), (lambda p: p.y, True)]), key=lambda p: p.x)
 
-    front = [p for p in pts if not any(dominates(q, p) for q in pts)]
-    return sorted(front, key=lambda p: p.x)
+
+def check_label(label: str) -> None:
+    if label not in LABELS:
+        raise UsageError(f"unknown --label {label!r}", hint=f"--label takes one of {', '.join(LABELS)}")
+
+
+def named(pts: Sequence[Point], front: Sequence[Point], label: str) -> list[Point]:
+    """The points whose names are written beside them, for --label."""
+    check_label(label)
+    return list(pts) if label == "all" else [p for p in pts if p in set(front)] if label == "pareto" else []
 
 
 def use_log_x(pts: Sequence[Point]) -> bool:
@@ -152,25 +161,37 @@ _Place = tuple[float, Box, Segment | None]  # a label's cost, box and leader
 
 @dataclass(frozen=True)
 class _Scene:
-    """What the labels are placed among: the markers' centres, the labels' sizes, the plot's area, and the
-    boxes and lines to keep clear of."""
+    """What the labels are placed among: the labelled markers' centres, the labels' sizes, the plot's area,
+    and the boxes, markers and lines to keep clear of."""
 
     centres: Sequence[XY]
     sizes: Sequence[XY]
     area: Box
-    obstacles: Sequence[Box]  # the given ones and the markers'
+    obstacles: Sequence[Box]  # the given ones and every marker's
+    given: Sequence[Box]  # the given ones (the legend), which the leaders keep off too
+    markers: Sequence[XY]  # every marker's centre, labelled or not
     lines: Sequence[Segment]
 
 
+def _marker_box(c: XY) -> Box:
+    """The square kept free around a marker."""
+    return (c[0] - _CLEAR, c[1] - _CLEAR, c[0] + _CLEAR, c[1] + _CLEAR)
+
+
 def place_labels(
-    centres: Sequence[XY], sizes: Sequence[XY], area: Box, obstacles: Sequence[Box], lines: Sequence[Segment]
+    centres: Sequence[XY],
+    sizes: Sequence[XY],
+    area: Box,
+    obstacles: Sequence[Box],
+    lines: Sequence[Segment],
+    unlabelled: Sequence[XY] = (),
 ) -> list[tuple[Box, Segment | None]]:
     """A box per label (display pixels) and, when it sits away from its marker, a leader from the marker's
-    centre to the box. No box overlaps another box, a marker, an obstacle or a leader; no leader crosses
-    another leader, a box or another marker. Crowded markers are placed first; each label takes the
-    nearest free place, crossing as few of the plot's lines as it can."""
-    markers = [(x - _CLEAR, y - _CLEAR, x + _CLEAR, y + _CLEAR) for x, y in centres]
-    scene = _Scene(centres, sizes, area, [*obstacles, *markers], lines)
+    centre to the box. No box overlaps another box, a marker (the `unlabelled` ones' too), an obstacle or a
+    leader; no leader crosses another leader, a box, an obstacle or another marker. Crowded markers are placed
+    first; each label takes the nearest free place, crossing as few of the plot's lines as it can."""
+    markers = [*centres, *unlabelled]
+    scene = _Scene(centres, sizes, area, [*obstacles, *map(_marker_box, markers)], obstacles, markers, lines)
     order = sorted(range(len(centres)), key=lambda i: (-_crowd(centres, i), i))
     boxes, leaders, stuck = _attempt(scene, order)
     for _ in range(4):  # a label left without a free place goes first next time
@@ -254,13 +275,13 @@ def _is_free(
 
 
 def _is_free_leader(scene: _Scene, c: XY, leader: Segment, boxes: Sequence[Box], leaders: Sequence[Segment]) -> bool:
-    """Whether a leader from the marker at `c` keeps off the labels' boxes, the other leaders and the other
-    markers."""
-    if any(_hits_box(leader, other, _GAP) for other in boxes):
+    """Whether a leader from the marker at `c` keeps off the labels' boxes, the given obstacles, the other
+    leaders and the other markers."""
+    if any(_hits_box(leader, other, _GAP) for other in (*boxes, *scene.given)):
         return False
     if any(_cross(*leader, *other) for other in leaders):
         return False
-    return not any(_distance(o, leader) < _CLEAR for o in scene.centres if math.dist(o, c) > _CLEAR)
+    return not any(_distance(o, leader) < _CLEAR for o in scene.markers if math.dist(o, c) > _CLEAR)
 
 
 def _step(pts: Sequence[Point], where: str) -> list[XY]:
@@ -271,9 +292,10 @@ def _step(pts: Sequence[Point], where: str) -> list[XY]:
     return corners
 
 
-def figure(pts: Sequence[Point], x: str, y: str, title: str) -> Figure:
-    """The picture as a matplotlib figure (headless), every point labelled: no label on a marker, on another
-    label or across a leader line."""
+def figure(pts: Sequence[Point], x: str, y: str, title: str, label: str = "all") -> Figure:
+    """The picture as a matplotlib figure (headless): the legend where it covers no marker and no line (outside
+    the axes when no place inside is free), and the `label` choice of points named, no name on a marker, on
+    another name, on the legend or across a leader line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -297,10 +319,50 @@ def figure(pts: Sequence[Point], x: str, y: str, title: str) -> Figure:
     axes.set_ylim(low, high + (high - low) * 0.05)  # room for the labels of the best models, top right
     low, high = axes.get_xlim()
     axes.set_xlim(low, high * 1.4 if axes.get_xscale() == "log" else high + (high - low) * 0.08)
-    legend = axes.legend(handles=_legend_handles(), loc="upper left", fontsize=8.5)
     fig.tight_layout()
-    _draw_labels(fig, axes, pts, [*series_lines, _step(front, where)], legend)
+    drawn = [*series_lines, _step(front, where)]
+    legend = _place_legend(fig, axes, _legend_handles(pts, bool(series_lines), len(front) > 1), pts, drawn)
+    _draw_labels(fig, axes, named(pts, front, label), pts, drawn, legend)
     return fig
+
+
+_LegendPlace = Literal[  # matplotlib's places for a legend inside the axes, tried in this order
+    "upper left", "upper right", "lower right", "lower left", "center left", "center right", "upper center",
+    "lower center",
+]  # fmt: skip
+_LEGEND_PLACES: tuple[_LegendPlace, ...] = get_args(_LegendPlace)
+
+
+def _place_legend(
+    fig: Figure, axes: Axes, handles: Sequence[Line2D], pts: Sequence[Point], drawn: Sequence[Sequence[XY]]
+) -> Legend:
+    """The legend at the first of matplotlib's places inside the axes where it covers no marker and no `drawn`
+    line (corners in data coordinates), measured after the layout; else outside the axes, at their right."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    markers = [_marker_box(c) for c in _display_points(axes, pts)]
+    lines = _display_lines(axes, drawn)
+    for place in _LEGEND_PLACES:
+        legend = axes.legend(handles=handles, fontsize=8.5, loc=place)  # replaces the one tried before
+        box: Box = tuple(legend.get_window_extent(renderer).extents)  # type: ignore[assignment]
+        if not any(_overlap(box, m, _GAP) for m in markers) and not any(_hits_box(s, box, _GAP) for s in lines):
+            return legend
+    legend = axes.legend(handles=handles, fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    fig.tight_layout()  # narrows the axes to make room for it
+    return legend
+
+
+def _display_points(axes: Axes, pts: Sequence[Point]) -> list[XY]:
+    """The points' centres in display pixels."""
+    return [(float(a), float(b)) for a, b in axes.transData.transform([(p.x, p.y) for p in pts])]
+
+
+def _display_lines(axes: Axes, drawn: Sequence[Sequence[XY]]) -> list[Segment]:
+    """The segments of lines given by their corners in data coordinates, in display pixels."""
+    segments: list[Segment] = []
+    for corners in drawn:
+        shown = [(float(a), float(b)) for a, b in axes.transData.transform(corners)]
+        segments += zip(shown, shown[1:], strict=False)
+    return segments
 
 
 def _draw_markers(axes: Axes, pts: Sequence[Point]) -> None:
@@ -328,55 +390,61 @@ def _draw_series(axes: Axes, pts: Sequence[Point]) -> list[list[XY]]:
     return series_lines
 
 
-def _legend_handles() -> list[Line2D]:
-    """The legend's entries: the families, then what the markers and lines mean."""
+def _legend_handles(pts: Sequence[Point], series: bool, front: bool) -> list[Line2D]:
+    """The legend's entries for what is drawn: the families of the points, then what their markers mean, the
+    series lines (when there is one) and the Pareto front (when it is a line)."""
     from matplotlib.lines import Line2D
 
+    drawn = {p.family for p in pts}
     handles = [
-        Line2D([], [], ls="none", marker="o", color=colour, label=family) for family, colour in FAMILY_COLOURS.items()
+        Line2D([], [], ls="none", marker="o", color=colour, label=family)
+        for family, colour in FAMILY_COLOURS.items()
+        if family in drawn
     ]
-    handles += [
-        Line2D([], [], ls="none", marker="o", color="grey", label="benchmarked (128M, 512M, 1.28B samples)"),
-        Line2D(
-            [],
-            [],
-            ls="none",
-            marker="D",
-            color="grey",
-            markeredgecolor="black",
-            markeredgewidth=0.6,
-            markersize=5.5,
-            label="long schedule (12.8B to 41B samples)",
-        ),  # fmt: skip
-        Line2D([], [], color="grey", alpha=0.6, lw=1, label="one encoder and resolution across data scales"),
-        Line2D([], [], color="black", ls="--", lw=1, alpha=0.7, label="Pareto front"),
-    ]
+    if not all(p.long for p in pts):
+        handles.append(
+            Line2D([], [], ls="none", marker="o", color="grey", label="benchmarked (128M, 512M, 1.28B samples)")
+        )
+    if any(p.long for p in pts):
+        handles.append(
+            Line2D(
+                [], [], ls="none", marker="D", color="grey", markeredgecolor="black", markeredgewidth=0.6,
+                markersize=5.5, label="long schedule (12.8B to 41B samples)",
+            )
+        )  # fmt: skip
+    if series:
+        handles.append(
+            Line2D([], [], color="grey", alpha=0.6, lw=1, label="one encoder and resolution across data scales")
+        )
+    if front:
+        handles.append(Line2D([], [], color="black", ls="--", lw=1, alpha=0.7, label="Pareto front"))
     return handles
 
 
-def _draw_labels(fig: Figure, axes: Axes, pts: Sequence[Point], drawn: Sequence[Sequence[XY]], legend: Legend) -> None:
-    """Each point's name where `place_labels` puts it, clear of the markers, the legend and the `drawn` lines
-    (their corners, in data coordinates), with a leader where it sits away from its marker."""
+def _draw_labels(
+    fig: Figure,
+    axes: Axes,
+    names: Sequence[Point],
+    pts: Sequence[Point],
+    drawn: Sequence[Sequence[XY]],
+    legend: Legend,
+) -> None:
+    """The names of the `names` points where `place_labels` puts them, clear of every marker, the legend and the
+    `drawn` lines (their corners, in data coordinates), with a leader where a name sits away from its marker."""
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    to_display = axes.transData.transform
-    texts = [axes.text(p.x, p.y, p.name, fontsize=6.5, ha="left", va="bottom", gid=f"label:{p.name}") for p in pts]
+    texts = [axes.text(p.x, p.y, p.name, fontsize=6.5, ha="left", va="bottom", gid=f"label:{p.name}") for p in names]
     sizes = [(t.get_window_extent(renderer).width, t.get_window_extent(renderer).height) for t in texts]
-    centres = [tuple(map(float, to_display((p.x, p.y)))) for p in pts]
-    lines = [
-        (tuple(map(float, a)), tuple(map(float, b)))
-        for corners in drawn
-        for a, b in zip(to_display(corners), to_display(corners)[1:], strict=False)
-    ]
     frame = axes.get_window_extent(renderer)
     placed = place_labels(
-        centres,  # type: ignore[arg-type]
+        _display_points(axes, names),
         sizes,
         (frame.x0, frame.y0, frame.x1, frame.y1),
         [tuple(legend.get_window_extent(renderer).extents)],  # type: ignore[list-item]
-        lines,  # type: ignore[arg-type]
+        _display_lines(axes, drawn),
+        _display_points(axes, [p for p in pts if p not in set(names)]),
     )
     from_display = axes.transData.inverted().transform
-    for p, text, (box, leader) in zip(pts, texts, placed, strict=True):
+    for p, text, (box, leader) in zip(names, texts, placed, strict=True):
         text.set_position(tuple(from_display((box[0], box[1]))))
         if leader is not None:
             (cx, cy), end = leader
@@ -386,13 +454,13 @@ def _draw_labels(fig: Figure, axes: Axes, pts: Sequence[Point], drawn: Sequence[
             axes.plot([x0, x1], [y0, y1], color="grey", lw=0.5, zorder=2.5, gid=f"leader:{p.name}")
 
 
-def draw_file(pts: Sequence[Point], x: str, y: str, path: Path, title: str) -> None:
+def draw_file(pts: Sequence[Point], x: str, y: str, path: Path, title: str, label: str = "all") -> None:
     """A PNG or SVG (by the file's suffix) with matplotlib, headless."""
     import matplotlib.pyplot as plt
 
     if path.suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"cannot write {path.name}: the file must end in .png or .svg")
-    fig = figure(pts, x, y, title)
+    fig = figure(pts, x, y, title, label)
     fig.savefig(path, metadata={"Date": None} if path.suffix.lower() == ".svg" else None)
     plt.close(fig)
 
@@ -401,13 +469,16 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-def draw_terminal(pts: Sequence[Point], x: str, y: str, title: str, width: int, height: int, color: bool) -> str:
+def draw_terminal(
+    pts: Sequence[Point], x: str, y: str, title: str, width: int, height: int, color: bool, label: str = "pareto"
+) -> str:
     """The same picture as text, for a terminal on a remote machine: the families in the file's colours (the
-    long-schedule models as diamonds), the Pareto front joined and its models named, the y axis's title above
-    the y axis and the x axis's title under the x axis."""
+    long-schedule models as diamonds), the Pareto front joined, the `label` choice of models named where there
+    is room, the y axis's title above the y axis and the x axis's title under the x axis."""
     import plotext
 
     front = pareto_front(pts, higher_x_is_better=x == "throughput")
+    names = named(pts, front, label)
     log_x = use_log_x(pts)
     x_low, x_high = min(p.x for p in pts), max(p.x for p in pts)
     y_low, y_high = min(p.y for p in pts), max(p.y for p in pts)
@@ -439,7 +510,7 @@ def draw_terminal(pts: Sequence[Point], x: str, y: str, title: str, width: int, 
     left, right = plain[top].index("┌") + 1, plain[top].index("┐") - 1
     legend = len(FAMILY_COLOURS) + 1  # plotext's legend: the top left rows
     labels = _terminal_labels(
-        pts, front, log_x, (x_low, x_high), (y_low, y_high), (left, top + 1, right, bottom - 1), legend
+        pts, names, log_x, (x_low, x_high), (y_low, y_high), (left, top + 1, right, bottom - 1), legend
     )
     lines = picture(labels).splitlines()
     if not color:
@@ -451,15 +522,15 @@ def draw_terminal(pts: Sequence[Point], x: str, y: str, title: str, width: int, 
 
 def _terminal_labels(
     pts: Sequence[Point],
-    front: Sequence[Point],
+    names: Sequence[Point],
     log_x: bool,
     x_range: tuple[float, float],
     y_range: tuple[float, float],
     cells: tuple[int, int, int, int],
     legend_rows: int,
 ) -> list[tuple[Point, float, float]]:
-    """Where each front model's name goes, in data coordinates: beside its point, or a few rows up or down,
-    on no point and no other name."""
+    """Where each of the `names` models' name goes, in data coordinates: beside its point, or a few rows up or
+    down, on no point and no other name; a name without such a place is left out."""
     left, top, right, bottom = cells
     width, height = right - left, bottom - top
 
@@ -480,7 +551,7 @@ def _terminal_labels(
     taken = {cell(p) for p in pts}
     taken |= {(c, r) for c in range(left, left + 18) for r in range(top, top + legend_rows)}
     placed = []
-    for p in sorted(front, key=lambda p: -p.y):
+    for p in sorted(names, key=lambda p: -p.y):
         col, row = cell(p)
         for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6):
             spot = None

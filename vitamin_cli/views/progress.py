@@ -12,26 +12,47 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vitamin_cli.console import err_console
+from vitamin_cli.console import err_console, human_bytes
 from vitamin_cli.views.sink import Cell, table
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, ProgressColumn, Task
 
 
 def transfer_progress(transient: bool) -> Progress:
     """A rich progress display for bytes (done, rate, time left) on stderr."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *byte_columns(),
         TimeRemainingColumn(),
         console=err_console(),
         transient=transient,
     )
+
+
+def byte_columns() -> tuple[ProgressColumn, ProgressColumn]:
+    """A bar's bytes (done/total) and speed, written as `console.human_bytes` writes a size (binary units:
+    MiB, MiB/s), so that a file's bar and the summary after it give one number for it; rich's own columns
+    write decimal units (MB), or binary ones with other rules ("bytes", "1,000.0 KiB"). A task with a `speed`
+    field (PullBars' bar of all files) shows that speed rather than rich's."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Bytes(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            done = human_bytes(int(task.completed))
+            shown = done if task.total is None else f"{done}/{human_bytes(int(task.total))}"
+            return Text(shown, style="progress.download")
+
+    class Speed(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.fields["speed"] if "speed" in task.fields else task.finished_speed or task.speed
+            return Text(f"{human_bytes(int(speed))}/s" if speed else "?", style="progress.data.speed")
+
+    return Bytes(), Speed()
 
 
 class PullBars:
@@ -129,22 +150,8 @@ def _pull_progress() -> Any:
     PullBars computes: rich's own start over whenever a total changes) drawn below the others, which rich would
     draw in the order they were added; a file's bar given the time it took once done; names shown as they are,
     never read as markup."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.text import Text
-
-    class Speed(TransferSpeedColumn):
-        def render(self, task: Any) -> Text:
-            if "seconds" not in task.fields:
-                return super().render(task)
-            speed = task.fields["speed"]
-            return Text(f"{_decimal(speed)}/s" if speed else "?", style="progress.data.speed")
 
     class Time(TimeRemainingColumn):
         def render(self, task: Any) -> Text:
@@ -170,18 +177,11 @@ def _pull_progress() -> Any:
     return Bars(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
-        DownloadColumn(),
-        Speed(),
+        *byte_columns(),
         Time(elapsed_when_finished=True),
         console=err_console(),
         transient=False,
     )
-
-
-def _decimal(size: float) -> str:
-    from rich import filesize
-
-    return filesize.decimal(int(size))
 
 
 @contextmanager

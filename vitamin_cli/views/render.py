@@ -10,12 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from vitamin_cli.views.texttable import TextTable
+from vitamin_cli.views.texttable import Spec, TextTable
 from vitamin_cli.zoo import JSON_KEYS, METRICS, Model, Weights, Zoo
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
-    from rich.table import Table
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 
     from vitamin_cli.bench.results import Speeds
     from vitamin_cli.eval.results import Accuracy
@@ -122,6 +121,10 @@ def others_note(models: Sequence[Model], speeds: Speeds | None, accuracy: Accura
     )
 
 
+# Where the ls table is too wide for the terminal, the columns of highest priority number are hidden first.
+LS_PRIORITY = {"imagenet": 0, "avg38": 4, "dist_shift": 7, "vtab": 6, "retrieval": 5}
+
+
 def ls_table(
     registry: Zoo,
     models: Sequence[Model],
@@ -130,18 +133,34 @@ def ls_table(
     speeds: Speeds | None = None,
     accuracy: Accuracy | None = None,
 ) -> TextTable:
-    """The `vitamin ls` table, under 80 columns; grouped like the zoo table unless the rows were sorted.
+    """The `vitamin ls` table; grouped like the zoo table unless the rows were sorted. On a narrow terminal the
+    columns of least use go first: the hub flag, then the other accuracy columns, params, MACs.
 
     Names carry the data scale (and the resolution of the long-schedule rows), so no column repeats them.
     """
-    titles = ["Model", "Params M\nimg+txt", "MACs G\nimg+txt", *(LS_TITLES[m] for m in METRICS), "Hub"]
+    specs = [
+        Spec("Model", key="model"),
+        Spec("Params M\nimg+txt", right=True, priority=3, key="params"),
+        Spec("MACs G\nimg+txt", right=True, priority=2, key="macs"),
+        *(Spec(LS_TITLES[m], right=True, priority=LS_PRIORITY[m], key=m) for m in METRICS),
+        Spec("Hub", priority=8, key="hub"),
+    ]
     if measured is not None:
-        titles[3:3] = ["Params M\nmeasured", "MACs G\nmeasured"]
+        specs[3:3] = [
+            Spec("Params M\nmeasured", right=True, priority=3, key="params_measured"),
+            Spec("MACs G\nmeasured", right=True, priority=2, key="macs_measured"),
+        ]
     if speeds is not None:
-        titles[-1:-1] = ["Images\n/s", "Texts\n/s"]
+        specs[-1:-1] = [
+            Spec("Images\n/s", right=True, priority=1, key="images_s"),
+            Spec("Texts\n/s", right=True, priority=4, key="texts_s"),
+        ]
     if accuracy is not None:
-        titles[-1:-1] = [f"{LS_TITLES[m]}\nmeas." for m in METRICS]
-    table = TextTable(titles, right=set(range(1, len(titles) - 1)))
+        specs[-1:-1] = [
+            Spec(f"{LS_TITLES[m]}\nmeas.", right=True, priority=max(LS_PRIORITY[m], 1), key=f"{m}_measured")
+            for m in METRICS
+        ]
+    table = TextTable(specs, choosable=True)
     for index, model in enumerate(models):
         previous = models[index - 1] if index else None
         if grouped and previous is not None and block_key(previous) != block_key(model):
@@ -202,13 +221,15 @@ def show_json(registry: Zoo, model: Model) -> dict[str, object]:
     }
 
 
-def show_view(registry: Zoo, model: Model) -> list[RenderableType]:
-    """The `vitamin show` view. Text from the zoo file goes in as plain Text, never parsed as rich markup."""
+def show_view(registry: Zoo, model: Model, pulled: str | None = None) -> list[RenderableType]:
+    """The `vitamin show` view, with where the model's checkpoint is in the cache (`pulled`: its path, "" when it
+    is not pulled, None when it has no weights). Text from the zoo file goes in as plain Text, never parsed as
+    rich markup."""
     from rich.text import Text
 
     from vitamin_cli.views.sink import Cell, table
 
-    parts: list[RenderableType] = [Text(model.name, style="bold"), _facts(registry, model)]
+    parts: list[RenderableType] = [Text(model.name, style="bold"), _facts(registry, model, pulled)]
     siblings = registry.siblings(model)
     if siblings:
         rows: list[list[Cell]] = [
@@ -222,24 +243,57 @@ def show_view(registry: Zoo, model: Model) -> list[RenderableType]:
             ]
             for other in siblings
         ]
-        titles = ("Model", "Res", "Samples", "ImageNet", "Network", "Weights")
+        titles = [
+            Spec("Model"),
+            Spec("Res", right=True, priority=3),
+            Spec("Samples", right=True, priority=1),
+            Spec("ImageNet", right=True),
+            Spec("Network", priority=2),
+            Spec("Weights", priority=4),
+        ]
         parts.append(Text("Same encoder, other data scales or resolutions", style="italic"))
-        parts.append(table(titles, rows, right={"Res", "Samples", "ImageNet"}))
+        parts.append(table(titles, rows))
     parts.append(Text("open_clip", style="bold"))
     return parts
 
 
-def _facts(registry: Zoo, model: Model) -> Table:
-    """The model's facts as a grid of labelled lines: its names, sizes, costs, accuracy, network and weights."""
-    from rich.table import Table
-    from rich.text import Text
+class _Facts:
+    """Labelled lines, fitted to the console's width: text folds between words, a path (`kind` "path") after its
+    slashes, and a hash too long for the line (`kind` "hash") is shown by its prefix and marked with an ellipsis."""
 
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold", no_wrap=True)
-    facts.add_column()
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, tuple[str | tuple[str, str], ...], str]] = []
 
-    def fact(label: str, *parts: str | tuple[str, str]) -> None:
-        facts.add_row(label, Text.assemble(*parts))
+    def add(self, label: str, *parts: str | tuple[str, str], kind: str = "text") -> None:
+        self.rows.append((label, parts, kind))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.table import Table
+        from rich.text import Text
+
+        from vitamin_cli.console import NATURAL_WIDTH
+        from vitamin_cli.views.texttable import fold
+
+        labels = max(len(label) for label, _, _ in self.rows)
+        room = None if options.max_width >= NATURAL_WIDTH else max(options.max_width - labels - 2, 8)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for label, parts, kind in self.rows:
+            plain = "".join(p if isinstance(p, str) else p[0] for p in parts)
+            if room is not None and kind == "path":
+                parts = ("\n".join(fold(plain, room, path=True)),)
+            elif room is not None and kind == "hash" and len(plain) > room:
+                parts = (plain[: room - 1] + "…",)
+            grid.add_row(label, Text.assemble(*parts))
+        yield grid
+
+
+def _facts(registry: Zoo, model: Model, pulled: str | None) -> _Facts:
+    """The model's facts as labelled lines: its names, sizes, costs, accuracy, network, weights and whether they
+    are in the cache."""
+    facts = _Facts()
+    fact = facts.add
 
     schedule = "benchmarked table" if model.schedule == "benchmark" else "long-schedule table"
     fact("encoder", f"{model.encoder} · family {model.family} · size {model.size} · {schedule}")
@@ -268,22 +322,29 @@ def _facts(registry: Zoo, model: Model) -> Table:
     inline = registry.inline_architecture(model)
     where = f"defined in {registry.path.name}, as open_clip's own is missing or wrong"
     fact("architecture", f"open_clip config '{model.arch}'" + ("" if inline is None else f", {where}"))
-    fact("weights", _weights_line(model))
-    if model.weights_note:
-        fact("", model.weights_note)
+    _weights_facts(facts, model)
+    if pulled is not None:
+        fact("pulled", pulled or ("no: `vitamin pull " + model.name + "` fetches it", "dim"), kind="path")
     return facts
 
 
-def _weights_line(model: Model) -> str:
-    if model.weights is None:
-        return "none published"
+def _weights_facts(facts: _Facts, model: Model) -> None:
+    fact = facts.add
     w = model.weights
-    pins = ", ".join(
-        f"{label} {value}"
-        for label, value in (("revision", w.revision), ("sha256", w.sha256), ("size", w.size_bytes))
-        if value
-    )
-    return f"hf://{w.repo}/{w.filename} ({pins or 'not pinned yet'})"
+    if w is None:
+        fact("weights", "none published")
+    else:
+        fact("weights", f"hf://{w.repo}/{w.filename}", kind="path")
+        if not (w.revision or w.sha256 or w.size_bytes):
+            fact("", ("not pinned yet: `vitamin pin` records its revision, sha256 and size", "dim"))
+        if w.revision:
+            fact("revision", w.revision, kind="hash")
+        if w.sha256:
+            fact("sha256", w.sha256, kind="hash")
+        if w.size_bytes:
+            fact("size", f"{w.size_bytes:,} bytes")
+    if model.weights_note:
+        fact("", model.weights_note)
 
 
 def open_clip_snippet(registry: Zoo, model: Model) -> str:

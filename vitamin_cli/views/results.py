@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitamin_cli import console
-from vitamin_cli.views.sink import Cell, Column, table
+from vitamin_cli.views.sink import Cell, Column, table, write_prose
 
 if TYPE_CHECKING:
     from vitamin_cli.bench.measure import Progress as BenchProgress
@@ -97,15 +97,15 @@ def bench_notes(results: Sequence[BenchResult], out: Path | None) -> list[str]:
 BENCH_COLUMNS: list[Column[BenchResult]] = [
     Column("Model", lambda r: r.model),
     Column("Tower", lambda r: r.tower),
-    Column("Batch", lambda r: str(r.batch_size or "-"), right=True),
+    Column("Batch", lambda r: str(r.batch_size or "-"), right=True, priority=3),
     Column("Items/s", _items, right=True),
-    Column("Spread", lambda r: "" if r.error else _spread(r), right=True),
-    Column("ms/batch", lambda r: "" if r.latency_ms is None else f"{r.latency_ms:.1f}", right=True),
-    Column("p50/p99 ms", _latency, right=True),
-    Column("GiB", lambda r: "-" if r.peak_memory_gib is None else f"{r.peak_memory_gib:.1f}", right=True),
-    Column("TFLOP/s", lambda r: "-" if r.tflops is None else f"{r.tflops:.3g}", right=True),
-    Column("MFU", lambda r: "-" if r.mfu is None else f"{r.mfu:.0%}", right=True),
-    Column("Warm-up s", lambda r: "" if r.warmup_s is None else f"{r.warmup_s:.1f}", right=True),
+    Column("Spread", lambda r: "" if r.error else _spread(r), right=True, priority=1),
+    Column("ms/batch", lambda r: "" if r.latency_ms is None else f"{r.latency_ms:.1f}", right=True, priority=5),
+    Column("p50/p99 ms", _latency, right=True, priority=2, key="latency"),
+    Column("GiB", lambda r: "-" if r.peak_memory_gib is None else f"{r.peak_memory_gib:.1f}", right=True, priority=4),
+    Column("TFLOP/s", lambda r: "-" if r.tflops is None else f"{r.tflops:.3g}", right=True, priority=6),
+    Column("MFU", lambda r: "-" if r.mfu is None else f"{r.mfu:.0%}", right=True, priority=3),
+    Column("Warm-up s", lambda r: "" if r.warmup_s is None else f"{r.warmup_s:.1f}", right=True, priority=7),
 ]
 
 
@@ -118,25 +118,45 @@ def _state(r: TaskResult) -> Cell:
     return state, ""
 
 
+def _recalls(k: int) -> Callable[[TaskResult], Cell]:
+    """A retrieval task's recall@k, text->image / image->text ("" for another kind of task)."""
+
+    def cell(r: TaskResult) -> Cell:
+        found = [r.metrics.get(f"{kind}_retrieval_recall@{k}") for kind in ("image", "text")]
+        return "" if None in found else f"{found[0]:.1f}/{found[1]:.1f}"
+
+    return cell
+
+
 EVAL_COLUMNS: list[Column[TaskResult]] = [
     Column("Model", lambda r: r.model),
     Column("Task", lambda r: r.task),
-    Column("Metric", lambda r: r.main_metric or "-"),
-    Column("%", lambda r: ("-" if r.main is None else f"{r.main:.1f}", "bold"), right=True),
-    Column("Images", lambda r: str(r.samples), right=True),
-    Column("Images/s", lambda r: "-" if r.images_per_s is None else rate(r.images_per_s), right=True),
-    Column("", _state),
+    Column("Metric", lambda r: r.main_metric or "-", priority=3),
+    Column("%", lambda r: ("-" if r.main is None else f"{r.main:.1f}", "bold"), right=True, key="main"),
+    Column("R@5\nimg/txt", _recalls(5), right=True, priority=2, key="r5"),
+    Column("R@10\nimg/txt", _recalls(10), right=True, priority=3, key="r10"),
+    Column("Images", lambda r: str(r.samples), right=True, priority=4),
+    Column("Images/s", lambda r: "-" if r.images_per_s is None else rate(r.images_per_s), right=True, priority=5),
+    Column("", _state, key="note"),
 ]
+RECALL_KEYS = ("r5", "r10")  # shown only where a retrieval task is among the results
 
-# The live table of `vitamin eval`: a row per finished task, and the task in progress.
-EVAL_PROGRESS_TITLES = ("Model", "Task", "Images", "Images/s", "Left")
-EVAL_PROGRESS_RIGHT = {"Images", "Images/s", "Left"}
+
+def eval_columns(results: Sequence[TaskResult]) -> list[Column[TaskResult]]:
+    """The eval table's columns: the recalls only where a retrieval task was run."""
+    retrieval = any("image_retrieval_recall@5" in r.metrics for r in results)
+    return [c for c in EVAL_COLUMNS if retrieval or c.key not in RECALL_KEYS]
+
+
+# The live table of `vitamin eval`: a row per finished task (its result), and the task in progress (time left).
+EVAL_PROGRESS_TITLES = ("Model", "Task", "Images", "Images/s", "Result", "Left")
+EVAL_PROGRESS_RIGHT = {"Images", "Images/s", "Result", "Left"}
 
 
 def eval_progress_row(model: str, task: str, done: int, total: int, seconds: float) -> list[Cell]:
     rate = done / seconds if seconds else 0.0
     left = f"{(total - done) / rate:,.0f} s" if rate and total > done else "-"
-    return [model, task, f"{done:,}" + (f" / {total:,}" if total else ""), f"{rate:,.0f}", left]
+    return [model, task, f"{done:,}" + (f" / {total:,}" if total else ""), f"{rate:,.0f}", "", left]
 
 
 def eval_progress(live: LiveTable) -> Callable[[str, str], EvalProgress]:
@@ -187,7 +207,7 @@ def _why(r: TaskResult) -> str:
 
 def eval_finished_row(result: TaskResult) -> list[Cell]:
     note = "done before" if result.resumed else (result.status if result.status != "ok" else f"{result.main or 0:.1f}%")
-    return [result.model, result.task, f"{result.samples:,}", f"{result.images_per_s or 0:,.0f}", note]
+    return [result.model, result.task, f"{result.samples:,}", f"{result.images_per_s or 0:,.0f}", note, ""]
 
 
 def print_columns(summaries: Mapping[str, Sequence[ZooColumn]]) -> None:
@@ -203,6 +223,6 @@ def print_columns(summaries: Mapping[str, Sequence[ZooColumn]]) -> None:
             diff = "-" if c.difference is None else f"{c.difference:+.1f}"
             note = "" if not c.missing else f"incomplete: {len(c.missing)} of {c.tasks} tasks missing"
             lines.append([c.column, f"{c.reported:.1f}", (measured, "bold"), diff, (note, "yellow")])
-        console.write_text(f"\n{name}")
+        write_prose(f"\n{name}")
         titles = ("Column", "Reported", "Measured", "Points", "")
-        out.print(table(titles, lines, right={"Reported", "Measured", "Points"}))
+        out.print(table(titles, lines, right={"Reported", "Measured", "Points"}))  # small: it fits 60 columns

@@ -13,11 +13,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vitamin_cli import console
+from vitamin_cli.console import NATURAL_WIDTH
+from vitamin_cli.views.texttable import Cell as Cell
+from vitamin_cli.views.texttable import Spec, TextTable, cell_width, chosen_indices, columns_asked, fold
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.measure import Measurement
-    from rich.table import Table
 
 T = TypeVar("T")
 
@@ -31,150 +33,76 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-# A table cell: its text, or its text and a rich style ("bold green").
-Cell = str | tuple[str, str]
+def table(
+    columns: Sequence[Spec | str], rows: Iterable[Sequence[Cell]], right: Collection[str] = (), choosable: bool = False
+) -> RenderableType:
+    """A borderless table with a bold header, fitted to the width it is printed at (texttable.py says how: it
+    folds between words, shortens paths, hides the columns of lowest priority with a note, and never splits a
+    model's name or a number); at its natural width into a pipe. `columns` are Specs, or titles with `right`
+    naming the right-justified ones; `choosable` when the command takes `--columns`. Cells are plain text, never
+    markup."""
+    built = TextTable(columns, right, choosable)
+    for row in rows:
+        built.add_row(row)
+    return _Rich(built)
 
 
-def table(titles: Sequence[str], rows: Iterable[Sequence[Cell]], right: Collection[str] = ()) -> RenderableType:
-    """A borderless rich table with a bold header; `right` names the right-justified columns. A cell or title
-    too long for its column is broken over lines, never cut: a model name shortened to "ViTamin-XL..." would
-    not say which model it is. Where the table must fold, it folds between words: a column is narrowed to its
-    longest word before any word is broken; then a path at its slashes and a heading at its hyphens; and a
-    word is broken (after a hyphen where it has one) only when even those parts cannot fit. Cells
-    are plain text, never markup."""
-    return _Table(list(titles), [list(row) for row in rows], set(right))
+def side_by_side(titles: Sequence[str], rows: Sequence[Sequence[Cell]]) -> RenderableType:
+    """A table of things side by side, a column each after the first (the row labels): where they cannot all fit
+    the width, as many tables as it takes, each of as many of them as fit, the labels repeated in each."""
+    return _SideBySide(list(titles), [list(row) for row in rows])
 
 
-def _words(text: str, level: int) -> int:
-    """The width of the longest word of `text`, what its column needs not to break a word: at level 0 words
-    end at spaces; at level 1 also after a slash (a path's parts); at level 2 also after a hyphen."""
-    import re
+class _SideBySide:
+    def __init__(self, titles: list[str], rows: list[list[Cell]]) -> None:
+        self.titles, self.rows = titles, rows
 
-    from rich.cells import cell_len
-
-    pattern = (r"\S+", r"[^\s/]*/|[^\s/]+", r"[^\s/-]*[/-]|[^\s/-]+")[level]
-    return max((cell_len(word) for word in re.findall(pattern, text)), default=0)
-
-
-def _fold(text: str, width: int) -> str:
-    """`text` over lines of at most `width` cells: broken at spaces; a word wider than the line after a slash
-    (`jienengchen/` `ViTamin-L-224px`), a part still wider after a hyphen (`ViT-S-16-` `s128M`), and inside a
-    run of letters only when that alone is wider."""
-    return "\n".join(line for given in text.splitlines() or [""] for line in _fold_line(given, width))
-
-
-def _fold_line(given: str, width: int) -> list[str]:
-    """One line of text folded as `_fold` folds it."""
-    import re
-
-    from rich.cells import cell_len
-
-    if cell_len(given) <= width:
-        return [given]
-    lines: list[str] = []
-    line = ""
-    for word in given.split():
-        joined = f"{line} {word}" if line else word
-        if cell_len(joined) <= width:
-            line = joined
-            continue
-        if line:
-            lines.append(line)
-        line = _place(re.findall(r"[^/]*/+|[^/]+", word), width, lines, lambda part: re.findall(r"[^-]*-+|[^-]+", part))
-    lines.append(line)
-    return lines
-
-
-def _place(pieces: list[str], width: int, lines: list[str], split: Callable[[str], list[str]] | None) -> str:
-    """A word's pieces added to a new line, each full line appended to `lines`; the last line, still open. A
-    piece wider than the line is placed by its `split` parts, or cut where it has none."""
-    from rich.cells import cell_len
-
-    line = ""
-    for piece in pieces:
-        if line and cell_len(line + piece) > width:
-            lines.append(line)
-            line = ""
-        if cell_len(line + piece) <= width:
-            line += piece
-        elif split is not None:
-            line = _place(split(piece), width, lines, None)
-        else:  # a run of letters wider than the line
-            while cell_len(piece) > width:
-                lines.append(piece[:width])
-                piece = piece[width:]
-            line = piece
-    return line
-
-
-def _widths(natural: list[int], floors: list[list[int]], room: int) -> list[int] | None:
-    """Column widths that fit `room`: None when the natural widths fit; else the widest columns narrowed first,
-    down to the first floor that fits (the widths the columns' words need, or their parts), then to 1."""
-    if sum(natural) <= room:
-        return None
-    widths = list(natural)
-    # a floor that cannot fit would only narrow the short columns (a "2.9 MiB") before the long one gives way
-    for floor in [f for f in floors if sum(f) <= room][:1] + [[1] * len(widths)]:
-        while sum(widths) > room:
-            narrower = [i for i, w in enumerate(widths) if w > floor[i]]
-            if not narrower:
-                break
-            widest = max(narrower, key=lambda i: widths[i])
-            widths[widest] -= 1
-    return widths
-
-
-class _Table:
-    """A table made when it is printed, when the width it has is known (see `table`)."""
-
-    def __init__(self, titles: list[str], rows: list[list[Cell]], right: set[str]) -> None:
-        self.titles, self.rows, self.right = titles, rows, right
-
-    def _texts(self, index: int) -> list[str]:
-        cells = [row[index] for row in self.rows if index < len(row)]
-        return [self.titles[index], *(c if isinstance(c, str) else c[0] for c in cells)]
-
-    def build(self, room: int | None) -> Table:
-        from rich.cells import cell_len
-        from rich.table import Table
-        from rich.text import Text
-
-        widths: list[int] | None = None
-        if room is not None and self.titles:
-            texts = [self._texts(i) for i in range(len(self.titles))]
-            natural = [max((cell_len(line) for t in ts for line in t.splitlines()), default=0) for ts in texts]
-            # a column folds at spaces first; then a cell also at its slashes (a path), a heading at its hyphens too
-            spaces = [max(_words(t, 0) for t in ts) for ts in texts]
-            parts = [max([_words(ts[0], 2), *(_words(t, 1) for t in ts[1:])]) for ts in texts]  # rows or none
-            widths = _widths(natural, [spaces, parts], room - 2 * (len(self.titles) - 1))
-
-        def fold(text: str, index: int) -> str:
-            return text if widths is None else _fold(text, max(widths[index], 1))
-
-        built = Table(box=None, header_style="bold", pad_edge=False)
-        for index, title in enumerate(self.titles):
-            built.add_column(
-                Text(fold(title, index), overflow="fold"),
-                justify="right" if title in self.right else "left",
-                overflow="fold",
-                width=None if widths is None else max(widths[index], 1),
-            )
+    def _part(self, start: int, stop: int) -> TextTable:
+        """The labels and columns start to stop; a cell such as a Hub repo may fold after a slash."""
+        named = [Spec(t, right=True, path=True, named=True) for t in self.titles[start:stop]]
+        part = TextTable([Spec(self.titles[0]), *named])
         for row in self.rows:
-            built.add_row(
-                *(
-                    Text(fold(cell, i)) if isinstance(cell, str) else Text(fold(cell[0], i), style=cell[1])
-                    for i, cell in enumerate(row)
-                )
-            )
-        return built
+            part.add_row([row[0], *row[start:stop]])
+        return part
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.build(options.max_width)
+        room = None if options.max_width >= NATURAL_WIDTH else options.max_width
+        count = len(self.titles) - 1
+        each = count
+
+        def parts(each: int) -> list[TextTable]:
+            return [self._part(start, min(start + each, count + 1)) for start in range(1, count + 1, each)]
+
+        while each > 1 and room is not None and any(part.layout(room).broken for part in parts(each)):
+            each -= 1
+        for index, part in enumerate(parts(each)):
+            if index:
+                yield ""
+            yield _Rich(part)
+
+
+class _Rich:
+    """A TextTable as rich prints it: fitted to the console's width (none into a pipe: see console.console)."""
+
+    def __init__(self, built: TextTable) -> None:
+        self.built = built
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
+        natural = options.max_width >= NATURAL_WIDTH
+        lines, note = self.built.lines(None if natural else options.max_width)
+        for line in lines:
+            yield Text.assemble(*line, no_wrap=True, end="\n")
+        if note:
+            yield Text(note, style="dim")
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         from rich.measure import Measurement
 
-        return Measurement.get(console, options, self.build(None))
+        lines, _ = self.built.lines(None)
+        widest = max((sum(cell_width(t) for t, _ in line) for line in lines), default=0)
+        return Measurement(widest, widest)
 
 
 def write(
@@ -200,11 +128,31 @@ def write(
 
 @dataclass(frozen=True)
 class Column(Generic[T]):
-    """A column of a table of rows: its title, its cell for a row, and whether it is right-justified."""
+    """A column of a table of rows: its title, its cell for a row, whether it is right-justified, its priority
+    where the table must lose columns to fit (0: never; the highest goes first), its key for `--columns`
+    (default: made of the title) and whether its cells are paths (texttable.Spec)."""
 
     title: str
     cell: Callable[[T], Cell]
     right: bool = False
+    priority: int = 0
+    key: str = ""
+    path: bool = False
+
+    @property
+    def spec(self) -> Spec:
+        return Spec(self.title, right=self.right, priority=self.priority, key=self.key, path=self.path)
+
+
+C = TypeVar("C", Column[Any], Spec)
+
+
+def picked(columns: Sequence[C], chosen: str | None) -> list[C]:
+    """The columns (Columns or Specs) `--columns a,b,c` chose, in its order; all of them when it was not given."""
+    if not chosen:
+        return list(columns)
+    names = [c.name if isinstance(c, Spec) else c.spec.name for c in columns]
+    return [columns[i] for i in chosen_indices(names, columns_asked(chosen))]
 
 
 def write_rows(
@@ -218,13 +166,13 @@ def write_rows(
     markdown: Callable[[], str] | None = None,
     fields: Sequence[str] | None = None,
 ) -> None:
-    """Rows as a table (then `after`, for a summary line), markdown (of the same cells, unless the command has
-        its own), JSON (the list of their records, or the `document` made of it) or CSV of their records (their
-    `fields`, by default every key)."""
+    """Rows as a table (then `after`, for a summary line), markdown (of the same cells, unless the command has its
+    own), JSON (the list of their records, or the `document` made of it) or CSV of their records (their `fields`,
+    by default every key)."""
 
     def show() -> None:
         cells = [[c.cell(row) for c in columns] for row in rows]
-        console.console().print(table([c.title for c in columns], cells, right={c.title for c in columns if c.right}))
+        console.console().print(table([c.spec for c in columns], cells, choosable=True))
         if after is not None:
             after()
 
@@ -239,6 +187,15 @@ def write_rows(
         markdown=markdown
         or (lambda: to_markdown([c.title for c in columns], [[c.cell(row) for c in columns] for row in rows])),
     )
+
+
+def write_prose(text: str) -> None:
+    """Sentences under a table: on a terminal, folded between words (and a long path after its slashes) to its
+    width, as the table is; into a pipe, each line as it is."""
+    columns = console.width()
+    if columns is not None:
+        text = "\n".join(line for given in text.rstrip("\n").split("\n") for line in fold(given, columns, path=True))
+    console.write_text(text)
 
 
 def to_csv(records: Sequence[Mapping[str, Any]], fields: Sequence[str] | None = None) -> str:

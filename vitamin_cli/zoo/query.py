@@ -35,6 +35,7 @@ from vitamin_cli.errors import UsageError, scrub
 OPTION = "--where"
 MAX_LENGTH = 1000  # characters
 MAX_DEPTH = 50  # parentheses and `not`s, one inside the other
+MAX_LISTED = 20  # names a hint lists; more are left to the docs
 
 Values = Mapping[str, float | int | None]
 Test = Callable[[Values], bool]
@@ -348,6 +349,8 @@ def _names_hint(name: str, fields: Collection[str], aliases: Mapping[str, str]) 
     by_lower = {k.lower(): k for k in [*fields, *aliases]}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
     guess = f"did you mean {' or '.join(by_lower[c] for c in close)}? " if close else ""
+    if len(fields) + len(aliases) > MAX_LISTED:  # the whole list would bury the guess: name the table that has it
+        return guess + f"names such as {', '.join([*aliases, *fields][:8])}; docs/cli.md#fields lists them all"
     names = f"names: {', '.join(fields)}"
     if aliases:
         names += "; aliases: " + ", ".join(f"{alias} = {canonical}" for alias, canonical in aliases.items())
