@@ -95,7 +95,7 @@ class _Rich:
         for line in lines:
             yield Text.assemble(*line, no_wrap=True, end="\n")
         if note:
-            yield Text(note, style="dim")
+            yield Text("\n".join(fold(note, options.max_width)), style="dim")
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         from rich.measure import Measurement
