@@ -52,6 +52,8 @@ def key_of(title: str) -> str:
     return re.sub(r"[^0-9a-z%]+", "_", title.lower()).strip("_").replace("%", "pct") or "note"
 
 
+FOLD_LINES = 4  # the most lines a cell folds over before the table rather hides a column
+
 # A cell: its text; or its text and a style (space-separated names of _ANSI, or ""); or both and a short form,
 # shown instead where the table is too wide for the text (a path from `~`, a hash's prefix).
 Cell = str | tuple[str, str] | tuple[str, str, str]
@@ -169,17 +171,21 @@ class TextTable:
             (i for i in everything if self.specs[i].priority > 0), key=lambda i: (-self.specs[i].priority, -i)
         )
         sizes = {short: [self._sizes(i, short) for i in everything] for short in {False, has_short}}
-        for dropped in range(len(optional) + 1):
-            shown = [i for i in everything if i not in optional[:dropped]]
-            for short in dict.fromkeys((False, has_short)):
-                for gap in (2, 1):
-                    room_left = room - gap * (len(shown) - 1)
-                    natural = [sizes[short][i][0] for i in shown]
-                    if sum(natural) <= room_left:
-                        return _Layout(shown, None if not dropped and not short else natural, gap, short, False)
-                    floors = [sizes[short][i][1] for i in shown]
-                    if sum(floors) <= room_left:
-                        return _Layout(shown, _narrowed(natural, floors, room_left), gap, short, False)
+        # a cell folded over more than FOLD_LINES lines reads worse than a column hidden: that is tried first
+        for fold in ("few lines", "words"):
+            for dropped in range(len(optional) + 1):
+                shown = [i for i in everything if i not in optional[:dropped]]
+                for short in dict.fromkeys((False, has_short)):
+                    for gap in (2, 1):
+                        room_left = room - gap * (len(shown) - 1)
+                        natural = [sizes[short][i][0] for i in shown]
+                        if sum(natural) <= room_left:
+                            return _Layout(shown, None if not dropped and not short else natural, gap, short, False)
+                        floors = [sizes[short][i][1] for i in shown]
+                        if fold == "few lines":
+                            floors = [max(f, -(-n // FOLD_LINES)) for f, n in zip(floors, natural, strict=True)]
+                        if sum(floors) <= room_left:
+                            return _Layout(shown, _narrowed(natural, floors, room_left), gap, short, False)
         shown = [i for i in everything if i not in optional]
         room_left = room - (len(shown) - 1)
         natural = [sizes[has_short][i][0] for i in shown]
