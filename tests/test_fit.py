@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vitamin_cli import zoo
-from vitamin_cli.views.texttable import Spec, TextTable, short_path
+from vitamin_cli.views.texttable import Spec, TextTable, _fit, short_path
 
 WIDTHS = (60, 80, 120)
 Terminal = Callable[[int], None]
@@ -83,8 +83,10 @@ def test_a_table_fits_and_keeps_names_and_numbers_whole(table: tuple[list[Spec],
     assert all(len(line) <= width for line in texts), texts
     hidden = [i for i in range(len(specs)) if i not in fit.shown]
     assert all(specs[i].priority > 0 for i in hidden)  # a column of priority 0 is never hidden
-    kept = [i for i in fit.shown if specs[i].priority > 0]
-    assert all((specs[h].priority, h) >= (specs[k].priority, k) for h in hidden for k in kept)  # lowest go first
+    if not fit.broken:  # hidden only for want of room: none of them fits back beside those shown
+        sizes = {short: [built._sizes(i, short) for i in range(len(specs))] for short in (False, True)}
+        for h in hidden:
+            assert _fit(sorted([*fit.shown, h]), sizes, True, width, "few lines") is None, (h, specs[h])
     assert (note is not None) == bool(hidden)
     if fit.broken:
         return
@@ -102,6 +104,14 @@ def test_a_table_too_wide_hides_its_lowest_priority_columns_with_a_note() -> Non
     assert ["".join(t for t, _ in line).split() for line in lines][1] == ["ViTamin-XL-384-s13.3B", "1,234.5", "1.5"]
     assert note is not None and "hidden to fit 60 columns: Note" in note
     assert built.lines(None)[1] is None  # a pipe has no width to fit
+
+
+def test_the_least_used_columns_go_first_and_a_narrow_one_comes_back() -> None:
+    built = TextTable([Spec("Model"), Spec("A", priority=3), Spec("Wide", priority=2), Spec("B", priority=1)])
+    built.add_row(["ViTamin-XL-384-s13.3B", "1.0", "w" * 30, "2.0"])
+    assert built.layout(55).shown == [0, 1, 3]  # Wide goes; A, hidden first, fits again beside B
+    assert built.layout(30).shown == [0, 1, 3]
+    assert built.layout(27).shown == [0, 3]
 
 
 def test_paths_are_shortened_before_columns_go() -> None:
@@ -210,6 +220,10 @@ def test_every_command_table_fits_the_terminal(
         assert result.exit_code in (0, 1), (argv, result.stderr)
         # show's open_clip snippet is code to paste, left as it is (a terminal wraps it, a copy joins it again)
         check_fits(result.stdout.split("\nopen_clip\n")[0], width, names)
+        if argv[0] == "cache":  # the repo's folder whole, the path from the cache
+            assert "models--jienengchen--ViTamin-L-224px/" in result.stdout, result.stdout
+        if argv[0] == "show":  # a label and its value on one line
+            assert any("Dist. shift 74.1*" in line for line in result.stdout.splitlines()), result.stdout
         if argv[0] == "tasks":  # the longest key, whole
             assert "vtab/clevr_closest_object_distance" in result.stdout.split()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,40 @@ def test_ls_start_up_imports_nothing_more_for_a_plain_listing(run: Run) -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert loaded.stderr.strip() == "[]"
+
+
+def test_a_scaled_number_is_read_in_the_fields_unit(run: Run) -> None:
+    assert names(run, "--where", "macs < 10G") == names(run, "--where", "macs < 10")
+    assert names(run, "--where", "params_total < 0.1B") == names(run, "--where", "params_total < 100")
+    assert names(run, "--where", "samples > 1.28B") == [
+        m.name for m in zoo.load().models if m.seen_samples_total > 1.28e9
+    ]
+    refused = run("ls", "--where", "imagenet > 80K")
+    assert refused.exit_code == 2 and "imagenet takes no K/M/B/G/T scale" in refused.stderr
+    assert "unknown name 'mäcs'" in run("ls", "--where", "mäcs < 5").stderr
+
+
+def test_the_fields_a_listing_is_sorted_or_chosen_by_stay_shown(run: Run, terminal: Callable[[int], None]) -> None:
+    terminal(60)
+    for argv, title in (
+        (["--sort", "vtab", "-r"], "VTAB"),
+        (["--pareto", "macs,retr"], "Retr."),
+        (["--where", "shift > 70"], "Shift"),
+    ):
+        shown = run("ls", *argv).stdout
+        assert title in shown.splitlines()[1].split(), shown
+        assert max(len(line) for line in shown.splitlines()) <= 60
+
+
+def test_pareto_names_each_field_once_and_counts_in_words(run: Run) -> None:
+    twice = run("ls", "--pareto", "macs,macs_image_g")
+    assert twice.exit_code == 2 and "names macs_image_g twice" in twice.stderr
+    one = run("ls", "--where", "imagenet > 82.8", "--pareto", "macs,imagenet")
+    assert one.stderr.rstrip().endswith(": 1 model")
+
+
+def test_plot_reads_where_before_any_file(run: Run, tmp_path: Path) -> None:
+    wrong = run("plot", "--where", "macs <", "--bench", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "p.png"))
+    assert wrong.exit_code == 2 and "--where" in wrong.stderr and "none.jsonl" not in wrong.stderr
+    measured = run("plot", "--where", "throughput > 1", "-o", str(tmp_path / "p.png"))
+    assert measured.exit_code == 2 and "`vitamin ls` and `vitamin plot` take it" in measured.stderr

@@ -212,8 +212,9 @@ def refused(expr: str) -> UsageError:
         ("macs < inf", "unknown name 'inf'", "       ^^^"),
         ("macs > nan", "unknown name 'nan'", "       ^^^"),
         ("macs < 1\tand\nmacss > 2", "unknown name 'macss'", "             ^^^^^"),  # tab, newline: one column
-        ("macs < 1 and 中 > 2", "unexpected character '中' (U+4E2D)", "             ^^"),
-        ("macs\u3000< 1 and\u3000名 > 2", "unexpected character '名' (U+540D)", "             ^^"),
+        ("macs < 1 and 中 > 2", "unknown name '中'", "             ^^"),  # letters of any script make a name
+        ("macs\u3000< 1 and\u3000名 > 2", "unknown name '名'", "             ^^"),
+        ("macs < 1 and ＜ 2", "unexpected character '＜' (U+FF1C)", "             ^^"),
         ("macs < 1 and \x1b[31m", "unexpected character U+001B", "             ^"),
         ("  ", "the expression is empty", "  ^"),
     ],

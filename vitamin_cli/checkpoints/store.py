@@ -565,8 +565,8 @@ class Store:
 
     def rehearse(self, names: Iterable[str]) -> Iterator[tuple[str, Removal]]:
         """What `remove` of each name, one after the other, would delete and keep: the same steps on the cache as
-        the names before would leave it, deleting, locking and writing nothing. A partial download that a pull
-        running now holds the lock of counts as deleted (`remove` itself would keep it)."""
+        the names before would leave it, deleting, locking and writing nothing. Where `remove` would wait for a
+        pull running now of the name's own files, it says what `remove` would do once that pull is done."""
         manifest = read(self.root)
         gone: list[Path] = []
         for name in names:

@@ -105,7 +105,7 @@ def bench_command(
     results = bench_sweep.in_table_order(_shown_live(found, log), models)
     sink.write_rows(chosen, results, shown, record=lambda r: r.to_json(), fields=bench_results.JSON_KEYS)
     for note in bench_notes(results, out):
-        print(note, file=sys.stderr)
+        sink.write_note(note)
     _exit_if_failed(results, weights)
 
 

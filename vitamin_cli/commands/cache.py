@@ -91,9 +91,9 @@ def cache_command(
 # The table's columns; on a narrow terminal paths are shown from the cache (or `~`), then Pulled and Revision go.
 COLUMNS = (
     Spec("Model"),
-    Spec("Size", right=True),
-    Spec("Revision", priority=1),
-    Spec("Pulled", priority=2),
+    Spec("Size", right=True, priority=1),
+    Spec("Revision", priority=2),
+    Spec("Pulled", priority=3),
     Spec("Path", path=True),
 )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated
 
@@ -100,7 +99,7 @@ def eval_command(
     sink.write_rows(chosen, results, shown, record=lambda r: r.to_json(), document=document,
                     after=lambda: views.print_columns({n: cols for n, (_, cols) in summaries.items()}))  # fmt: skip
     for note in views.eval_notes(results, out):
-        print(note, file=sys.stderr)
+        sink.write_note(note)
     if any(r.status == "failed" for r in results) or (selection.explicit and any(r.task == "-" for r in results)):
         raise typer.Exit(EXIT_FAILURE)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -99,7 +98,7 @@ def ls_command(
     given = [
         flag for flag, on in (("--bench", bench_file or gpu), ("--eval", eval_file), ("--audit", with_audit)) if on
     ]
-    order, axes = _query(selection, sort, pareto, given)  # a mistake in them is said before any file is read
+    order, axes, named = _query(selection, sort, pareto, given)  # a mistake in them is said before any file is read
     registry = zoo.load(zoo_path)
     everything = replace(selection, where=None).models(registry)
     measured = Measured.read(registry, everything, bench_file, gpu, eval_file, with_audit)
@@ -121,7 +120,8 @@ def ls_command(
             speeds=measured.speeds,
             accuracy=measured.accuracy,
         )
-        if columns:
+        shown.keep(named)  # the columns the listing is sorted or chosen by stay, however narrow the terminal
+        if columns is not None:
             shown.choose(columns_asked(columns))
         console.write_text(shown.render(color=use_color(), width=console.width(), rule=rule_char()))
         note = render.others_note(models, measured.speeds, measured.accuracy)
@@ -129,7 +129,8 @@ def ls_command(
             sink.write_prose(note)
         if pareto is not None:
             said = " and ".join(f"{f.name} ({f.better} is better)" for f in axes)
-            print(f"the Pareto front on {said}: {len(models)} models", file=sys.stderr)
+            count = f"{len(models)} model{'s' * (len(models) != 1)}"
+            sink.write_note(f"the Pareto front on {said}: {count}")
 
     def records() -> list[dict[str, object]]:
         paths = _pulled_paths(models, cache_dir)
@@ -156,17 +157,18 @@ def _refuse_conflicts(
 
 def _query(
     selection: opt.Selection, sort: str | None, pareto: str | None, given: list[str]
-) -> tuple[fields_.Field | None, list[fields_.Field]]:
+) -> tuple[fields_.Field | None, list[fields_.Field], set[str]]:
     """The field --sort names and those --pareto names, checked with --where: names, and the options that give
-    the measured ones."""
+    the measured ones; and the table columns of all the fields they name."""
     if selection.where is None and sort is None and pareto is None:  # plain ls imports none of this
-        return None, []
+        return None, [], set()
     from vitamin_cli.zoo import fields
 
-    if selection.where is not None:
-        fields.where(selection.where, given)
+    used = sorted(fields.where(selection.where, given).fields) if selection.where is not None else []
     order = fields.resolve(sort, given, "--sort") if sort is not None else None
-    return order, _pareto_fields(pareto, given) if pareto is not None else []
+    axes = _pareto_fields(pareto, given) if pareto is not None else []
+    named = [fields.BY_NAME[n] for n in used] + ([order] if order else []) + axes
+    return order, axes, {f.column for f in named if f.column}
 
 
 def _pareto_fields(value: str, given: list[str]) -> list[fields_.Field]:
@@ -176,6 +178,9 @@ def _pareto_fields(value: str, given: list[str]) -> list[fields_.Field]:
     if len(names) < 2:
         raise UsageError("--pareto needs two fields or more, e.g. --pareto macs,imagenet")
     found = [fields.resolve(n, given, "--pareto") for n in names]
+    twice = [f.name for i, f in enumerate(found) if f in found[:i]]
+    if twice:
+        raise UsageError(f"--pareto names {twice[0]} twice", hint="name each field once, e.g. --pareto macs,imagenet")
     for f in found:
         if f.better is None:
             raise UsageError(

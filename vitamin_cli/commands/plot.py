@@ -79,6 +79,10 @@ def plot_command(
         plot.check_label(label)
     if out is not None:
         check_writable(out)
+    if selection.where is not None:  # a mistake in it is said before any file is read
+        from vitamin_cli.zoo import fields
+
+        fields.where(selection.where, [f for f, on in (("--bench", bench_file or gpu), ("--eval", eval_file)) if on])
     registry = zoo.load(zoo_path)
     measured = Measured.read(registry, replace(selection, where=None).models(registry), bench_file, gpu, eval_file)
     models = selection.models(registry, measured.values, measured.given())  # --where reads what was measured too

@@ -72,7 +72,6 @@ def rm_command(
         size += sum(p.size_bytes for p in partials if set(p.names) & set(present))
         _confirm(f"Delete {', '.join(present)} (up to {console.human_bytes(size)}) from {store.root}?")
     # each name's removal said as it is done, so that an error in the next one leaves it told
-    # each name's removal said as it is done, so that an error in the next one leaves it told
     done = store.rehearse(present) if dry_run else ((n, store.remove(n)) for n in present)
     for name, removal in done:
         _show(name, removal, store.root)

@@ -41,7 +41,9 @@ def show_command(
 
     def view() -> None:
         out = console.console()
-        for part in render.show_view(registry, model, _pulled(model, cache_dir)):
+        from vitamin_cli.checkpoints.store import Store
+
+        for part in render.show_view(registry, model, _pulled(model, cache_dir), Store(cache_dir).root):
             out.print(part)
             out.print()
         # Plain text, never wrapped or cropped, so that it can be pasted as it is.

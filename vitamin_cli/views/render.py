@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from vitamin_cli.views.texttable import Spec, TextTable
+from vitamin_cli.views.texttable import Spec, TextTable, short_path
 from vitamin_cli.zoo import JSON_KEYS, METRICS, Model, Weights, Zoo
 
 if TYPE_CHECKING:
@@ -221,15 +221,15 @@ def show_json(registry: Zoo, model: Model) -> dict[str, object]:
     }
 
 
-def show_view(registry: Zoo, model: Model, pulled: str | None = None) -> list[RenderableType]:
+def show_view(registry: Zoo, model: Model, pulled: str | None = None, cache: object = None) -> list[RenderableType]:
     """The `vitamin show` view, with where the model's checkpoint is in the cache (`pulled`: its path, "" when it
-    is not pulled, None when it has no weights). Text from the zoo file goes in as plain Text, never parsed as
-    rich markup."""
+    is not pulled, None when it has no weights; `cache`: the cache's folder, which a narrow terminal shows the
+    path from). Text from the zoo file goes in as plain Text, never parsed as rich markup."""
     from rich.text import Text
 
     from vitamin_cli.views.sink import Cell, table
 
-    parts: list[RenderableType] = [Text(model.name, style="bold"), _facts(registry, model, pulled)]
+    parts: list[RenderableType] = [Text(model.name, style="bold"), _facts(registry, model, pulled, cache)]
     siblings = registry.siblings(model)
     if siblings:
         rows: list[list[Cell]] = [
@@ -258,14 +258,16 @@ def show_view(registry: Zoo, model: Model, pulled: str | None = None) -> list[Re
 
 
 class _Facts:
-    """Labelled lines, fitted to the console's width: text folds between words, a path (`kind` "path") after its
-    slashes, and a hash too long for the line (`kind` "hash") is shown by its prefix and marked with an ellipsis."""
+    """Labelled lines, fitted to the console's width: text folds between words; a path (`kind` "path") takes its
+    short form where it does not fit (`short`: from the cache) and folds after its slashes; a hash too long for
+    the line (`kind` "hash") is shown by its prefix and marked with an ellipsis; pairs of a label and its value
+    (`kind` "pairs") fold between pairs, never inside one."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, tuple[str | tuple[str, str], ...], str]] = []
+        self.rows: list[tuple[str, tuple[str | tuple[str, str], ...], str, str | None]] = []
 
-    def add(self, label: str, *parts: str | tuple[str, str], kind: str = "text") -> None:
-        self.rows.append((label, parts, kind))
+    def add(self, label: str, *parts: str | tuple[str, str], kind: str = "text", short: str | None = None) -> None:
+        self.rows.append((label, parts, kind, short))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.table import Table
@@ -274,22 +276,45 @@ class _Facts:
         from vitamin_cli.console import NATURAL_WIDTH
         from vitamin_cli.views.texttable import fold
 
-        labels = max(len(label) for label, _, _ in self.rows)
+        labels = max(len(row[0]) for row in self.rows)
         room = None if options.max_width >= NATURAL_WIDTH else max(options.max_width - labels - 2, 8)
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        for label, parts, kind in self.rows:
+        for label, parts, kind, short in self.rows:
             plain = "".join(p if isinstance(p, str) else p[0] for p in parts)
             if room is not None and kind == "path":
-                parts = ("\n".join(fold(plain, room, path=True)),)
+                shown = short if short is not None and len(plain) > room else plain
+                parts = ("\n".join(fold(shown, room, path=True)),)
             elif room is not None and kind == "hash" and len(plain) > room:
                 parts = (plain[: room - 1] + "…",)
+            elif room is not None and kind == "pairs":
+                parts = _pairs_folded(parts, room)
             grid.add_row(label, Text.assemble(*parts))
         yield grid
 
 
-def _facts(registry: Zoo, model: Model, pulled: str | None) -> _Facts:
+def _pairs_folded(parts: tuple[str | tuple[str, str], ...], room: int) -> tuple[str | tuple[str, str], ...]:
+    """Label and value pairs (each label after the first led by two spaces) over lines of at most `room`: a new
+    line starts before a pair that does not fit, without its leading spaces."""
+
+    def text(part: str | tuple[str, str]) -> str:
+        return part if isinstance(part, str) else part[0]
+
+    folded: list[str | tuple[str, str]] = []
+    width = 0
+    for label, value in zip(parts[::2], parts[1::2], strict=True):
+        size = len(text(label)) + len(text(value))
+        if folded and width + size > room:
+            folded.append("\n")
+            label, width = text(label).lstrip(" "), 0
+            size = len(label) + len(text(value))
+        folded += [label, value]
+        width += size
+    return tuple(folded)
+
+
+def _facts(registry: Zoo, model: Model, pulled: str | None, cache: object) -> _Facts:
     """The model's facts as labelled lines: its names, sizes, costs, accuracy, network, weights and whether they
     are in the cache."""
     facts = _Facts()
@@ -316,7 +341,7 @@ def _facts(registry: Zoo, model: Model, pulled: str | None) -> _Facts:
         scores.append(
             (metric_text(model, metric) + "*", "bold green") if metric in wins else metric_text(model, metric)
         )
-    fact("accuracy (%)", *scores)
+    fact("accuracy (%)", *scores, kind="pairs")
     if wins:
         fact("", ("* best of its block (docs/zoo-schema.md, Winners)", "dim"))
     inline = registry.inline_architecture(model)
@@ -324,7 +349,8 @@ def _facts(registry: Zoo, model: Model, pulled: str | None) -> _Facts:
     fact("architecture", f"open_clip config '{model.arch}'" + ("" if inline is None else f", {where}"))
     _weights_facts(facts, model)
     if pulled is not None:
-        fact("pulled", pulled or ("no: `vitamin pull " + model.name + "` fetches it", "dim"), kind="path")
+        not_yet = ("no: `vitamin pull " + model.name + "` fetches it", "dim")
+        fact("pulled", pulled or not_yet, kind="path", short=short_path(pulled, cache) if pulled else None)
     return facts
 
 

@@ -192,10 +192,27 @@ def write_rows(
 def write_prose(text: str) -> None:
     """Sentences under a table: on a terminal, folded between words (and a long path after its slashes) to its
     width, as the table is; into a pipe, each line as it is."""
-    columns = console.width()
-    if columns is not None:
-        text = "\n".join(line for given in text.rstrip("\n").split("\n") for line in fold(given, columns, path=True))
-    console.write_text(text)
+    console.write_text(_folded(text, console.width()))
+
+
+def write_note(text: str) -> None:
+    """A note on stderr, folded as `write_prose` folds, to stderr's terminal when it is one; a line that starts
+    with spaces keeps them on the lines it folds into."""
+    import shutil
+    import sys
+
+    columns = shutil.get_terminal_size((80, 24)).columns if sys.stderr.isatty() else None
+    print(_folded(text, columns), file=sys.stderr)
+
+
+def _folded(text: str, columns: int | None) -> str:
+    if columns is None:
+        return text
+    lines = []
+    for given in text.rstrip("\n").split("\n"):
+        indent = given[: len(given) - len(given.lstrip(" "))]
+        lines += [indent + line for line in fold(given.strip(" "), max(columns - len(indent), 8), path=True)]
+    return "\n".join(lines)
 
 
 def to_csv(records: Sequence[Mapping[str, Any]], fields: Sequence[str] | None = None) -> str:

@@ -20,7 +20,7 @@ import shutil
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from vitamin_cli.errors import UsageError
@@ -124,6 +124,11 @@ class TextTable:
     def add_gap(self) -> None:
         self.rows.append(None)
 
+    def keep(self, keys: Iterable[str]) -> None:
+        """Never hide the columns of these keys (the ones a listing is sorted or chosen by)."""
+        wanted = set(keys)
+        self.specs = [replace(s, priority=0) if s.name in wanted else s for s in self.specs]
+
     def choose(self, keys: Sequence[str]) -> None:
         """Keep only the columns of these keys, in this order (`--columns a,b,c`)."""
         order = chosen_indices([s.name for s in self.specs], keys)
@@ -171,21 +176,22 @@ class TextTable:
             (i for i in everything if self.specs[i].priority > 0), key=lambda i: (-self.specs[i].priority, -i)
         )
         sizes = {short: [self._sizes(i, short) for i in everything] for short in {False, has_short}}
+
+        def fit(hidden: list[int], fold: str) -> _Layout | None:
+            return _fit([i for i in everything if i not in hidden], sizes, has_short, room, fold)
+
         # a cell folded over more than FOLD_LINES lines reads worse than a column hidden: that is tried first
         for fold in ("few lines", "words"):
             for dropped in range(len(optional) + 1):
-                shown = [i for i in everything if i not in optional[:dropped]]
-                for short in dict.fromkeys((False, has_short)):
-                    for gap in (2, 1):
-                        room_left = room - gap * (len(shown) - 1)
-                        natural = [sizes[short][i][0] for i in shown]
-                        if sum(natural) <= room_left:
-                            return _Layout(shown, None if not dropped and not short else natural, gap, short, False)
-                        floors = [sizes[short][i][1] for i in shown]
-                        if fold == "few lines":
-                            floors = [max(f, -(-n // FOLD_LINES)) for f, n in zip(floors, natural, strict=True)]
-                        if sum(floors) <= room_left:
-                            return _Layout(shown, _narrowed(natural, floors, room_left), gap, short, False)
+                hidden = optional[:dropped]
+                found = fit(hidden, fold)
+                if found is None:
+                    continue
+                for column in reversed(hidden):  # one hidden before may fit again beside those hidden after it
+                    again = fit([h for h in hidden if h != column], fold)
+                    if again is not None:
+                        hidden, found = [h for h in hidden if h != column], again
+                return found
         shown = [i for i in everything if i not in optional]
         room_left = room - (len(shown) - 1)
         natural = [sizes[has_short][i][0] for i in shown]
@@ -274,6 +280,26 @@ class TextTable:
         return text
 
 
+def _fit(
+    shown: list[int], sizes: dict[bool, list[tuple[int, int]]], has_short: bool, room: int, fold: str
+) -> _Layout | None:
+    """A layout of these columns that fits `room`: at their natural widths, else folded (down to the width of
+    their longest words, or with `fold` "few lines" to no more than FOLD_LINES lines a cell), in their full
+    text before their short forms, with gaps of 2 before 1; None if none fits."""
+    for short in dict.fromkeys((False, has_short)):
+        for gap in (2, 1):
+            room_left = room - gap * (len(shown) - 1)
+            natural = [sizes[short][i][0] for i in shown]
+            if sum(natural) <= room_left:
+                return _Layout(shown, natural if short else None, gap, short, False)
+            floors = [sizes[short][i][1] for i in shown]
+            if fold == "few lines":
+                floors = [max(f, -(-n // FOLD_LINES)) for f, n in zip(floors, natural, strict=True)]
+            if sum(floors) <= room_left:
+                return _Layout(shown, _narrowed(natural, floors, room_left), gap, short, False)
+    return None
+
+
 def columns_asked(value: str) -> list[str]:
     """`--columns a,b,c` as keys: split at commas, spaces trimmed, case ignored."""
     return [key.strip().lower() for key in value.split(",") if key.strip()]
@@ -347,14 +373,16 @@ def _cut(word: str, width: int, lines: list[str]) -> str:
 
 
 def short_path(path: object, root: object = None) -> str:
-    """A path as a narrow table shows it: from `root` (the cache: `models--org--name/...`) when it is inside, else
-    from `~` when it is in the home folder, else whole."""
+    """A path as a narrow table shows it: from `root` (the cache: `models--org--name/...`, a snapshot's commit
+    cut to 10 characters and marked `…`, as the Revision column shows it) when it is inside, else from `~` when
+    it is in the home folder, else whole."""
     text = str(path)
     for base, shown in ((root, ""), (os.path.expanduser("~"), "~/")):
         if base is not None and str(base) not in ("", "/"):
             prefix = str(base).rstrip("/") + "/"
             if text.startswith(prefix):
-                return shown + text[len(prefix) :]
+                inside = shown + text[len(prefix) :]
+                return re.sub(r"(/snapshots/[0-9a-f]{10})[0-9a-f]{30}/", r"\1…/", inside) if base is root else inside
     return text
 
 

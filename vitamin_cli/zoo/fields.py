@@ -30,6 +30,8 @@ class Field:
     better: str | None = None  # HIGHER or LOWER, for a Pareto front; None: neither
     source: str = ZOO  # ZOO, or the option that gives its values
     aliases: tuple[str, ...] = ()
+    unit: int | None = 0  # the power of ten it counts in (MACs in G: 9); None: a percentage, which no scale fits
+    column: str = ""  # its column in the `ls` table, which stays shown when the field sorts or filters
 
 
 _ACCURACY = {
@@ -47,25 +49,56 @@ FIELDS: tuple[Field, ...] = (
     Field("text_depth", "text tower layers"),
     Field("text_width", "text tower width"),
     Field("seen_samples", "samples seen in training, in all", aliases=("samples",)),
-    Field("params_image_m", "image tower params, M", LOWER, aliases=("params",)),
-    Field("params_text_m", "text tower params, M", LOWER, aliases=("params_text",)),
-    Field("params_total_m", "image + text params, M", LOWER, aliases=("params_total",)),
-    Field("macs_image_g", "image MACs, G (the paper's convention)", LOWER, aliases=("macs",)),
-    Field("macs_text_g", "text MACs, G", LOWER, aliases=("macs_text",)),
-    Field("macs_total_g", "image + text MACs, G", LOWER, aliases=("macs_total",)),
-    *(Field(m, about, HIGHER, aliases=_SHORT.get(m, ())) for m, about in _ACCURACY.items()),
-    Field("images_per_s", "measured image tower throughput", HIGHER, "--bench", ("throughput", "images_s")),
-    Field("texts_per_s", "measured text tower throughput", HIGHER, "--bench", ("texts_s",)),
+    Field("params_image_m", "image tower params, M", LOWER, aliases=("params",), unit=6, column="params"),
+    Field("params_text_m", "text tower params, M", LOWER, aliases=("params_text",), unit=6, column="params"),
+    Field("params_total_m", "image + text params, M", LOWER, aliases=("params_total",), unit=6, column="params"),
+    Field("macs_image_g", "image MACs, G (the paper's convention)", LOWER, aliases=("macs",), unit=9, column="macs"),
+    Field("macs_text_g", "text MACs, G", LOWER, aliases=("macs_text",), unit=9, column="macs"),
+    Field("macs_total_g", "image + text MACs, G", LOWER, aliases=("macs_total",), unit=9, column="macs"),
+    *(Field(m, about, HIGHER, aliases=_SHORT.get(m, ()), unit=None, column=m) for m, about in _ACCURACY.items()),
+    Field(
+        "images_per_s",
+        "measured image tower throughput",
+        HIGHER,
+        "--bench",
+        ("throughput", "images_s"),
+        column="images_s",
+    ),
+    Field("texts_per_s", "measured text tower throughput", HIGHER, "--bench", ("texts_s",), column="texts_s"),
     *(
         Field(
-            f"{m}_measured", f"{about}, measured", HIGHER, "--eval", tuple(f"{s}_measured" for s in _SHORT.get(m, ()))
+            f"{m}_measured",
+            f"{about}, measured",
+            HIGHER,
+            "--eval",
+            tuple(f"{s}_measured" for s in _SHORT.get(m, ())),
+            unit=None,
+            column=f"{m}_measured",
         )
         for m, about in _ACCURACY.items()
     ),
-    Field("params_image_m_measured", "image tower params, M, counted", LOWER, "--audit", ("params_measured",)),
-    Field("params_text_m_measured", "text tower params, M, counted", LOWER, "--audit"),
-    Field("macs_image_g_measured", "image MACs, G, counted (paper's convention)", LOWER, "--audit", ("macs_measured",)),
-    Field("macs_text_g_measured", "text MACs, G, counted (paper's convention)", LOWER, "--audit"),
+    Field(
+        "params_image_m_measured",
+        "image tower params, M, counted",
+        LOWER,
+        "--audit",
+        ("params_measured",),
+        6,
+        "params_measured",
+    ),
+    Field("params_text_m_measured", "text tower params, M, counted", LOWER, "--audit", (), 6, "params_measured"),
+    Field(
+        "macs_image_g_measured",
+        "image MACs, G, counted (paper's convention)",
+        LOWER,
+        "--audit",
+        ("macs_measured",),
+        9,
+        "macs_measured",
+    ),
+    Field(
+        "macs_text_g_measured", "text MACs, G, counted (paper's convention)", LOWER, "--audit", (), 9, "macs_measured"
+    ),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 NAMES = tuple(BY_NAME)
@@ -97,7 +130,7 @@ def where(expr: str, given: Collection[str]) -> Where:
     """`--where EXPR` parsed; a measured field whose option (`--bench`, ...) was not given is a usage error."""
     from vitamin_cli.zoo.query import parse
 
-    parsed = parse(expr, NAMES, ALIASES)
+    parsed = parse(expr, NAMES, ALIASES, {f.name: f.unit for f in FIELDS})
     _check_given([BY_NAME[name] for name in sorted(parsed.fields)], given, "--where")
     return parsed
 
@@ -106,10 +139,8 @@ def _check_given(used: Iterable[Field], given: Collection[str], option: str) -> 
     for f in used:
         if f.source != ZOO and f.source not in given:
             flag = f.source + (" FILE" if f.source != "--audit" else "")
-            raise UsageError(
-                f"{option}: {f.name} is measured, and needs {flag}",
-                hint=f"give {flag}" + ("" if given else " (of `vitamin ls`)"),
-            )
+            takers = "`vitamin ls` takes it" if f.source == "--audit" else "`vitamin ls` and `vitamin plot` take it"
+            raise UsageError(f"{option}: {f.name} is measured, and needs {flag}", hint=f"give {flag} ({takers})")
 
 
 def values_of(model: Model, measured: Callable[[Model], Values] | None) -> dict[str, float | int | None]:

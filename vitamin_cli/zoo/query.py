@@ -56,7 +56,7 @@ _SCALES = {"k": 3, "K": 3, "M": 6, "B": 9, "G": 9, "T": 12}  # powers of ten
 
 _SPACE = re.compile(r"\s+")
 _NUMBER = re.compile(r"(-\s*)?([0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?([kKMBGT])?")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[^\W\d]\w*")  # letters of any script: `mäcs` is one (unknown) name
 _OPERATOR = re.compile(r"<=|>=|==|!=|=<|=>|<|>|=")
 _STUCK = re.compile(r"[A-Za-z0-9_.]+")  # what, stuck to a number, makes it no number: `100x`, `1.5.3`, `1_000`
 
@@ -80,9 +80,17 @@ class Where:
         return self._test(values)
 
 
-def parse(expr: str, fields: Collection[str], aliases: Mapping[str, str] = _NO_ALIASES) -> Where:
+def parse(
+    expr: str,
+    fields: Collection[str],
+    aliases: Mapping[str, str] = _NO_ALIASES,
+    units: Mapping[str, int | None] = MappingProxyType({}),
+) -> Where:
     """The expression, read against the fields it may name (canonical names, or aliases of them); a UsageError
-    pointing at the first token at fault if it cannot be read."""
+    pointing at the first token at fault if it cannot be read. `units`: the power of ten of a field's unit (9
+    for a count in G), so that a scaled number compared with it is read in that unit (`macs < 10G` is `macs <
+    10`); None for a field no scale means anything for (a percentage), which refuses one. A field not in
+    `units` counts in ones."""
     if len(expr) > MAX_LENGTH:
         shown = scrub(expr[:MAX_LENGTH])  # as the message will show it, so that the caret lands just past it
         raise _error(
@@ -94,7 +102,7 @@ def parse(expr: str, fields: Collection[str], aliases: Mapping[str, str] = _NO_A
         )
     if not expr.strip():
         raise _error(expr, len(expr), len(expr), "the expression is empty", _GRAMMAR_HINT)
-    parser = _Parser(expr, fields, aliases)
+    parser = _Parser(expr, fields, aliases, units)
     test = parser.either()
     if parser.token.kind != "end":
         raise parser.leftover("")
@@ -150,10 +158,13 @@ class _Parser:
     comparison := operand (OP operand)+
     """
 
-    def __init__(self, expr: str, fields: Collection[str], aliases: Mapping[str, str]) -> None:
+    def __init__(
+        self, expr: str, fields: Collection[str], aliases: Mapping[str, str], units: Mapping[str, int | None]
+    ) -> None:
         self.expr = expr
         self.fields = fields
         self.aliases = aliases
+        self.units = units
         self.tokens = _tokens(expr)
         self.token = next(self.tokens)  # the next token, not yet taken
         self.depth = 0
@@ -199,13 +210,16 @@ class _Parser:
 
     def comparison(self) -> Test:
         first = self.token
+        tokens = [self.token]
         operands = [self.operand()]
         compares = []
         while self.token.kind == "op":
             compares.append(_COMPARISONS[self.take().text])
+            tokens.append(self.token)
             operands.append(self.operand())
         if not compares:
             raise self.no_comparison(first)
+        operands = [self.in_unit(tokens, operands, i) for i in range(len(operands))]
 
         def test(values: Values) -> bool:
             numbers = [_number(values, operand) for operand in operands]
@@ -213,6 +227,21 @@ class _Parser:
             return all(a is not None and b is not None and compare(a, b) for compare, a, b in pairs)
 
         return test
+
+    def in_unit(self, tokens: list[_Token], operands: list[str | float], i: int) -> str | float:
+        """The operand, a scaled number read in the unit of the fields beside it (`10G` beside MACs in G: 10)."""
+        token = tokens[i]
+        if token.kind != "number" or token.text[-1] not in _SCALES:
+            return operands[i]
+        beside = {n for n in (operands[j] for j in (i - 1, i + 1) if 0 <= j < len(operands)) if isinstance(n, str)}
+        powers = {self.units.get(name, 0) for name in beside}
+        unitless = sorted(n for n in beside if self.units.get(n, 0) is None)
+        if unitless:
+            hint = f"write {unitless[0]} as a plain number"
+            raise self.fail(token, f"{token.text!r}: {unitless[0]} takes no K/M/B/G/T scale", hint)
+        if len(powers) > 1:
+            raise self.fail(token, f"{token.text!r} sits between fields of different units", "compare it with one")
+        return _read_number(token.text, shift=-(next(iter(powers), 0) or 0))
 
     def operand(self) -> str | float:
         """A canonical field name, or a number."""
@@ -297,11 +326,17 @@ def _number_token(expr: str, match: re.Match[str]) -> _Token:
     if stuck:
         text = expr[match.start() : stuck.end()]
         raise _error(expr, match.start(), stuck.end(), f"{text!r} is not a number", _NUMBER_HINT)
+    return _Token("number", match.group(), match.start(), match.end(), _read_number(match.group()))
+
+
+def _read_number(text: str, shift: int = 0) -> float:
+    """A number's text as a float, its scale and `shift` powers of ten applied in one conversion of the decimal
+    text, so that 1.15B is the float nearest 1150000000, as 1.15e9 is, and 1.15B shifted by -9 the nearest 1.15."""
+    match = _NUMBER.fullmatch(text)
+    assert match is not None
     minus, digits, exponent, scale = match.groups()
-    # one conversion of the decimal text, so that 1.15B is the float nearest 1150000000, as 1.15e9 is
-    power = int(exponent or 0) + _SCALES.get(scale, 0)
-    value = float(f"{digits}e{power}")
-    return _Token("number", match.group(), match.start(), match.end(), -value if minus else value)
+    value = float(f"{digits}e{int(exponent or 0) + _SCALES.get(scale, 0) + shift}")
+    return -value if minus else value
 
 
 def _no_token(expr: str, at: int) -> UsageError:
