@@ -32,12 +32,13 @@ def fields() -> str:
         "## Fields",
         "",
         "The numbers `--where`, `--sort` and `--pareto` name, by their name or a short alias, in any case. A "
-        "measured field needs the option that gives it, which `vitamin ls` takes. `--where` compares them with "
-        "`<`, `<=`, `>`, `>=`, `==` (or `=`), `!=`, joined by `and`, `or`, `not` and parentheses; a plain number "
-        "is in the field's own unit (`macs < 10`: 10 G); one ending in K, M, B (or G) or T is read into it "
-        "(`macs < 10G` is the same, `samples > 1.28B`), and a percentage takes none; a model without a value of a field passes no comparison "
-        "of it. `--pareto` keeps the models no other is better than on every field it names, better being lower "
-        "for a cost and higher for an accuracy or a throughput.",
+        "measured field needs the option that gives it, which `vitamin ls` takes (and `vitamin plot`, `--bench` "
+        "and `--eval`). `--where` compares them with `<`, `<=`, `>`, `>=`, `==` (or `=`), `!=`, joined by `and`, "
+        "`or`, `not` and parentheses; a plain number is in the field's own unit (`macs < 10`: 10 G); one ending "
+        "in K, M, B (or G) or T is read into it (`macs < 10G` is the same, `samples > 1.28B`), and a percentage "
+        "takes none; a model without a value of a field passes no comparison of it. `--pareto` keeps the models "
+        "no other is better than on every field it names, better being lower for a cost and higher for an "
+        "accuracy or a throughput.",
         "",
         "| field | aliases | what | better | needs |",
         "|---|---|---|---|---|",
