@@ -82,6 +82,7 @@ def busy_machine(monkeypatch: pytest.MonkeyPatch, share: float) -> None:
     monkeypatch.setattr(machine.Watch, "__exit__", exit_)
 
 
+@pytest.mark.slow  # it keeps both cores busy for seconds on purpose
 def test_a_busy_machine_marks_the_row_noisy_and_says_why(
     tiny_zoo: zoo.Zoo, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -188,6 +188,7 @@ def test_counts_agree_in_number(capsys: pytest.CaptureFixture[str]) -> None:
     assert "measuring 1 architecture x 2 towers (1 model) on cpu" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two bench runs on the CPU, one of them of every model of its zoo
 def test_the_whole_zoo_on_a_cpu_is_announced_with_an_estimate(tiny: tuple, run: Run) -> None:  # type: ignore[type-arg]
     result = run("bench", "--device", "cpu", "--batch-size", "2", "--iters", "1", "--repeats", "1", "--json")
     assert result.exit_code == 0, result.stderr

@@ -62,6 +62,7 @@ def test_pareto_front_of_a_known_set() -> None:
     assert [p.name for p in fast] == ["slow-good", "fast-ok"]
 
 
+@pytest.mark.slow  # the legend and label tests draw the zoo too; these write whole files
 @pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG\r\n\x1a\n"), (".svg", b"<?xml")])
 def test_a_file_of_the_whole_zoo(run: Run, tmp_path: Path, suffix: str, magic: bytes) -> None:
     out = tmp_path / f"zoo{suffix}"

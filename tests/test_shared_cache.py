@@ -272,6 +272,7 @@ def test_pull_local_dir_takes_one_model(hub: Hub, run: Run, tmp_path: Path) -> N
 # No network
 
 
+@pytest.mark.slow  # it waits for a silent server
 def test_a_silent_server_is_named_within_seconds_with_the_offline_hint(tmp_path: Path) -> None:
     """A server that takes the connection and never answers (a network that drops packets looks the same):
     while the tries go on, stderr says so and names HF_HUB_OFFLINE=1."""
@@ -422,6 +423,7 @@ def test_a_copy_a_killed_pull_left_is_replaced(hub: Hub, run: Run, tmp_path: Pat
     assert sorted(p.name for p in target.iterdir()) == ["pytorch_model.bin"]
 
 
+@pytest.mark.slow  # it waits out a deadline
 def test_a_server_that_never_answers_is_given_up_at_the_deadline(tmp_path: Path) -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
