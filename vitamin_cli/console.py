@@ -31,13 +31,13 @@ def stdout() -> Any:
     return _kept if _kept is not None else sys.stdout
 
 
-def width() -> int | None:
-    """The width stdout's tables must fit: the terminal's (COLUMNS where set), or None, into a pipe or a file,
-    where rows keep their natural width whatever COLUMNS says (many shells and IDEs export it), so that no
-    model's name is broken across lines for `grep` or `cut`."""
+def width(stream: Any = None) -> int | None:
+    """The width what goes to the stream (stdout by default) must fit: the terminal's (COLUMNS where set), or
+    None, into a pipe or a file, where rows keep their natural width whatever COLUMNS says (many shells and IDEs
+    export it), so that no model's name is broken across lines for `grep` or `cut`."""
     import shutil
 
-    if not _isatty(stdout()):
+    if not _isatty(stdout() if stream is None else stream):
         return None
     return shutil.get_terminal_size((80, 24)).columns
 

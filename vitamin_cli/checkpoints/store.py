@@ -551,7 +551,7 @@ class Store:
 
         removal = Removal()
         first = read(self.root, warn=False).of(name)
-        locks = sorted({confined(self.root, e.repo_cache(self.root).lock(e.etag)) for e in first})
+        locks = self._locks(first)
         with ExitStack() as held:
             try:
                 for lock in locks:
@@ -570,11 +570,15 @@ class Store:
         manifest = read(self.root)
         gone: list[Path] = []
         for name in names:
-            locks = sorted({confined(self.root, e.repo_cache(self.root).lock(e.etag)) for e in manifest.of(name)})
+            locks = self._locks(manifest.of(name))
             removal = Removal(dry_run=True, before=list(gone))
             self._remove_locked(name, manifest, locks, removal)
             gone += removal.deleted
             yield name, removal
+
+    def _locks(self, entries: Iterable[Record]) -> list[Path]:
+        """The blob locks of these entries, each once, in the order a pull takes them."""
+        return sorted({confined(self.root, e.repo_cache(self.root).lock(e.etag)) for e in entries})
 
     def _remove_locked(self, name: str, manifest: Manifest, locks: list[Path], removal: Removal) -> None:
         if manifest.problems:

@@ -13,7 +13,7 @@ from vitamin_cli import console, zoo
 from vitamin_cli.commands import _options as opt
 from vitamin_cli.errors import UsageError
 from vitamin_cli.views import render, sink
-from vitamin_cli.views.measured import Measured
+from vitamin_cli.views.measured import Measured, options_given
 from vitamin_cli.views.sink import OutputFormat
 from vitamin_cli.views.texttable import columns_asked, rule_char, use_color
 
@@ -95,9 +95,7 @@ def ls_command(
     CSV record; each record also says whether the model is pulled, and where."""
     chosen = opt.output_format(format_, FORMATS, as_json=as_json, as_csv=as_csv, as_markdown=as_markdown)
     _refuse_conflicts(chosen, sort=sort, reverse=reverse, pareto=pareto, columns=columns)
-    given = [
-        flag for flag, on in (("--bench", bench_file or gpu), ("--eval", eval_file), ("--audit", with_audit)) if on
-    ]
+    given = options_given(bench_file, gpu, eval_file, with_audit)
     order, axes, named = _query(selection, sort, pareto, given)  # a mistake in them is said before any file is read
     registry = zoo.load(zoo_path)
     everything = replace(selection, where=None).models(registry)

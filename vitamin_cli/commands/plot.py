@@ -73,19 +73,20 @@ def plot_command(
     joined, the Pareto front drawn. Without -o, the plot is drawn in the terminal."""
     from vitamin_cli.files import check_writable
     from vitamin_cli.views import plot
-    from vitamin_cli.views.measured import Measured
+    from vitamin_cli.views.measured import Measured, options_given
 
     if label is not None:
         plot.check_label(label)
     if out is not None:
         check_writable(out)
+    given = options_given(bench_file, gpu, eval_file)
     if selection.where is not None:  # a mistake in it is said before any file is read
         from vitamin_cli.zoo import fields
 
-        fields.where(selection.where, [f for f, on in (("--bench", bench_file or gpu), ("--eval", eval_file)) if on])
+        fields.where(selection.where, given)
     registry = zoo.load(zoo_path)
     measured = Measured.read(registry, replace(selection, where=None).models(registry), bench_file, gpu, eval_file)
-    models = selection.models(registry, measured.values, measured.given())  # --where reads what was measured too
+    models = selection.models(registry, measured.values, given)  # --where reads what was measured too
     pts = plot.points(models, x, y, measured.speeds, measured.accuracy)
     title = f"{len(pts)} models of the ViTamin zoo"
     if out is not None:

@@ -324,25 +324,25 @@ def tidy(repo: RepoCache, commit: str, gone: Sequence[Path] | None = None) -> li
         left = [p for p in (repo.folder / "snapshots" / commit).glob("**/*") if p.is_symlink() or p.is_file()]
         if any(p not in gone for p in left):
             return []
-        refs = sorted((repo.folder / "refs").glob("**/*"))
-        return [
-            r for r in refs if r.is_file() and not r.is_symlink() and r.read_text(errors="replace").strip() == commit
-        ]
+        return _refs_to(repo, commit)
     deleted = []
     snapshots = repo.folder / "snapshots"
     commit_folder = snapshots / commit
     _remove_empty_folders(commit_folder, stop=snapshots)
     if not commit_folder.exists():
-        for ref in sorted((repo.folder / "refs").glob("**/*")):
-            if ref.is_file() and not ref.is_symlink() and ref.read_text(errors="replace").strip() == commit:
-                if delete(repo.root, ref):
-                    deleted.append(ref)
+        deleted = [ref for ref in _refs_to(repo, commit) if delete(repo.root, ref)]
         _remove_empty_folders(repo.folder / "refs", stop=repo.folder)
     if not any(p.is_file() or p.is_symlink() for p in repo.folder.glob("**/*")):
         _remove_empty_folders(repo.folder, stop=repo.root)
     elif repo.folder.is_dir():
         (repo.folder / "snapshots").mkdir(exist_ok=True)  # the scanner reads a repo folder without one as broken
     return deleted
+
+
+def _refs_to(repo: RepoCache, commit: str) -> list[Path]:
+    """The repo's refs (plain files) that name the commit."""
+    refs = sorted((repo.folder / "refs").glob("**/*"))
+    return [r for r in refs if r.is_file() and not r.is_symlink() and r.read_text(errors="replace").strip() == commit]
 
 
 def _remove_empty_folders(top: Path, stop: Path) -> None:

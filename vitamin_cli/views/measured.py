@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from vitamin_cli.eval.results import Accuracy
 
 
+def options_given(
+    bench_file: Path | None, gpu: str | None, eval_file: Path | None, with_audit: bool = False
+) -> list[str]:
+    """The options of measured values a command was given, as zoo/fields.py names them (`--gpu` counts as
+    `--bench`: reading the values then asks for the file)."""
+    given = (("--bench", bench_file or gpu), ("--eval", eval_file), ("--audit", with_audit))
+    return [flag for flag, on in given if on]
+
+
 @dataclass
 class Measured:
     """What --bench, --eval and --audit give ls: the newest identity of each, as the table shows it."""
@@ -23,14 +32,6 @@ class Measured:
     speeds: Speeds | None = None
     accuracy: Accuracy | None = None
     audit: dict[str, dict[str, float]] | None = None
-
-    def given(self) -> list[str]:
-        """The options these values came from, as zoo/fields.py names them."""
-        return [
-            f
-            for f, on in (("--bench", self.speeds), ("--eval", self.accuracy), ("--audit", self.audit))
-            if on is not None
-        ]
 
     @classmethod
     def read(

@@ -70,13 +70,6 @@ CSV_COLUMNS = tuple(
 )
 
 
-def to_csv(models: Sequence[Model]) -> str:
-    """The JSON objects as CSV rows: aliases joined by `;`, `weights` flattened, null as an empty cell."""
-    from vitamin_cli.views.sink import to_csv as rows_to_csv
-
-    return rows_to_csv([m.to_json() for m in models], CSV_COLUMNS)
-
-
 def to_markdown(registry: Zoo, models: Sequence[Model]) -> str:
     """A markdown table in the zoo table's own columns, its winners in bold."""
     header = (
@@ -273,11 +266,12 @@ class _Facts:
         from rich.table import Table
         from rich.text import Text
 
-        from vitamin_cli.console import NATURAL_WIDTH
+        from vitamin_cli.views.sink import room_of
         from vitamin_cli.views.texttable import fold
 
         labels = max(len(row[0]) for row in self.rows)
-        room = None if options.max_width >= NATURAL_WIDTH else max(options.max_width - labels - 2, 8)
+        width = room_of(options)
+        room = None if width is None else max(width - labels - 2, 8)
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")

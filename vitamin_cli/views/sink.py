@@ -66,7 +66,7 @@ class _SideBySide:
         return part
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        room = None if options.max_width >= NATURAL_WIDTH else options.max_width
+        room = room_of(options)
         count = len(self.titles) - 1
         each = count
 
@@ -81,6 +81,12 @@ class _SideBySide:
             yield _Rich(part)
 
 
+def room_of(options: ConsoleOptions) -> int | None:
+    """The width a renderable must fit: the console's, or None on a console into a pipe (console.console), which
+    has no width to fit."""
+    return None if options.max_width >= NATURAL_WIDTH else options.max_width
+
+
 class _Rich:
     """A TextTable as rich prints it: fitted to the console's width (none into a pipe: see console.console)."""
 
@@ -90,8 +96,7 @@ class _Rich:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.text import Text
 
-        natural = options.max_width >= NATURAL_WIDTH
-        lines, note = self.built.lines(None if natural else options.max_width)
+        lines, note = self.built.lines(room_of(options))
         for line in lines:
             yield Text.assemble(*line, no_wrap=True, end="\n")
         if note:
@@ -198,11 +203,9 @@ def write_prose(text: str) -> None:
 def write_note(text: str) -> None:
     """A note on stderr, folded as `write_prose` folds, to stderr's terminal when it is one; a line that starts
     with spaces keeps them on the lines it folds into."""
-    import shutil
     import sys
 
-    columns = shutil.get_terminal_size((80, 24)).columns if sys.stderr.isatty() else None
-    print(_folded(text, columns), file=sys.stderr)
+    print(_folded(text, console.width(sys.stderr)), file=sys.stderr)
 
 
 def _folded(text: str, columns: int | None) -> str:

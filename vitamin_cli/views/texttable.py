@@ -94,7 +94,7 @@ def _words(text: str, path: bool | str) -> list[str]:
 @dataclass
 class _Layout:
     shown: list[int]
-    widths: list[int] | None  # None: natural widths, nothing folds
+    widths: list[int]
     gap: int
     short: bool  # cells take their short form
     broken: bool  # words may break (nothing else fitted)
@@ -110,10 +110,6 @@ class TextTable:
             c if isinstance(c, Spec) else Spec(c, right=i in marked or c in marked) for i, c in enumerate(columns)
         ]
         self.rows: list[Row] = []
-
-    @property
-    def titles(self) -> list[str]:
-        return [s.title for s in self.specs]
 
     def add_row(self, cells: Sequence[Cell]) -> None:
         self.rows.append(list(cells))
@@ -168,7 +164,7 @@ class TextTable:
     def layout(self, room: int | None) -> _Layout:
         everything = list(range(len(self.specs)))
         if room is None:
-            return _Layout(everything, None, 2, short=False, broken=False)
+            return _Layout(everything, [self._sizes(i, False)[0] for i in everything], 2, short=False, broken=False)
         has_short = any(
             isinstance(row, list) and any(_parts(c)[2] is not None for c in row) for row in self.rows
         ) or any(s.path for s in self.specs)
@@ -205,7 +201,7 @@ class TextTable:
         """The table's lines fitted to `width` (None: natural width), with a rule under the heading when `rule` is
         given; and the note that says which columns were hidden, if any were."""
         fit = self.layout(width)
-        widths = fit.widths or [self._sizes(i, False)[0] for i in fit.shown]
+        widths = fit.widths
         heading = [self._fold(fit, self.specs[i].title, p, self._title_folds(i)) for p, i in enumerate(fit.shown)]
         depth = max((len(h) for h in heading), default=1)
         heading = [[""] * (depth - len(h)) + h for h in heading]
@@ -222,8 +218,6 @@ class TextTable:
         return out, self._note(fit, width)
 
     def _fold(self, fit: _Layout, text: str, position: int, path: bool | str) -> list[str]:
-        if fit.widths is None:
-            return text.splitlines() or [""]
         return _fold(text, max(fit.widths[position], 1), path=path, broken=fit.broken)
 
     def _row_lines(self, row: list[Cell], fit: _Layout, widths: list[int]) -> list[Line]:
@@ -291,7 +285,7 @@ def _fit(
             room_left = room - gap * (len(shown) - 1)
             natural = [sizes[short][i][0] for i in shown]
             if sum(natural) <= room_left:
-                return _Layout(shown, natural if short else None, gap, short, False)
+                return _Layout(shown, natural, gap, short, False)
             floors = [sizes[short][i][1] for i in shown]
             if fold == "few lines":
                 floors = [max(f, -(-n // FOLD_LINES)) for f, n in zip(floors, natural, strict=True)]
